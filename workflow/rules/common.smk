@@ -1,0 +1,86 @@
+# Names, paths and input functions shared by every stage. All naming logic lives in
+# ptmbench.naming; this file only turns the validated config into lists and paths.
+
+import re
+
+from ptmbench import naming
+
+MODELS = list(config["models"])  # merged, fine-tuned and scored
+UNSEEN = list(config.get("unseen_models", {}))  # fine-tuned and scored, never merged
+BASES = MODELS + UNSEEN
+TASKS = config["tasks"]  # validated, in the fixed task order
+GLUE = [t for t in TASKS if t in naming.GLUE_TASKS]
+PAIRS = [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(TASKS)]
+RATIOS = [naming.format_ratio(r) for r in config["merge"]["ratios"]]
+MERGED = [f"{b}_{p}_{r}" for b in MODELS for p in PAIRS for r in RATIOS]
+PTMS = BASES + MERGED
+
+
+def _alt(names):
+    return "|".join(re.escape(n) for n in names) or "$^"
+
+
+wildcard_constraints:
+    base=_alt(BASES),
+    task=_alt(TASKS),
+    glue_task=_alt(GLUE),
+    pair=_alt(PAIRS),
+    ratio=_alt(RATIOS),
+    ptm=f"(?:{_alt(BASES)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?",
+
+
+def model_spec(base):
+    return config["models"].get(base) or config["unseen_models"][base]
+
+
+def ptm_of(ptm):
+    return naming.parse_ptm(ptm, BASES)
+
+
+def ptm_dir(ptm):
+    """Directory of a PTM's weights: the acquired base model or a merged model."""
+    p = ptm_of(ptm)
+    if p.is_merged:
+        return f"results/merged/{p.base}/{p.pair}_{p.ratio}"
+    return f"resources/models/{p.base}"
+
+
+def task_data(task):
+    """Acquired data of one task."""
+    if task == "squad_v2":
+        return [f"resources/data/squad_v2/{s}-v2.0.json" for s in ("train", "dev")]
+    return f"resources/data/glue/{task}"
+
+
+def hyperparameters(base, task):
+    return naming.hyperparameters(config, base, task)
+
+
+def size_class(base):
+    return "large" if naming.is_large(base) else "base"
+
+
+def mem_mb(small, large):
+    """Memory request by model size class, doubled on each retry."""
+    return lambda wc, attempt: (large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * attempt
+
+
+def runtime(small, large):
+    """Runtime request (minutes) by model size class, grown on each retry."""
+    return lambda wc, attempt: int((large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * (1 + 0.5 * (attempt - 1)))
+
+
+def _wc_ptm(wc):
+    if "ptm" in wc.keys():
+        return wc.ptm
+    return wc.base
+
+
+def all_outputs():
+    return (
+        [f"results/finetune/{b}/{t}/metrics.json" for b in BASES for t in TASKS]
+        + [f"results/finetune/{m}/{t}/metrics.json" for m in MERGED for t in TASKS]
+        + [f"results/graphs/{p}.dill" for p in PTMS]
+        + [f"results/logme/{p}/{t}.json" for p in PTMS for t in GLUE]
+        + EXPORT_OUTPUTS
+    )

@@ -1,0 +1,27 @@
+# Stage logme: LogME transferability of every PTM on every GLUE task.
+# Granularity: one job per (PTM, task). Feature extraction is the expensive part and is per task
+# anyway (each task has its own inputs); per-task jobs let a cluster spread 552 x 9 short GPU jobs,
+# a failure costs one task, and adding a task reruns nothing else.
+
+
+rule logme:
+    input:
+        model=lambda wc: ptm_dir(wc.ptm),
+        data=lambda wc: f"results/tokenized/{ptm_of(wc.ptm).base}/{wc.glue_task}",
+    output:
+        "results/logme/{ptm}/{glue_task}.json",
+    params:
+        max_examples=config["logme"]["max_examples"],
+        batch_size=config["logme"]["batch_size"],
+    log:
+        "logs/logme/{ptm}/{glue_task}.log",
+    benchmark:
+        "benchmarks/logme/{ptm}/{glue_task}.tsv"
+    threads: 2
+    resources:
+        mem_mb=mem_mb(16000, 32000),
+        runtime=runtime(120, 360),
+    conda:
+        "../../envs/ptmbench.yaml"
+    script:
+        "../scripts/logme.py"

@@ -1,0 +1,30 @@
+# Stage merge: for every base model, task pair (fixed order) and ratio, interpolate the two
+# fine-tuned encoders (published method: `.weight` tensors, everything else from the base),
+# streaming safetensors tensor by tensor. merge.keep=false makes merged weights temp().
+
+
+def _merged_output(path):
+    return directory(path) if config["merge"]["keep"] else temp(directory(path))
+
+
+rule merge:
+    input:
+        base="resources/models/{base}",
+        a=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[0]}/model",
+        b=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[1]}/model",
+    output:
+        _merged_output("results/merged/{base}/{pair}_{ratio}"),
+    params:
+        method=config["merge"]["method"],
+        density=config["merge"]["density"],
+    log:
+        "logs/merge/{base}/{pair}_{ratio}.log",
+    benchmark:
+        "benchmarks/merge/{base}/{pair}_{ratio}.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: (6000 if naming.is_large(wc.base) else 3000) * attempt,
+        runtime=30,
+    conda:
+        "../../envs/ptmbench.yaml"
+    script:
+        "../scripts/merge.py"

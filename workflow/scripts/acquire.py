@@ -1,0 +1,10 @@
+from ptmbench import acquire
+from ptmbench.provenance import job
+
+with job(snakemake):
+    if snakemake.rule == "acquire_model":
+        acquire.acquire_model(snakemake.wildcards.base, snakemake.params.spec, snakemake.output[0])
+    elif snakemake.rule == "acquire_glue":
+        acquire.acquire_glue(snakemake.wildcards.glue_task, snakemake.params.spec, snakemake.output[0])
+    else:
+        acquire.acquire_squad(snakemake.params.spec, snakemake.output.train, snakemake.output.dev)

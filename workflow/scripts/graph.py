@@ -1,0 +1,10 @@
+from ptmbench import graph
+from ptmbench.provenance import job
+
+with job(snakemake):
+    graph.write_graph(
+        model_dir=snakemake.input[0],
+        name=snakemake.wildcards.ptm,
+        out_path=snakemake.output[0],
+        feature_length=snakemake.params.feature_length,
+    )

@@ -1,0 +1,13 @@
+from ptmbench import logme
+from ptmbench.provenance import job
+
+with job(snakemake):
+    logme.score_ptm(
+        ptm=snakemake.wildcards.ptm,
+        model_dir=snakemake.input.model,
+        tokenized_dir=snakemake.input.data,
+        task=snakemake.wildcards.glue_task,
+        out_path=snakemake.output[0],
+        max_examples=snakemake.params.max_examples,
+        batch_size=snakemake.params.batch_size,
+    )
