@@ -5,7 +5,11 @@
 from ptmbench.config import validate
 
 
-configfile: "config/config.yaml"
+# The paper setup unless --configfile names another (a second config would be merged into the
+# first key by key, so the default is only read when none is given).
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, workflow.source_path("config/schema.yaml"))

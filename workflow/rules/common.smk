@@ -45,6 +45,11 @@ def ptm_dir(ptm):
     return f"resources/models/{p.base}"
 
 
+def merged_output(path):
+    """Merged weights are kept (published) unless merge.keep is false: then temp()."""
+    return directory(path) if config["merge"]["keep"] else temp(directory(path))
+
+
 def task_data(task):
     """Acquired data of one task."""
     if task == "squad_v2":

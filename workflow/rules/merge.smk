@@ -3,17 +3,13 @@
 # streaming safetensors tensor by tensor. merge.keep=false makes merged weights temp().
 
 
-def _merged_output(path):
-    return directory(path) if config["merge"]["keep"] else temp(directory(path))
-
-
 rule merge:
     input:
         base="resources/models/{base}",
         a=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[0]}/model",
         b=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[1]}/model",
     output:
-        _merged_output("results/merged/{base}/{pair}_{ratio}"),
+        merged_output("results/merged/{base}/{pair}_{ratio}"),
     params:
         method=config["merge"]["method"],
         density=config["merge"]["density"],
