@@ -1,11 +1,17 @@
 # Stage export: the published ptm_model_bench layout, tidy tables, and the LogME-vs-fine-tune
-# report (rank correlations and plots, also in `snakemake --report`).
+# report (rank correlations, plots and a text summary; all in `snakemake --report`).
+# Graph files are hard-linked into the export (copied where linking fails); see docs/export.md.
+
+
+report: "../report/workflow.rst"
+
 
 EXPORT_OUTPUTS = [
     "results/ptm_model_bench",
     "results/tables/performance.csv",
     "results/tables/logme.csv",
     "results/report/correlations.csv",
+    "results/report/summary.txt",
 ]
 
 
@@ -16,12 +22,14 @@ rule export:
         graphs=[f"results/graphs/{p}.dill" for p in PTMS],
     output:
         bench=directory("results/ptm_model_bench"),
-        performance="results/tables/performance.csv",
-        logme="results/tables/logme.csv",
+        performance=report("results/tables/performance.csv", caption="../report/performance.rst",
+                           category="Tables"),
+        logme=report("results/tables/logme.csv", caption="../report/logme.rst", category="Tables"),
     params:
         models=MODELS,
         unseen=UNSEEN,
         tasks=TASKS,
+        feature_length=config["graph"]["feature_length"],
     log:
         "logs/export/export.log",
     benchmark:
@@ -40,8 +48,12 @@ rule report:
         performance="results/tables/performance.csv",
         logme="results/tables/logme.csv",
     output:
-        correlations=report("results/report/correlations.csv", category="LogME vs fine-tuning"),
-        plots=report(directory("results/report/plots"), patterns=["{name}.png"], category="Plots"),
+        correlations=report("results/report/correlations.csv", caption="../report/correlations.rst",
+                            category="LogME vs fine-tuning"),
+        plots=report(directory("results/report/plots"), patterns=["{name}.png"],
+                     caption="../report/plots.rst", category="Plots"),
+        summary=report("results/report/summary.txt", caption="../report/summary.rst",
+                       category="LogME vs fine-tuning"),
     log:
         "logs/report/report.log",
     benchmark:

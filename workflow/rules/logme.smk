@@ -1,7 +1,10 @@
 # Stage logme: LogME transferability of every PTM on every GLUE task.
 # Granularity: one job per (PTM, task). Feature extraction is the expensive part and is per task
 # anyway (each task has its own inputs); per-task jobs let a cluster spread 552 x 9 short GPU jobs,
-# a failure costs one task, and adding a task reruns nothing else.
+# a failure costs one task, and adding a task reruns nothing else. Loading the PTM again per task
+# costs seconds against minutes of feature extraction (MNLI: 393k examples).
+# Output: results/logme/{ptm}/{task}.json with score, n, d, num_targets, time_s, feature_time_s,
+# logme_time_s, max_examples, provenance (see ptmbench.logme.score_ptm).
 
 
 rule logme:
@@ -11,6 +14,7 @@ rule logme:
     output:
         "results/logme/{ptm}/{glue_task}.json",
     params:
+        base=lambda wc: ptm_of(wc.ptm).base,
         max_examples=config["logme"]["max_examples"],
         batch_size=config["logme"]["batch_size"],
     log:

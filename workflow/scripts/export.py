@@ -13,6 +13,7 @@ with job(snakemake):
             out_dir=snakemake.output.bench,
             performance_csv=snakemake.output.performance,
             logme_csv=snakemake.output.logme,
+            feature_length=snakemake.params.feature_length,
         )
     else:
         export.report(
@@ -20,4 +21,5 @@ with job(snakemake):
             logme_csv=snakemake.input.logme,
             correlations_csv=snakemake.output.correlations,
             plots_dir=snakemake.output.plots,
+            summary_txt=snakemake.output.summary,
         )

@@ -10,4 +10,5 @@ with job(snakemake):
         out_path=snakemake.output[0],
         max_examples=snakemake.params.max_examples,
         batch_size=snakemake.params.batch_size,
+        base=snakemake.params.base,
     )

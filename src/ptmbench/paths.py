@@ -1,0 +1,135 @@
+"""The zoo a config implies and every job's output and log paths, without Snakemake.
+
+:class:`Zoo` turns a validated config into the name lists the rules use (MODELS, UNSEEN, BASES,
+TASKS, GLUE, PAIRS, RATIOS, MERGED, PTMS; ``workflow/rules/common.smk`` builds the same lists).
+:func:`jobs` lists the jobs of every stage with the paths the rule files declare, so tools that
+must not run Snakemake (``ptmbench.status``) see the same plan. Keep the templates here in step
+with ``workflow/rules/*.smk``; ``tests/test_status.py`` checks them against ``snakemake --summary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ptmbench import naming
+
+STAGES: tuple[str, ...] = (
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export",
+)
+DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
+ALL = "(all)"  # ... and of jobs that gather every model (export, report)
+
+EXPORT_DIR = "results/ptm_model_bench"
+PERFORMANCE_CSV = "results/tables/performance.csv"
+LOGME_CSV = "results/tables/logme.csv"
+CORRELATIONS_CSV = "results/report/correlations.csv"
+PLOTS_DIR = "results/report/plots"
+SUMMARY_TXT = "results/report/summary.txt"
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """Base models, tasks and merge ratios of a config, and the PTM names they imply."""
+
+    models: tuple[str, ...]  # merged, fine-tuned and scored
+    unseen: tuple[str, ...]  # fine-tuned and scored, never merged
+    tasks: tuple[str, ...]  # in the fixed task order
+    ratios: tuple[str, ...]  # formatted as in PTM names
+    keep_merged: bool = True
+
+    @classmethod
+    def from_config(cls, config: dict) -> Zoo:
+        return cls(
+            models=tuple(config["models"]),
+            unseen=tuple(config.get("unseen_models") or {}),
+            tasks=tuple(naming.ordered(config["tasks"])),
+            ratios=tuple(naming.format_ratio(r) for r in config["merge"]["ratios"]),
+            keep_merged=bool(config["merge"].get("keep", True)),
+        )
+
+    @property
+    def bases(self) -> list[str]:
+        return [*self.models, *self.unseen]
+
+    @property
+    def glue(self) -> list[str]:
+        return [t for t in self.tasks if t in naming.GLUE_TASKS]
+
+    @property
+    def pairs(self) -> list[str]:
+        return [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(self.tasks)]
+
+    @property
+    def merged(self) -> list[str]:
+        return [f"{b}_{p}_{r}" for b in self.models for p in self.pairs for r in self.ratios]
+
+    @property
+    def ptms(self) -> list[str]:
+        return self.bases + self.merged
+
+    def ptms_with_base(self) -> list[tuple[str, str]]:
+        """(PTM, its base model) for every PTM, in the order of :attr:`ptms`."""
+        return [(b, b) for b in self.bases] + [
+            (f"{b}_{p}_{r}", b) for b in self.models for p in self.pairs for r in self.ratios
+        ]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned job: its stage, the base model it belongs to, its outputs and its log file."""
+
+    stage: str
+    rule: str
+    base: str
+    name: str  # the job's wildcards, as a path-like label
+    outputs: tuple[str, ...]
+    log: str
+    temp: bool = False  # outputs are deleted by Snakemake once every consumer has run
+
+
+def task_data(task: str) -> list[str]:
+    if task == "squad_v2":
+        return [f"resources/data/squad_v2/{s}-v2.0.json" for s in ("train", "dev")]
+    return [f"resources/data/glue/{task}"]
+
+
+def _job(stage, rule, base, name, outputs, temp=False) -> Job:
+    return Job(stage, rule, base, name, tuple(outputs), f"logs/{rule}/{name}.log", temp)
+
+
+def jobs(zoo: Zoo) -> Iterator[Job]:
+    """Every job of the full DAG of ``zoo``, stage by stage (the order of :data:`STAGES`)."""
+    for b in zoo.bases:
+        yield _job("acquire", "acquire_model", b, b, [f"resources/models/{b}"])
+    for t in zoo.glue:
+        yield _job("acquire", "acquire_glue", DATA, t, task_data(t))
+    if "squad_v2" in zoo.tasks:
+        yield _job("acquire", "acquire_squad", DATA, "squad_v2", task_data("squad_v2"))
+    for b in zoo.bases:
+        for t in zoo.tasks:
+            yield _job("tokenize", "tokenize", b, f"{b}/{t}", [f"results/tokenized/{b}/{t}"])
+    for b in zoo.bases:
+        for t in zoo.tasks:
+            yield _job("finetune_base", "finetune_base", b, f"{b}/{t}",
+                       [f"results/finetune/{b}/{t}/metrics.json", f"results/finetune/{b}/{t}/model"])
+    for b in zoo.models:
+        for p in zoo.pairs:
+            for r in zoo.ratios:
+                yield _job("merge", "merge", b, f"{b}/{p}_{r}", [f"results/merged/{b}/{p}_{r}"],
+                           temp=not zoo.keep_merged)
+    for b in zoo.models:
+        for p in zoo.pairs:
+            for r in zoo.ratios:
+                for t in zoo.tasks:
+                    m = f"{b}_{p}_{r}"
+                    yield _job("finetune_merged", "finetune_merged", b, f"{m}/{t}",
+                               [f"results/finetune/{m}/{t}/metrics.json"])
+    ptms = zoo.ptms_with_base()
+    for ptm, b in ptms:
+        yield _job("graph", "graph", b, ptm, [f"results/graphs/{ptm}.dill"])
+    for ptm, b in ptms:
+        for t in zoo.glue:
+            yield _job("logme", "logme", b, f"{ptm}/{t}", [f"results/logme/{ptm}/{t}.json"])
+    yield _job("export", "export", ALL, "export", [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV])
+    yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT])
