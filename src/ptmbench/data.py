@@ -10,7 +10,8 @@ merged models and LogME have something to rank:
 
 - cola   grammatical sentences vs the same words with a broken word order
 - sst2   film reviews, label = sentiment of the evaluative words
-- mrpc   company news pairs: a synonym paraphrase (equivalent) vs a change of entity or figure
+- mrpc   company news pairs: a synonym paraphrase (equivalent) vs two changes among company,
+         metric, figure and direction (not_equivalent)
 - qqp    how-to question pairs: the same goal asked differently (duplicate) vs another goal
 - stsb   scene descriptions sharing k of 5 content slots, label = 5 k / 5 (+ small noise)
 - mnli   premise about a person's action; hypothesis is a generalisation (entailment), adds a
@@ -258,22 +259,24 @@ def _sst2(rng, label, variant):
 def _mrpc(rng, label, variant):
     co, metric, when = _pick(rng, "mrpc_company"), _pick(rng, "mrpc_metric"), _pick(rng, "mrpc_when")
     up = rng.random() < 0.5
-    num = rng.randint(2, 40)
+    num = rng.choice((3, 5, 8, 10, 12, 15, 20, 25, 30, 40))
     direction = "mrpc_up" if up else "mrpc_down"
     s1 = f"{co} {_pick(rng, 'mrpc_said')} that {metric} {_pick(rng, direction)} by {num} percent {when} ."
-    co2, num2, direction2 = co, num, direction
-    if label == 0:
-        change = rng.randrange(3)
-        if change == 0:
-            co2 = _other(rng, "mrpc_company", co)
-        elif change == 1:
-            num2 = rng.choice([n for n in range(2, 41) if abs(n - num) > 3])
-        else:
-            direction2 = "mrpc_down" if up else "mrpc_up"
+    co2, metric2, num2, direction2 = co, metric, num, direction
+    if label == 0:  # two of company, metric, figure and direction change
+        for change in rng.sample(range(4), 2):
+            if change == 0:
+                co2 = _other(rng, "mrpc_company", co)
+            elif change == 1:
+                metric2 = _other(rng, "mrpc_metric", metric)
+            elif change == 2:
+                num2 = rng.choice([n for n in (3, 5, 8, 10, 12, 15, 20, 25, 30, 40) if n != num])
+            else:
+                direction2 = "mrpc_down" if up else "mrpc_up"
     if rng.random() < 0.5:
-        s2 = f"{when} , {metric} at {co2} {_pick(rng, direction2)} {num2} percent , the company {_pick(rng, 'mrpc_said')} ."
+        s2 = f"{when} , {metric2} at {co2} {_pick(rng, direction2)} {num2} percent , the company {_pick(rng, 'mrpc_said')} ."
     else:
-        s2 = f"according to {co2} , {metric} {_pick(rng, direction2)} {num2} percent {when} ."
+        s2 = f"according to {co2} , {metric2} {_pick(rng, direction2)} {num2} percent {when} ."
     return {"sentence1": s1, "sentence2": s2}
 
 

@@ -12,6 +12,7 @@ order, so features do not depend on batching (tested with batch sizes 1, 3 and 1
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 
 import numpy as np
@@ -59,7 +60,8 @@ def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0) -> 
     device = next(model.parameters()).device
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if device.type == "cuda" and torch.cuda.is_bf16_supported() else contextlib.nullcontext())
-    cols = [c for c in INPUT_COLUMNS if c in dataset.column_names]
+    accepted = inspect.signature(model.forward).parameters
+    cols = [c for c in INPUT_COLUMNS if c in dataset.column_names and c in accepted]  # DistilBERT: no types
     n = len(dataset)
     lens = lengths(dataset)
     if n and lens.min() == 0:

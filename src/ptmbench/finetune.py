@@ -246,11 +246,44 @@ def lengths(ds) -> list[int]:
     return pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(int).tolist()
 
 
+def length_grouped_indices(lengths, batch_size: int, mega: int = 50, generator=None) -> list[int]:
+    """One epoch's example order in batches of similar length (fewer pad tokens, same examples).
+
+    Shuffle all examples; cut into mega-batches of ``mega * batch_size``; sort each by length
+    (descending); cut into batches of ``batch_size``; shuffle the order of the batches. Unlike the
+    ``Trainer``'s ``LengthGroupedSampler`` the mega-batch is not shrunk on small data sets (it keeps
+    at least 4 mega-batches, which on a few hundred rows groups almost nothing: 1.87x the real
+    tokens vs 1.14x here on 400 SST-2 rows; random batches: 3.15x), and batches are not visited
+    long-to-short. Randomness comes from ``generator`` (default: torch's global RNG, seeded by the
+    ``Trainer``), so every epoch differs and a seed fixes them all.
+    """
+    import torch
+
+    n = len(lengths)
+    perm = torch.randperm(n, generator=generator).tolist()
+    size = mega * batch_size
+    batches = []
+    for m in range(0, n, size):
+        block = sorted(perm[m:m + size], key=lambda i: lengths[i], reverse=True)
+        batches += [block[b:b + batch_size] for b in range(0, len(block), batch_size)]
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [i for b in order for i in batches[b]]
+
+
 def _make_trainer_class():
     import torch
-    from torch.utils.data import SequentialSampler
+    from torch.utils.data import Sampler, SequentialSampler
     from transformers import Trainer
-    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedBatches(Sampler):
+        def __init__(self, lengths, batch_size):
+            self.lengths, self.batch_size = lengths, batch_size
+
+        def __len__(self):
+            return len(self.lengths)
+
+        def __iter__(self):
+            return iter(length_grouped_indices(self.lengths, self.batch_size))
 
     class BenchTrainer(Trainer):
         """``Trainer`` that (1) stops at the first non-finite training loss and remembers it,
@@ -271,8 +304,9 @@ def _make_trainer_class():
 
         def _get_train_sampler(self, train_dataset=None):
             if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
-                return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                            lengths=self.train_lengths)
+                # grouped by effective batch: a batch_split retry trains on the same batches
+                return LengthGroupedBatches(self.train_lengths,
+                                            self.args.train_batch_size * self.args.gradient_accumulation_steps)
             return super()._get_train_sampler(train_dataset)
 
         def _get_eval_sampler(self, eval_dataset):
@@ -439,9 +473,12 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         trainer = _make_trainer_class()(
             model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
             train_lengths=lengths(train))
-        t0 = time.perf_counter()
+        log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
+                 ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
+                 args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
+        t0, c0 = time.perf_counter(), time.process_time()
         out = trainer.train()
-        train_time = time.perf_counter() - t0
+        train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         diverged = trainer.diverged_at is not None or not _finite_parameters(model)
         t0 = time.perf_counter()
         if diverged:
@@ -458,8 +495,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
                             "effective_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
                             "bf16": args.bf16, "fp16": args.fp16, "length_grouped": True},
         "train_examples": len(train), "train_tokens": int(sum(lengths(train))),
-        "train_steps": int(out.global_step), "train_loss": _finite_or_none(out.training_loss),
-        "train_time_s": round(train_time, 3), "eval_time_s": round(eval_time, 3),
+        "train_steps": int(out.global_step), "train_loss": None if diverged else _finite_or_none(out.training_loss),
+        "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
                                  tokenized_dir=str(tokenized_dir), batch_split=int(batch_split),
                                  wall_time_s=round(time.perf_counter() - t_start, 3)),

@@ -1,0 +1,112 @@
+"""Config validation: the shipped configs pass; each kind of bad config fails with one clear message."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ptmbench import config as cfgmod
+from ptmbench.config import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "config"
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((CONFIGS / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml", "test.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = cfgmod.load(CONFIGS / name)
+    assert cfg["models"]
+    assert cfg["tasks"] == [t for t in cfgmod.naming.TASKS if t in cfg["tasks"]]
+    assert "unseen_models" in cfg  # schema defaults are filled in
+    assert cfg["finetune"]["glue"]["lr_scheduler"] in ("linear", "constant", "cosine")
+
+
+def test_paper_config_is_the_paper_setup():
+    cfg = cfgmod.load(CONFIGS / "config.yaml")
+    assert len(cfg["models"]) == 12
+    assert cfg["tasks"] == list(cfgmod.naming.TASKS)
+    assert cfg["merge"]["ratios"] == [0.5]
+    assert all(m["source"] == "hub" and m["id"] and m["revision"] for m in cfg["models"].values())
+
+
+def test_demo_config_is_offline():
+    cfg = cfgmod.load(CONFIGS / "demo.yaml")
+    assert {m["source"] for m in cfg["models"].values()} <= {"package", "tiny", "path"}
+    assert any(m.get("family") == "albert" for m in cfg["models"].values())
+    assert cfg["data"]["glue"]["source"] == "demo" and cfg["data"]["squad_v2"]["source"] == "demo"
+    assert {"stsb", "squad_v2"} <= set(cfg["tasks"])
+
+
+def _bad(change) -> str:
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    change(cfg)
+    with pytest.raises(ConfigError) as err:
+        cfgmod.validate(cfg)
+    return str(err.value)
+
+
+def test_unknown_task():
+    msg = _bad(lambda c: c["tasks"].append("sst3"))
+    assert "tasks[" in msg and "'sst3'" in msg and "squad_v2" in msg and "allowed values" in msg
+
+
+@pytest.mark.parametrize("ratio", [1.5, -0.1])
+def test_ratio_outside_unit_interval(ratio):
+    msg = _bad(lambda c: c["merge"].update(ratios=[0.5, ratio]))
+    assert "merge.ratios[1]" in msg and "outside [0, 1]" in msg and repr(ratio) in msg
+
+
+def test_model_without_source():
+    msg = _bad(lambda c: c["models"].update({"my-model": {"id": "org/model"}}))
+    assert "models.my-model" in msg and "'source'" in msg
+    assert all(s in msg for s in ("hub", "path", "package", "tiny"))
+
+
+def test_source_without_its_fields():
+    msg = _bad(lambda c: c["models"].update({"m": {"source": "hub", "id": "org/model"}}))
+    assert "models.m" in msg and "revision" in msg
+
+
+def test_unknown_source():
+    msg = _bad(lambda c: c["models"]["minilm"].update(source="ftp"))
+    assert "models.minilm.source" in msg and "'ftp'" in msg and "package" in msg
+
+
+@pytest.mark.parametrize("where, key", [((), "taks"), (("finetune", "glue"), "learning_rat"),
+                                        (("models", "minilm"), "subdirr"), (("data", "glue"), "n_trian")])
+def test_typo_key(where, key):
+    def change(c):
+        node = c
+        for k in where:
+            node = node[k]
+        node[key] = 1
+    msg = _bad(change)
+    assert f"'{key}'" in msg and "unknown key" in msg and "allowed keys" in msg
+    assert (".".join(where) or "<top level>") in msg
+
+
+def test_model_name_with_underscore():
+    msg = _bad(lambda c: c["models"].update({"my_model": {"source": "tiny", "family": "bert"}}))
+    assert "my_model" in msg and "'_'" in msg
+
+
+def test_unknown_tiny_family():
+    msg = _bad(lambda c: c["models"]["tiny-albert"].update(family="gpt2"))
+    assert "family" in msg and "'gpt2'" in msg and "xlm-roberta" in msg
+
+
+def test_model_both_seen_and_unseen():
+    msg = _bad(lambda c: c["unseen_models"].update({"minilm": {"source": "tiny", "family": "bert"}}))
+    assert "minilm" in msg and "unseen_models" in msg
+
+
+def test_missing_section_and_bad_glue_source():
+    assert "merge" in _bad(lambda c: c.pop("merge"))
+    msg = _bad(lambda c: c["data"]["glue"].update(source="url"))
+    assert "data.glue.source" in msg and "demo" in msg

@@ -1,0 +1,380 @@
+"""Tokenisation contract, fine-tuning on every task type, batch split, divergence and kill safety."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ptmbench import data, finetune
+from ptmbench import metrics as M
+from ptmbench.provenance import write_json
+
+GLUE_HP = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "max_length": 48, "lr_scheduler": "linear",
+           "warmup_ratio": 0.0, "weight_decay": 0.0, "max_train_examples": None, "seed": 0}
+SQUAD_HP = {**GLUE_HP, "max_length": 64, "doc_stride": 16, "n_best_size": 20, "max_answer_length": 30,
+            "null_score_diff_threshold": 0.0}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine is shared; one thread is also the fastest there
+    yield
+    torch.set_num_threads(old)
+
+
+def make_data(root: Path, task: str, n_train=64, n_val=32):
+    """Demo data of ``task`` in the acquired layout (GLUE save_to_disk dir or [train, dev] JSON)."""
+    if task == "squad_v2":
+        train, dev = data.demo_squad(0, n_train, n_val)
+        write_json(root / "train-v2.0.json", train), write_json(root / "dev-v2.0.json", dev)
+        return [root / "train-v2.0.json", root / "dev-v2.0.json"]
+    out = root / "glue" / task
+    data.demo_glue(task, 0, n_train, n_val).save_to_disk(str(out))
+    return out
+
+
+def prepare(root: Path, model_dir: Path, task: str, n_train=64, n_val=32, **hp):
+    hp = {**(SQUAD_HP if task == "squad_v2" else GLUE_HP), **hp}
+    src = make_data(root, task, n_train, n_val)
+    finetune.tokenize(model_dir, task, src, root / "tok" / task, hp)
+    return root / "tok" / task, hp
+
+
+# ------------------------------------------------------------------------------------ tokenisation
+
+
+@pytest.mark.parametrize("family,task", [("bert", "sst2"), ("roberta", "mrpc"), ("bert", "stsb"),
+                                         ("albert", "mnli")])
+def test_tokenize_glue_contract(tmp_path, tiny_model, family, task):
+    import datasets
+    from transformers import AutoTokenizer
+
+    cut = {"sst2": 14, "mrpc": 57, "stsb": 27, "mnli": 39}[task]  # about the median length
+    tok_dir, hp = prepare(tmp_path, tiny_model(family), task, n_train=40, n_val=20, max_length=cut)
+    dd = datasets.load_from_disk(str(tok_dir))
+    assert set(dd) == {"train", *finetune.eval_splits(task)}
+    tok = AutoTokenizer.from_pretrained(str(tiny_model(family)))
+    cols = {"input_ids", "attention_mask", "labels"} | ({"token_type_ids"} if "token_type_ids" in
+                                                        tok.model_input_names else set())
+    for split, ds in dd.items():
+        assert set(ds.column_names) == cols, (split, ds.column_names)
+        assert ds.features["labels"].dtype == ("float32" if task == "stsb" else "int64")
+        lens = finetune.lengths(ds)
+        assert max(lens) == cut and min(lens) < cut  # truncated to max_length, not padded
+        assert all(sum(m) == n for m, n in zip(ds["attention_mask"], lens, strict=True))
+    raw = datasets.load_from_disk(str(tmp_path / "glue" / task))
+    assert dd["train"]["labels"] == pytest.approx(raw["train"]["label"])
+    info = json.loads((tok_dir / "info.json").read_text())
+    assert info["task"] == task and info["hp"]["max_length"] == cut and "provenance" in info
+    assert info["label_names"] == (None if task == "stsb" else raw["train"].features["label"].names)
+    # tokenising never writes cache files into the acquired data directory (another rule's output)
+    assert not list((tmp_path / "glue" / task).rglob("cache-*"))
+
+
+def _squad_checks(tok, tok_dir: Path, json_paths, max_length: int):
+    import datasets
+
+    dd = datasets.load_from_disk(str(tok_dir))
+    assert set(dd) == {"train", "validation", "validation_examples"}
+    examples = finetune.read_squad(json_paths[0])
+    train = dd["train"]
+    assert {"input_ids", "attention_mask", "start_positions", "end_positions"} <= set(train.column_names)
+    assert max(finetune.lengths(train)) <= max_length
+    # the windows of an answerable question: the answer tokens decode to the answer text wherever
+    # the window holds the whole answer; unanswerable questions point at CLS in every window.
+    stride = int(json.loads((tok_dir / "info.json").read_text())["hp"]["doc_stride"])
+    windows = [tok(q["question"].lstrip(), q["context"], truncation="only_second", max_length=max_length,
+                   stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True) for q in examples]
+    feats = iter(zip(train["input_ids"], train["start_positions"], train["end_positions"], strict=True))
+    exact = answered = 0
+    for q, enc in zip(examples, windows, strict=True):
+        hits = 0
+        for w, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+            ids, s, e = next(feats)
+            assert ids == w
+            cls = ids.index(tok.cls_token_id)
+            if not q["answers"]["text"]:
+                assert s == e == cls
+                continue
+            if s == cls:
+                assert e == cls
+                continue
+            hits += 1
+            assert s <= e
+            span = q["context"][offsets[s][0]:offsets[e][1]]  # the characters of the answer tokens
+            want = q["answers"]["text"][0]
+            assert want in span and len(span) <= len(want) + 12, (span, want)
+            exact += span == want
+        if q["answers"]["text"]:
+            answered += 1
+            assert hits >= 1, f"answer of {q['id']} is in no window"
+    assert exact >= 0.95 * answered
+    # validation: offsets only inside the context, every window tied to a known question
+    val, ex = dd["validation"], dd["validation_examples"]
+    assert set(val["example_id"]) == set(ex["id"])
+    for ids, offsets in zip(val["input_ids"], val["offset_mapping"], strict=True):
+        assert len(ids) == len(offsets)
+        assert offsets[0] is None and offsets[-1] is None  # CLS and the final SEP
+        assert any(o is not None for o in offsets)
+
+
+def test_tokenize_squad_positions_demo(tmp_path, tiny_model):
+    from transformers import AutoTokenizer
+
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "squad_v2", n_train=48, n_val=24, max_length=40)
+    _squad_checks(AutoTokenizer.from_pretrained(str(tiny_model("bert"))), tok_dir,
+                  [tmp_path / "train-v2.0.json"], 40)
+
+
+def test_tokenize_squad_positions_real(tmp_path, minilm_dir, real_fixtures):
+    from transformers import AutoTokenizer
+
+    src = [real_fixtures / "squad_v2" / "train-v2.0.json", real_fixtures / "squad_v2" / "dev-v2.0.json"]
+    hp = {**SQUAD_HP, "max_length": 128, "doc_stride": 32}
+    finetune.tokenize(minilm_dir, "squad_v2", src, tmp_path / "tok", hp)
+    _squad_checks(AutoTokenizer.from_pretrained(str(minilm_dir)), tmp_path / "tok", src, 128)
+
+
+def test_squad_postprocess_picks_span_and_null():
+    feats = {"example_id": ["a", "b"], "offset_mapping": [[None, (0, 3), (4, 9), None],
+                                                         [None, (0, 5), (6, 8), None]]}
+    examples = [{"id": "a", "context": "the Paris"}, {"id": "b", "context": "hello yo"}]
+    s = np.array([[0.0, 1.0, 5.0, -1.0], [3.0, 1.0, 0.0, 0.0]])
+    e = np.array([[0.0, 0.0, 4.0, -1.0], [3.0, 0.0, 1.0, 0.0]])
+    preds, na = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 30, 0.0)
+    assert preds == {"a": "Paris", "b": ""}  # a: span 9 > null 0; b: null 6 > best span 1 + 1
+    assert na["a"] == pytest.approx(1 / (1 + math.exp(9))) and na["b"] == pytest.approx(1 / (1 + math.exp(-4)))
+    preds, _ = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 30, 10.0)
+    assert preds["b"] == "hello yo"  # threshold 10: the span wins
+    preds, _ = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 1, 0.0)
+    assert preds["b"] == ""  # max_answer_length 1 excludes the 2-token span
+
+
+# ------------------------------------------------------------------------------------ fine-tuning
+
+
+def check_record(rec: dict, task: str):
+    assert set(rec) >= {"ptm", "base", "task", "metrics", "diverged", "hyperparameters", "train_examples",
+                        "train_time_s", "eval_time_s", "provenance"}
+    assert set(rec["metrics"]) == set(finetune.eval_splits(task))
+    for values in rec["metrics"].values():
+        if task == "squad_v2":
+            assert set(values) == set(M.SQUAD_V2_KEYS)  # demo dev has answerable and unanswerable
+            for k in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact",
+                      "best_f1"):
+                assert 0.0 <= values[k] <= 100.0
+            assert values["total"] == values["HasAns_total"] + values["NoAns_total"]
+            assert 0.0 <= values["best_f1_thresh"] <= 1.0 and values["best_f1"] >= values["f1"] - 1e-9
+        else:
+            assert set(values) == set(M.GLUE_KEYS[task])
+            for k, v in values.items():
+                assert (0.0 if k in ("eval_accuracy", "eval_acc", "eval_f1") else -1.0) <= v <= 1.0, k
+    prov = rec["provenance"]
+    assert prov["task"] == task and prov["seed"] == 0 and prov["wall_time_s"] > 0 and "versions" in prov
+
+
+@pytest.mark.parametrize("family,task,save", [("bert", "sst2", True), ("albert", "sst2", True),
+                                              ("bert", "stsb", False), ("roberta", "mnli", False),
+                                              ("bert", "squad_v2", True)])
+def test_finetune_every_task_type(tmp_path, tiny_model, family, task, save):
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    model_dir = tiny_model(family)
+    tok_dir, hp = prepare(tmp_path, model_dir, task)
+    out = tmp_path / "out"
+    rec = finetune.finetune(ptm=f"tiny-{family}", model_dir=model_dir, tokenized_dir=tok_dir, task=task,
+                            hp=hp, metrics_path=out / "metrics.json", save_dir=out / "model" if save else None)
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(rec))
+    check_record(rec, task)
+    assert rec["ptm"] == rec["base"] == f"tiny-{family}" and rec["diverged"] is False
+    assert rec["train_examples"] == 64 if task != "squad_v2" else rec["train_examples"] >= 64
+    if not save:
+        assert not (out / "model").exists()
+        return
+    assert (out / "model" / "model.safetensors").exists() and not list((out / "model").glob("*.bin"))
+    assert (out / "model" / "tokenizer_config.json").exists()
+    keys = load_file(str(out / "model" / "model.safetensors"))
+    if task == "squad_v2":
+        assert not any("pooler" in k for k in keys)  # QA models have no pooler
+    tuned, base = AutoModel.from_pretrained(str(out / "model")), AutoModel.from_pretrained(str(model_dir))
+    assert type(tuned) is type(base)
+    t_sd, b_sd = tuned.state_dict(), base.state_dict()
+    name = next(k for k in t_sd if k.endswith("attention.self.query.weight") or k.endswith("query.weight"))
+    saved = next(v for k, v in keys.items() if k.endswith(name))
+    assert torch.equal(t_sd[name], saved)  # the encoder AutoModel loads is the fine-tuned one
+    assert not torch.equal(t_sd[name], b_sd[name])
+
+
+@pytest.mark.parametrize("source", ["demo", "real"])
+def test_real_minilm_learns_sst2(tmp_path, minilm_dir, source):
+    """The real pretrained MiniLM fine-tuned on sst2 rows is well above chance (50%) on validation."""
+    import datasets
+
+    if source == "real":
+        real = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "glue" / "sst2"
+        if not real.is_dir():
+            pytest.skip(f"real SST-2 rows not found at {real}")
+
+        def read(name, n):
+            rows = [r.split("\t") for r in (real / name).read_text().splitlines()[1:]][:n]
+            return datasets.Dataset.from_dict(
+                {"sentence": [r[0] for r in rows], "label": [int(r[1]) for r in rows],
+                 "idx": list(range(len(rows)))}, features=data.GLUE_FEATURES["sst2"])
+
+        datasets.DatasetDict({"train": read("train.tsv", 320), "validation": read("dev.tsv", 200)}).save_to_disk(
+            str(tmp_path / "glue"))
+        floor = 0.70
+    else:
+        data.demo_glue("sst2", 0, 192, 128).save_to_disk(str(tmp_path / "glue"))
+        floor = 0.85
+    hp = {**GLUE_HP, "learning_rate": 1e-4, "batch_size": 16, "epochs": 3, "max_length": 40}
+    finetune.tokenize(minilm_dir, "sst2", tmp_path / "glue", tmp_path / "tok", hp)
+    rec = finetune.finetune(ptm="minilm", model_dir=minilm_dir, tokenized_dir=tmp_path / "tok", task="sst2",
+                            hp=hp, metrics_path=tmp_path / "m.json")
+    assert rec["metrics"]["validation"]["eval_accuracy"] >= floor, rec["metrics"]
+
+
+# ------------------------------------------------------------------------------ batch split, OOM retry
+
+
+def test_batch_split_keeps_effective_batch_and_batches(tmp_path, tiny_model):
+    args1 = finetune.training_arguments({**GLUE_HP, "batch_size": 32}, tmp_path, 1)
+    args2 = finetune.training_arguments({**GLUE_HP, "batch_size": 32}, tmp_path, 2)
+    assert (args1.per_device_train_batch_size, args1.gradient_accumulation_steps) == (32, 1)
+    assert (args2.per_device_train_batch_size, args2.gradient_accumulation_steps) == (16, 2)
+    with pytest.raises(ValueError, match="divide batch_size"):
+        finetune.training_arguments({**GLUE_HP, "batch_size": 32}, tmp_path, 3)
+    # the same examples in the same effective batches, and the same training (fp32, up to rounding)
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=64, n_val=32)
+    recs = [finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="sst2",
+                              hp=hp, metrics_path=tmp_path / f"m{k}.json", batch_split=k, precision_mode="fp32")
+            for k in (1, 2)]
+    h1, h2 = recs[0]["hyperparameters"], recs[1]["hyperparameters"]
+    assert (h1["per_device_batch"], h1["grad_accum"]) == (16, 1)
+    assert (h2["per_device_batch"], h2["grad_accum"]) == (8, 2)
+    assert h1["effective_batch"] == h2["effective_batch"] == 16
+    assert recs[0]["train_steps"] == recs[1]["train_steps"]
+    assert recs[1]["train_loss"] == pytest.approx(recs[0]["train_loss"], rel=1e-3)
+
+
+def test_length_grouped_indices_groups_and_covers():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1000).tolist()
+    gen = torch.Generator().manual_seed(0)
+    order = finetune.length_grouped_indices(lengths, 32, generator=gen)
+    assert sorted(order) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in (order[k:k + 32] for k in range(0, 1000, 32)))
+    assert padded < 1.15 * sum(lengths)  # random batches: about 1.8x here
+    again = finetune.length_grouped_indices(lengths, 32, generator=torch.Generator().manual_seed(0))
+    assert again == order
+
+
+# ------------------------------------------------------------------------------------- divergence
+
+
+def test_divergence_recorded_at_chance_level(tmp_path, tiny_model):
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=64, n_val=32, learning_rate=1e6)
+    out = tmp_path / "out"
+    rec = finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="sst2", hp=hp,
+                            metrics_path=out / "metrics.json", save_dir=out / "model")
+    assert rec["diverged"] is True and rec["train_loss"] is None and rec["diverged_at_step"] is not None
+    import datasets
+
+    dd = datasets.load_from_disk(str(tok_dir))
+    train, val = np.asarray(dd["train"]["labels"]), np.asarray(dd["validation"]["labels"])
+    majority = np.bincount(train).argmax()
+    m = rec["metrics"]["validation"]
+    assert m["eval_accuracy"] == pytest.approx(np.mean(val == majority))
+    assert m["eval_matthews_correlation"] == m["eval_pearson"] == m["eval_spearman"] == 0.0
+    # the saved model is usable (finite: the pre-trained encoder + fresh head), flagged in metrics.json
+    from transformers import AutoModel
+
+    assert all(torch.isfinite(p).all() for p in AutoModel.from_pretrained(str(out / "model")).parameters())
+    assert rec["saved_weights"].startswith("initial")
+
+
+def test_divergence_stsb_and_squad_chance(tmp_path, tiny_model):
+    for task in ("stsb", "squad_v2"):
+        tok_dir, hp = prepare(tmp_path / task, tiny_model("bert"), task, n_train=32, n_val=24, learning_rate=1e6)
+        rec = finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task=task, hp=hp,
+                                metrics_path=tmp_path / task / "m.json")
+        assert rec["diverged"] is True
+        m = rec["metrics"]["validation"]
+        if task == "stsb":
+            assert m == {"eval_pearson": 0.0, "eval_spearman": 0.0}
+        else:  # no answer everywhere: exact = f1 = share of unanswerable questions
+            assert m["exact"] == m["f1"] == pytest.approx(100 * m["NoAns_total"] / m["total"])
+            assert m["HasAns_exact"] == 0.0 and m["NoAns_exact"] == 100.0
+
+
+# ------------------------------------------------------------------------------- failure behaviour
+
+
+KILL_SCRIPT = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
+import torch
+torch.set_num_threads(1)
+from ptmbench import finetune
+finetune.finetune(**json.loads(sys.argv[1]))
+print("FINISHED", flush=True)
+"""
+
+
+def test_kill_leaves_nothing_and_rerun_completes(tmp_path, tiny_model):
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=64, n_val=16, epochs=40,
+                          batch_size=8)
+    out = tmp_path / "results" / "finetune" / "tiny" / "sst2"
+    kwargs = {"ptm": "tiny", "model_dir": str(tiny_model("bert")), "tokenized_dir": str(tok_dir), "task": "sst2",
+              "hp": hp, "metrics_path": str(out / "metrics.json"), "save_dir": str(out / "model")}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(kwargs)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    guard = threading.Timer(120, proc.kill)
+    guard.start()
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "ptmbench.finetune: training tiny on sst2" in line:
+                break
+        assert proc.poll() is None, "".join(seen[-30:])
+        threading.Event().wait(1.5)  # mid-training: 320 steps take far longer
+        assert proc.poll() is None, "fine-tune finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        guard.cancel()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+    assert not [p for p in out.rglob("*") if not p.name.startswith(".")] if out.exists() else True
+    # the rerun (what Snakemake does) completes and writes both outputs
+    rec = finetune.finetune(**{**kwargs, "hp": {**hp, "epochs": 2}})
+    assert (out / "metrics.json").exists() and (out / "model" / "model.safetensors").exists()
+    check_record(rec, "sst2")
+
+
+def test_bad_inputs_fail_clearly(tmp_path, tiny_model):
+    with pytest.raises(FileNotFoundError, match="rule tokenize"):
+        finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tmp_path, task="sst2",
+                          hp=GLUE_HP, metrics_path=tmp_path / "m.json")
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=16, n_val=8)
+    with pytest.raises(ValueError, match="holds task 'sst2'"):
+        finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="cola",
+                          hp=GLUE_HP, metrics_path=tmp_path / "m.json")
+    with pytest.raises(ValueError, match="split 'validation_matched' missing"):
+        finetune.tokenize(tiny_model("bert"), "mnli", tmp_path / "glue" / "sst2", tmp_path / "t2", GLUE_HP)
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "t2").exists()
