@@ -59,8 +59,14 @@ def plain(model_dir, tokenized, hp, pad: str):
     """The plain-default Trainer; returns (examples/s, tokens/s, padded tokens, accuracy, seconds)."""
     import datasets
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from ptmbench import metrics
 
@@ -95,7 +101,7 @@ def main(argv=None):
     ap.add_argument("--validation", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: CPU time is then the work done, robust on a shared machine)")
     ap.add_argument("--plain-pad", choices=("longest", "max_length"), default="longest")

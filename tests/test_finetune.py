@@ -266,7 +266,8 @@ def test_batch_split_keeps_effective_batch_and_batches(tmp_path, tiny_model):
     assert (h2["per_device_batch"], h2["grad_accum"]) == (8, 2)
     assert h1["effective_batch"] == h2["effective_batch"] == 16
     assert recs[0]["train_steps"] == recs[1]["train_steps"]
-    assert recs[1]["train_loss"] == pytest.approx(recs[0]["train_loss"], rel=1e-3)
+    # same batches and mean-loss gradients; only dropout masks (drawn per micro-batch) and rounding differ
+    assert recs[1]["train_loss"] == pytest.approx(recs[0]["train_loss"], rel=1e-2)
 
 
 def test_length_grouped_indices_groups_and_covers():
@@ -375,6 +376,11 @@ def test_bad_inputs_fail_clearly(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="holds task 'sst2'"):
         finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="cola",
                           hp=GLUE_HP, metrics_path=tmp_path / "m.json")
-    with pytest.raises(ValueError, match="split 'validation_matched' missing"):
+    with pytest.raises(ValueError, match="columns \\['premise', 'hypothesis'\\] missing"):
         finetune.tokenize(tiny_model("bert"), "mnli", tmp_path / "glue" / "sst2", tmp_path / "t2", GLUE_HP)
+    import datasets
+
+    datasets.DatasetDict({"train": data.demo_glue("sst2", 0, 8, 4)["train"]}).save_to_disk(str(tmp_path / "only"))
+    with pytest.raises(ValueError, match="split 'validation' missing"):
+        finetune.tokenize(tiny_model("bert"), "sst2", tmp_path / "only", tmp_path / "t2", GLUE_HP)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "t2").exists()

@@ -287,7 +287,13 @@ def _make_trainer_class():
 
     class BenchTrainer(Trainer):
         """``Trainer`` that (1) stops at the first non-finite training loss and remembers it,
-        (2) takes precomputed lengths for length grouping, (3) evaluates in dataset order."""
+        (2) takes precomputed lengths for length grouping, (3) evaluates in dataset order, and
+        (4) averages the loss over gradient-accumulation steps: the task models' losses are batch means
+        that ignore ``num_items_in_batch``, but accept ``**kwargs``, so the stock ``Trainer`` takes
+        them as already scaled and sums them, i.e. ``batch_split`` times the gradient of the effective
+        batch (which the gradient clipping at norm 1.0 then treats differently)."""
+
+        loss_is_scaled_for_ga = False
 
         def __init__(self, *args, train_lengths=None, **kw):
             super().__init__(*args, **kw)

@@ -1,7 +1,19 @@
 # Stage finetune: tokenise once per (base tokenizer, task), fine-tune every base model on every
 # task (weights kept: merge needs them) and every merged PTM on every task (metrics only).
-# A retry (Snakemake --retries / attempt) halves the per-device batch and doubles gradient
-# accumulation (resource batch_split), so a CUDA out-of-memory retry trains the same science.
+#
+# Out-of-memory retries: a CUDA OOM raises inside the job, the job fails and leaves no output
+# (metrics.json and model/ are written atomically at the very end). With `retries: 2` below (or
+# `--retries N`) Snakemake resubmits it with attempt + 1, and the resource batch_split = 2**(attempt-1)
+# halves the per-device batch and doubles gradient accumulation: the effective batch, the
+# length-grouped batches (grouped by effective batch) and the mean-loss gradient stay the same,
+# so the retry trains the same science. mem_mb and runtime grow with the attempt as well.
+# Any other failure is retried the same way and fails again (its log says why).
+# GPUs are requested by the cluster profile (set-resources, e.g. finetune_base:gpu=1), not here,
+# so the same rules run on a CPU-only laptop; the job uses CUDA whenever it sees one.
+
+# Hours on one GPU for a base-size model (x3 for 'large'), with a margin; tasks not listed: 0.5 h.
+# Runtime grows by half on each retry.
+FT_HOURS = {"mnli": 6, "qqp": 6, "squad_v2": 5, "qnli": 2, "sst2": 1.5}
 
 
 rule tokenize:
@@ -43,8 +55,10 @@ rule finetune_base:
     threads: 2
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=runtime(480, 1440),
+        runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
+                                        * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+    retries: 2
     conda:
         "../../envs/ptmbench.yaml"
     script:
@@ -67,8 +81,10 @@ rule finetune_merged:
     threads: 2
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=runtime(480, 1440),
+        runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
+                                        * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+    retries: 2
     conda:
         "../../envs/ptmbench.yaml"
     script:
