@@ -143,7 +143,10 @@ def test_automodel_checkpoints_merge_too(tiny_model, tmp_path):
             for p in m.parameters():
                 p.add_(torch.randn_like(p))
         m.save_pretrained(str(tmp_path / name))
-    merge.merge_models(base_dir, tmp_path / "a", tmp_path / "b", 0.25, tmp_path / "out")
+    prov = {"ptm": "tiny", "task": "cola", "diverged": True, "provenance": {"x": 1}}
+    (tmp_path / "a" / "provenance.json").write_text(json.dumps(prov))
+    rec = merge.merge_models(base_dir, tmp_path / "a", tmp_path / "b", 0.25, tmp_path / "out")
+    assert rec["finetunes"] == {"a": {"ptm": "tiny", "task": "cola", "diverged": True}, "b": {}}
     a, b = read(tmp_path / "a/model.safetensors"), read(tmp_path / "b/model.safetensors")
     out = read(tmp_path / "out/model.safetensors")
     k = "transformer.layer.0.attention.q_lin.weight"
@@ -160,17 +163,21 @@ TB = torch.tensor([[0.5, -1.0, 0.7], [-0.4, 3.5, -3.0]])
 
 
 def test_published_and_linear_formulas():
-    for r in (0.0, 0.3, 0.5, 1.0):
-        expected = (1 - r) * TA + r * TB
-        assert torch.equal(merge.Published().merge(None, TA, TB, r), expected)
-        assert torch.equal(merge.Linear().merge(None, TA, TB, r), expected)
+    for r in (0.0, 0.3, 0.5, 0.7, 1.0):
+        expected = (1 - r) * TA + r * TB  # bit-identical, as the original script computes it
+        assert torch.equal(merge.Published().merge(None, TA.clone(), TB.clone(), r), expected)
+        assert torch.equal(merge.Linear().merge(None, TA.clone(), TB.clone(), r), expected)
+        big_a, big_b = torch.randn(257, 129), torch.randn(257, 129)
+        assert torch.equal(merge.Published().merge(None, big_a.clone(), big_b.clone(), r),
+                           (1 - r) * big_a + r * big_b)
     pub, lin = merge.Published(), merge.Linear()
-    assert pub.applies("encoder.layer.0.output.dense.weight", T0)
-    assert not pub.applies("encoder.layer.0.output.dense.bias", T0)
-    assert not pub.applies("embeddings.LayerNorm.bias", T0)
-    assert lin.applies("embeddings.LayerNorm.bias", T0)
-    ids = torch.arange(4)
-    assert not pub.applies("embeddings.position_ids.weight", ids) and not lin.applies("x.position_ids", ids)
+    f32, i64 = torch.float32, torch.int64
+    assert pub.applies("encoder.layer.0.output.dense.weight", f32)
+    assert pub.applies("embeddings.LayerNorm.weight", torch.bfloat16)
+    assert not pub.applies("encoder.layer.0.output.dense.bias", f32)
+    assert not pub.applies("embeddings.LayerNorm.bias", f32)
+    assert lin.applies("embeddings.LayerNorm.bias", f32)
+    assert not pub.applies("embeddings.position_ids.weight", i64) and not lin.applies("x.position_ids", i64)
 
 
 def test_half_precision_goes_through_float32():
@@ -233,7 +240,7 @@ def test_other_methods_end_to_end(task_models, tmp_path, method):
                  "pooler.dense.weight"):
         tb = ft_tensor(b, name)
         tb = base[name] if tb is None else tb
-        expected = algo.merge(base[name], ft_tensor(a, name), tb, 0.5)
+        expected = algo.merge(base[name], ft_tensor(a, name).clone(), tb.clone(), 0.5)
         assert torch.equal(merged[name], expected), name
         assert not torch.equal(merged[name], base[name])
     assert rec["method"] == method and rec["tensors"]["from_base"] == 0  # every tensor is floating
@@ -312,3 +319,16 @@ def test_existing_output_is_replaced_atomically(task_models, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     names = {p.name for p in out.iterdir()}
     assert "provenance.json" not in names and {"config.json", "merge.json"} <= names
+
+
+def test_sharded_checkpoint_gives_the_same_merge(task_models, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    base_dir, a_dir, b_dir = task_models("bert")
+    AutoModelForSequenceClassification.from_pretrained(str(a_dir)).save_pretrained(
+        str(tmp_path / "a"), max_shard_size="100KB")
+    assert (tmp_path / "a" / "model.safetensors.index.json").is_file()
+    merge.merge_models(base_dir, tmp_path / "a", b_dir, 0.5, tmp_path / "sharded")
+    merge.merge_models(base_dir, a_dir, b_dir, 0.5, tmp_path / "single")
+    s, t = read(tmp_path / "sharded/model.safetensors"), read(tmp_path / "single/model.safetensors")
+    assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) for k in s)

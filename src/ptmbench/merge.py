@@ -57,8 +57,10 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """The tensors of a model directory (``model.safetensors`` or a sharded index), read one at a time.
 
-    ``names`` are the stored tensor names; ``shape(n)`` / ``dtype(n)`` come from the header; ``get(n)``
-    re-opens the file for each tensor so no memory map outlives the read.
+    ``names`` are the stored tensor names; ``shape(n)`` / ``dtype(n)`` come from the header, which
+    ``safetensors.safe_open`` validates. ``get(n)`` reads one tensor with a plain file read into
+    anonymous memory: a memory-mapped read would page-fault page by page and keep the touched file
+    pages in the process's resident set.
     """
 
     def __init__(self, model_dir):
@@ -83,6 +85,8 @@ class Checkpoint:
             raise CheckpointError(f"{self.dir}: no {WEIGHTS} or {WEIGHTS_INDEX}{hint}")
         self.file_of: dict[str, Path] = {}
         self._meta: dict[str, tuple[tuple[int, ...], object]] = {}
+        self._offsets: dict[str, tuple[int, int]] = {}
+        self._data_start: dict[Path, int] = {}
         for path in files:
             if not path.is_file():
                 raise CheckpointError(f"{path}: weight shard listed in {index} is missing")
@@ -95,6 +99,14 @@ class Checkpoint:
             except (SafetensorError, OSError, ValueError) as err:
                 raise CheckpointError(f"{path}: not a readable safetensors file ({err}); "
                                       "re-create it (re-run the job that wrote it)") from err
+            # safe_open validated the header; read the byte offsets of each tensor from it
+            with open(path, "rb") as fh:
+                size = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(size))
+            self._data_start[path] = 8 + size
+            for name, info in header.items():
+                if name != "__metadata__":
+                    self._offsets[name] = tuple(info["data_offsets"])
         self.names = list(self._meta)
 
     def __contains__(self, name) -> bool:
@@ -106,15 +118,32 @@ class Checkpoint:
     def dtype(self, name):
         return self._meta[name][1]
 
-    def get(self, name):
-        from safetensors import SafetensorError, safe_open
+    def nbytes(self, name) -> int:
+        start, end = self._offsets[name]
+        return end - start
 
-        path = self.file_of[name]
+    def get(self, name, buffer=None):
+        """The tensor ``name``, read with one plain file read (no memory map).
+
+        ``buffer``: a uint8 tensor of at least :meth:`nbytes` bytes to read into (the result is a view
+        of it); by default a fresh tensor.
+        """
+        import torch
+
+        path, nbytes = self.file_of[name], self.nbytes(name)
+        raw = torch.empty(nbytes, dtype=torch.uint8) if buffer is None else buffer[:nbytes]
+        view, got = memoryview(raw.numpy()), 0
         try:
-            with safe_open(path, framework="pt") as fh:
-                return fh.get_tensor(name)
-        except (SafetensorError, OSError) as err:
+            with open(path, "rb", buffering=0) as fh:
+                fh.seek(self._data_start[path] + self._offsets[name][0])
+                while got < nbytes:
+                    n = fh.readinto(view[got:])
+                    if not n:
+                        raise CheckpointError(f"{path}: ends inside tensor {name!r} (truncated?)")
+                    got += n
+        except OSError as err:
             raise CheckpointError(f"{path}: cannot read tensor {name!r} ({err})") from err
+        return raw.view(self.dtype(name)).reshape(self.shape(name))
 
     def config(self) -> dict:
         path = self.dir / "config.json"
@@ -162,15 +191,17 @@ def key_map(base: Checkpoint, ft: Checkpoint) -> dict[str, str]:
 
 
 class MergeMethod:
-    """One way of combining θ_0, θ_a, θ_b of a tensor. ``applies(name, t)``: merged, else θ_0 kept."""
+    """One way of combining θ_0, θ_a, θ_b of a tensor. ``applies(name, dtype)``: merged, else θ_0 kept."""
 
     name = ""
     uses_base = False  # whether merge() reads θ_0 (task-vector methods)
 
-    def applies(self, name: str, base) -> bool:
-        return base.is_floating_point()
+    def applies(self, name: str, dtype) -> bool:
+        return dtype.is_floating_point
 
     def merge(self, base, a, b, ratio: float):
+        """The merged tensor. ``a`` (fresh) and ``b`` (a scratch buffer) belong to the caller: merge()
+        may overwrite both and may return ``a`` itself."""
         raise NotImplementedError
 
 
@@ -179,8 +210,8 @@ class Published(MergeMethod):
 
     name = "published"
 
-    def applies(self, name, base):
-        return name.endswith(".weight") and base.is_floating_point()
+    def applies(self, name, dtype):
+        return name.endswith(".weight") and dtype.is_floating_point
 
     def merge(self, base, a, b, ratio):
         return _lerp(a, b, ratio)
@@ -249,13 +280,14 @@ def trim(tau, density: float):
 
 
 def _lerp(a, b, ratio):
-    """(1 - r) a + r b, in the tensors' dtype for float32/64 (bit-identical to the original script),
-    through float32 for half precision."""
+    """(1 - r) a + r b, overwriting ``a`` and ``b``. For float32/64 these are the same element-wise
+    operations and roundings as the original script's ``(1 - r) * a + r * b`` (bit-identical);
+    half precision goes through float32."""
     import torch
 
     if a.dtype in (torch.float16, torch.bfloat16):
         return ((1 - ratio) * a.float() + ratio * b.float()).to(a.dtype)
-    return (1 - ratio) * a + ratio * b
+    return a.mul_(1 - ratio).add_(b.mul_(ratio))
 
 
 def _up(t):
@@ -285,30 +317,46 @@ def merge_tensors(base: Checkpoint, a: Checkpoint, b: Checkpoint, ratio: float, 
     """Yield (name, tensor, merged, missing) for every base tensor, reading tensors one by one.
 
     ``merged``: whether the method combined it (else it is θ_0); ``missing``: the sides ('a', 'b')
-    whose checkpoint lacks the tensor, where θ_0 stood in.
+    whose checkpoint lacks the tensor, where θ_0 stood in. θ_0 is read only where it is needed.
     """
+    import torch
+
     maps = {"a": key_map(base, a), "b": key_map(base, b)}
-    for name in base.names:
-        t0 = base.get(name)
-        if not method.applies(name, t0):
-            yield name, t0, False, ()
-            continue
-        sides, missing = [], []
+    todo = [n for n in base.names if method.applies(n, base.dtype(n))]
+    for name in todo:
         for side, ck in (("a", a), ("b", b)):
             src = maps[side].get(name)
-            if src is None:
-                sides.append(t0)
-                missing.append(side)
-                continue
-            if ck.shape(src) != tuple(t0.shape) or ck.dtype(src) != t0.dtype:
+            if src is not None and (ck.shape(src) != base.shape(name) or ck.dtype(src) != base.dtype(name)):
                 raise CheckpointError(
                     f"tensor {name!r}: {ck.file_of[src]} has {src!r} with shape {list(ck.shape(src))} "
-                    f"{ck.dtype(src)}, the base {base.file_of[name]} has shape {list(t0.shape)} "
-                    f"{t0.dtype}; both must be fine-tunes of the same base model")
-            sides.append(ck.get(src))
+                    f"{ck.dtype(src)}, the base {base.file_of[name]} has shape {list(base.shape(name))} "
+                    f"{base.dtype(name)}; both must be fine-tunes of the same base model")
+    # θ_a is read into a fresh tensor (the result is usually computed in it), θ_b into one reused buffer
+    scratch = {"a": None, "b": torch.empty(max((base.nbytes(n) for n in todo), default=0), dtype=torch.uint8)}
+    busy = scratch["b"].untyped_storage().data_ptr()
+    todo = set(todo)
+    for name in base.names:
+        if name not in todo:
+            yield name, base.get(name), False, ()
+            continue
+        srcs = {side: maps[side].get(name) for side in ("a", "b")}
+        missing = tuple(side for side, src in srcs.items() if src is None)
+        t0 = base.get(name) if (method.uses_base or missing) else None
+        sides = [t0.clone() if srcs[side] is None else ck.get(srcs[side], scratch[side])
+                 for side, ck in (("a", a), ("b", b))]
         merged = method.merge(t0 if method.uses_base else None, sides[0], sides[1], ratio)
-        del sides
-        yield name, merged.contiguous(), True, tuple(missing)
+        if merged.untyped_storage().data_ptr() == busy:  # a view of the scratch buffer: copy it out
+            merged = merged.clone()
+        yield name, merged.contiguous(), True, missing
+
+
+def _finetune_info(model_dir: Path) -> dict:
+    """task / diverged of a fine-tuned model, from the provenance.json the finetune stage writes."""
+    try:
+        info = json.loads((model_dir / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: info[k] for k in ("ptm", "task", "diverged") if k in info}
 
 
 def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "published",
@@ -349,6 +397,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
         **({"density": algo.density} if isinstance(algo, Ties) else {}),
         **({"scale": algo.scale} if isinstance(algo, (Ties, TaskArithmetic)) else {}),
         "inputs": {"base": str(base_dir), "a": str(a_dir), "b": str(b_dir)},
+        "finetunes": {"a": _finetune_info(a.dir), "b": _finetune_info(b.dir)},
         "tensors": {"total": len(out), "merged": counts["merged"], "from_base": counts["base"],
                     "missing_in_a": from_base["a"], "missing_in_b": from_base["b"]},
         "provenance": provenance(wall_time_s=round(time.perf_counter() - start, 3)),
