@@ -28,7 +28,7 @@ rule tokenize:
         "logs/tokenize/{base}/{task}.log",
     benchmark:
         "benchmarks/tokenize/{base}/{task}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
@@ -52,7 +52,7 @@ rule finetune_base:
         "logs/finetune_base/{base}/{task}.log",
     benchmark:
         "benchmarks/finetune_base/{base}/{task}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
         runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
@@ -78,7 +78,7 @@ rule finetune_merged:
         "logs/finetune_merged/{base}_{pair}_{ratio}/{task}.log",
     benchmark:
         "benchmarks/finetune_merged/{base}_{pair}_{ratio}/{task}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
         runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)

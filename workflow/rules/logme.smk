@@ -21,7 +21,7 @@ rule logme:
         "logs/logme/{ptm}/{glue_task}.log",
     benchmark:
         "benchmarks/logme/{ptm}/{glue_task}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
         runtime=runtime(120, 360),
