@@ -12,7 +12,15 @@ TASKS = config["tasks"]  # validated, in the fixed task order
 GLUE = [t for t in TASKS if t in naming.GLUE_TASKS]
 PAIRS = [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(TASKS)]
 RATIOS = [naming.format_ratio(r) for r in config["merge"]["ratios"]]
-MERGED = [f"{b}_{p}_{r}" for b in MODELS for p in PAIRS for r in RATIOS]
+# Every PTM name -> its parsed form, built once: input functions and resources look names up
+# here instead of parsing them (the paper DAG asks ~15,000 times).
+_PARSED = {b: naming.PTM(b) for b in BASES} | {
+    naming.merged_name(b, t1, t2, r): naming.PTM(b, t1, t2, naming.format_ratio(r))
+    for b in MODELS
+    for t1, t2 in naming.task_pairs(TASKS)
+    for r in config["merge"]["ratios"]
+}
+MERGED = [p for p, parsed in _PARSED.items() if parsed.is_merged]
 PTMS = BASES + MERGED
 
 
@@ -34,7 +42,8 @@ def model_spec(base):
 
 
 def ptm_of(ptm):
-    return naming.parse_ptm(ptm, BASES)
+    parsed = _PARSED.get(ptm)
+    return parsed if parsed is not None else naming.parse_ptm(ptm, BASES)
 
 
 def ptm_dir(ptm):
@@ -57,8 +66,12 @@ def task_data(task):
     return f"resources/data/glue/{task}"
 
 
+# Hyper-parameters of every (base, task), resolved once; shared by all PTMs of a base (read-only).
+_HP = {(b, t): naming.hyperparameters(config, b, t) for b in BASES for t in TASKS}
+
+
 def hyperparameters(base, task):
-    return naming.hyperparameters(config, base, task)
+    return _HP[base, task]
 
 
 def size_class(base):

@@ -18,7 +18,7 @@ FT_HOURS = {"mnli": 6, "qqp": 6, "squad_v2": 5, "qnli": 2, "sst2": 1.5}
 
 rule tokenize:
     input:
-        model=lambda wc: f"resources/models/{wc.base}",
+        model="resources/models/{base}",
         data=lambda wc: task_data(wc.task),
     output:
         directory("results/tokenized/{base}/{task}"),
@@ -40,13 +40,13 @@ rule tokenize:
 
 rule finetune_base:
     input:
-        model=lambda wc: f"resources/models/{wc.base}",
+        model="resources/models/{base}",
         data="results/tokenized/{base}/{task}",
     output:
         metrics="results/finetune/{base}/{task}/metrics.json",
         model=directory("results/finetune/{base}/{task}/model"),
     params:
-        ptm=lambda wc: wc.base,
+        ptm="{base}",
         hp=lambda wc: hyperparameters(wc.base, wc.task),
     log:
         "logs/finetune_base/{base}/{task}.log",
@@ -72,7 +72,7 @@ rule finetune_merged:
     output:
         metrics="results/finetune/{base}_{pair}_{ratio}/{task}/metrics.json",
     params:
-        ptm=lambda wc: f"{wc.base}_{wc.pair}_{wc.ratio}",
+        ptm="{base}_{pair}_{ratio}",
         hp=lambda wc: hyperparameters(wc.base, wc.task),
     log:
         "logs/finetune_merged/{base}_{pair}_{ratio}/{task}.log",
