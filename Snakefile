@@ -2,6 +2,14 @@
 # Stages (one rule file, one script and one library module each): acquire -> finetune -> merge
 # -> graph -> logme -> export.  See README.md; the design reference is DESIGN.md.
 
+import os
+import sys
+
+# Jobs import the workflow's library from this checkout, also inside a --sdm conda environment.
+_SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, _SRC)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
+
 from ptmbench.config import validate
 
 
