@@ -28,14 +28,10 @@ needs dill, networkx and torch, not ptmbench.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
-from pathlib import Path
 
 from ptmbench.merge import Checkpoint, CheckpointError
-from ptmbench.provenance import provenance
+from ptmbench.provenance import atomic_file, provenance
 
 log = logging.getLogger("ptmbench.graph")
 
@@ -213,19 +209,8 @@ def write_graph(model_dir, name: str, out_path, feature_length: int = FEATURE_LE
     if int(feature_length) < 1:
         raise ValueError(f"feature_length {feature_length!r} must be a positive number of values")
     graph = build_graph(model_dir, name, int(feature_length))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            dill.dump([graph], fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(out_path, "wb") as fh:
+        dill.dump([graph], fh)
     G, feats, _ = graph
     log.info("provenance: %s", provenance(ptm=str(name), model_dir=str(model_dir), feature_length=feature_length))
     log.info("%s: graph of %d nodes, %d edges, %d features of length %d -> %s", name,

@@ -58,15 +58,15 @@ def provenance(**extra) -> dict:
     }
 
 
-def write_json(path: str | Path, obj) -> None:
-    """Write JSON atomically: a temporary file in the same directory, then rename."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w"):
+    """Yield a file open on a temporary sibling of ``path``; on success it is synced and renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable)
-            fh.write("\n")
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -74,6 +74,13 @@ def write_json(path: str | Path, obj) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write JSON atomically: a temporary file in the same directory, then rename."""
+    with atomic_file(path) as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable)
+        fh.write("\n")
 
 
 def _jsonable(obj):
