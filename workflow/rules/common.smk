@@ -28,6 +28,12 @@ def _alt(names):
     return "|".join(re.escape(n) for n in names) or "$^"
 
 
+# `gpu` is counted per machine: a local run limits it (profiles/default: resources gpu=1, so GPU jobs
+# do not overlap), a cluster run does not tally it (each Slurm job gets its own GPUs).
+resource_scopes:
+    gpu="local",
+
+
 wildcard_constraints:
     base=_alt(BASES),
     task=_alt(TASKS),

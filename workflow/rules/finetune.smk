@@ -8,8 +8,9 @@
 # length-grouped batches (grouped by effective batch) and the mean-loss gradient stay the same,
 # so the retry trains the same science. mem_mb and runtime grow with the attempt as well.
 # Any other failure is retried the same way and fails again (its log says why).
-# GPUs are requested by the cluster profile (set-resources, e.g. finetune_base:gpu=1), not here,
-# so the same rules run on a CPU-only laptop; the job uses CUDA whenever it sees one.
+# Each fine-tune asks for one GPU (`gpu=1`; the job uses CUDA whenever it sees one, else the CPU).
+# `gpu` is a local-scoped resource (common.smk): on one machine profiles/default limits it so GPU jobs
+# do not overlap; on a cluster every job gets its own GPU (profiles/slurm adds partition/model).
 
 # Hours on one GPU for a base-size model (x3 for 'large'), with a margin; tasks not listed: 0.5 h.
 # Runtime grows by half on each retry.
@@ -58,6 +59,7 @@ rule finetune_base:
         runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
                                         * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        gpu=1,
     retries: 2
     conda:
         "../../envs/ptmbench.yaml"
@@ -84,6 +86,7 @@ rule finetune_merged:
         runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
                                         * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        gpu=1,
     retries: 2
     conda:
         "../../envs/ptmbench.yaml"

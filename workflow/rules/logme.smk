@@ -25,6 +25,7 @@ rule logme:
     resources:
         mem_mb=mem_mb(16000, 32000),
         runtime=runtime(120, 360),
+        gpu=1,  # feature extraction (see finetune.smk on the `gpu` resource)
     conda:
         "../../envs/ptmbench.yaml"
     script:

@@ -1,0 +1,327 @@
+"""Cost planner: jobs, GPU-hours and disk of a configuration, before anything runs (offline).
+
+    python -m ptmbench.plan --configfile config/config.yaml [--directory .] [--jobs 200] [--json]
+
+Per stage (Snakemake rule) it reports the job count (equal to the DAG's), estimated GPU- and
+CPU-hours, and the disk the stage's outputs take; then the weights kept with and without
+``merge.keep`` and the peak disk of the run. The model (constants below, see docs/cluster.md):
+
+* Parameters ``N`` of a model: a built-in table of the 12 published encoders (stored parameters,
+  layers, hidden size); any other model from its ``config.json`` (and exact stored parameters from
+  ``model.safetensors`` when the weights are already in ``resources/models/{base}``).
+  Compute parameters ``N_c = L (4h^2 + 2 h i)`` (the transformer blocks; ALBERT shares storage,
+  not compute).
+* Tokens ``T`` of a task: examples (published train sizes, or the demo sizes / ``max_train_examples``)
+  x mean tokens per example (typical BERT WordPiece lengths) x ``PAD_FACTOR`` (length-grouped
+  dynamic padding).
+* Fine-tune time = ``6 N_c T E / (PEAK_FLOPS * MFU)`` + steps x ``STEP_S`` x L/12 + ``JOB_S``
+  (E epochs, steps = examples E / batch; the per-step term is the optimiser, kernel launches and
+  data loading that dominate short GLUE sequences). LogME = one forward pass ``2 N_c T`` over the
+  training examples (``logme.max_examples``) + batches x ``FWD_STEP_S`` x L/12 + ``JOB_S``.
+* Disk: weights ``N x 4`` bytes (fp32 safetensors), tokenised data ``TOKEN_BYTES`` per token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ptmbench import naming
+
+# --- constants (documented in docs/cluster.md) ---------------------------------------------------
+PEAK_FLOPS = 312e12  # A100 bf16 dense tensor-core peak, FLOP/s
+MFU = 0.30  # fraction of peak reached by the matrix products of a BERT fine-tune
+STEP_S = 0.040  # fixed seconds per optimiser step of a 12-layer model (launches, AdamW, data)
+FWD_STEP_S = 0.010  # fixed seconds per forward-only batch of a 12-layer model
+JOB_S = 120.0  # per GPU job: start-up, model/data loading, CUDA init, evaluation set-up
+PAD_FACTOR = 1.1  # padded / real tokens with length-grouped dynamic padding
+BYTES_PER_PARAM = 4  # fp32 safetensors
+TOKEN_BYTES = 8  # tokenised data on disk: input_ids int32 + mask/type ids + Arrow offsets
+CPU_JOB_S = {"acquire_model": 300, "acquire_glue": 120, "acquire_squad": 60, "merge": 60,
+             "graph": 120, "export": 1800, "report": 120}
+TOKENIZE_TOKENS_PER_S = 2e5  # fast tokenizer, one core
+
+# Published encoders: stored parameters (AutoModel, no task head), layers, hidden size.
+MODELS: dict[str, tuple[int, int, int]] = {
+    "albert-base-v2": (11_683_584, 12, 768),
+    "albert-large-v2": (17_683_968, 24, 1024),
+    "bert-base-uncased": (109_482_240, 12, 768),
+    "bert-large-uncased": (335_141_888, 24, 1024),
+    "distilbert-base-uncased": (66_362_880, 6, 768),
+    "distilroberta-base": (82_118_400, 6, 768),
+    "electra-base-discriminator": (108_891_648, 12, 768),
+    "electra-large-discriminator": (334_092_288, 24, 1024),
+    "roberta-base": (124_645_632, 12, 768),
+    "roberta-large": (355_359_744, 24, 1024),
+    "xlm-roberta-base": (278_043_648, 12, 768),
+    "xlm-roberta-large": (559_890_432, 24, 1024),
+}
+
+# Published train / evaluation sizes (GLUE, SQuAD v2 examples) and typical mean tokens per example
+# (BERT WordPiece, both segments + special tokens; SQuAD: question + context).
+DATA: dict[str, tuple[int, int, int]] = {
+    "cola": (8_551, 1_043, 11), "mnli": (392_702, 19_647, 39), "mrpc": (3_668, 408, 53),
+    "qnli": (104_743, 5_463, 50), "qqp": (363_846, 40_430, 30), "rte": (2_490, 277, 70),
+    "sst2": (67_349, 872, 13), "stsb": (5_749, 1_500, 31), "wnli": (635, 71, 38),
+    "squad_v2": (130_319, 11_873, 170),
+}
+GLUE_DISK_MB = {"cola": 1, "mnli": 80, "mrpc": 2, "qnli": 35, "qqp": 65, "rte": 2, "sst2": 5,
+                "stsb": 2, "wnli": 1}
+SQUAD_DISK_MB = 46
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    params: int  # stored
+    layers: int
+    hidden: int
+    compute_params: int  # L (4h^2 + 2hi)
+    heads: int
+
+
+@dataclass
+class Stage:
+    rule: str
+    jobs: int
+    gpu_hours: float = 0.0
+    cpu_hours: float = 0.0
+    disk_gb: float = 0.0
+
+
+def _from_config_json(cfg: dict, stored: int | None = None) -> ModelSize:
+    h = cfg.get("hidden_size", cfg.get("dim"))
+    layers = cfg.get("num_hidden_layers", cfg.get("n_layers"))
+    inter = cfg.get("intermediate_size", cfg.get("hidden_dim", 4 * h))
+    heads = cfg.get("num_attention_heads", cfg.get("n_heads", max(1, h // 64)))
+    block = 4 * h * h + 2 * h * inter
+    if stored is None:
+        e = cfg.get("embedding_size", h)
+        emb = (cfg.get("vocab_size", 30522) + cfg.get("max_position_embeddings", 512) + 2) * e
+        stored = emb + (1 if cfg.get("model_type") == "albert" else layers) * block
+    return ModelSize(int(stored), int(layers), int(h), int(layers * block), int(heads))
+
+
+def safetensors_params(path: Path) -> int:
+    """Number of parameters stored in a safetensors file (read from its JSON header only)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    total = 0
+    for name, t in header.items():
+        if name != "__metadata__":
+            count = 1
+            for d in t["shape"]:
+                count *= d
+            total += count
+    return total
+
+
+def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
+    """Size of model ``name``: its acquired weights, else its config.json, else the built-in table."""
+    acquired = workdir / "resources" / "models" / name
+    candidates = [acquired]
+    if spec.get("source") == "path":
+        candidates.append(Path(spec["path"]))
+    elif spec.get("source") == "package":
+        from ptmbench.acquire import _package_dir
+
+        candidates.append(_package_dir(name, spec))
+    for d in candidates:
+        if (d / "config.json").is_file():
+            cfg = json.loads((d / "config.json").read_text())
+            st = d / "model.safetensors"
+            return _from_config_json(cfg, safetensors_params(st) if st.is_file() else None)
+    if spec.get("source") == "tiny":
+        from ptmbench.acquire import TINY_SIZE as s
+
+        return _from_config_json({"hidden_size": s["hidden"], "num_hidden_layers": s["layers"],
+                                  "intermediate_size": s["intermediate"], "vocab_size": s["vocab"],
+                                  "num_attention_heads": s["heads"],
+                                  "model_type": "albert" if spec.get("family") == "albert" else "x"})
+    key = spec.get("id", name).split("/")[-1]
+    if key in MODELS:
+        params, layers, h = MODELS[key]
+        return ModelSize(params, layers, h, layers * 12 * h * h, h // 64)
+    raise ValueError(f"model {name!r}: size unknown offline (not one of the published {sorted(MODELS)}, "
+                     f"no config.json in {[str(c) for c in candidates]}); acquire it first "
+                     "(snakemake --until acquire_model) or give it as a local path")
+
+
+def task_examples(config: dict, task: str) -> tuple[int, int, int]:
+    """(train examples used, evaluation examples, mean tokens per example) of ``task``."""
+    train, evaluation, length = DATA[task]
+    spec = config["data"]["squad_v2" if task == "squad_v2" else "glue"]
+    if spec.get("source") == "demo":
+        train = spec.get("n_train", train)
+        evaluation = spec.get("n_validation", evaluation)
+    family = "squad_v2" if task == "squad_v2" else "glue"
+    cap = config["finetune"][family].get("max_train_examples")
+    if cap:
+        train = min(train, cap)
+    max_len = config["finetune"][family].get("max_length", 512)
+    return train, evaluation, min(length, max_len)
+
+
+def finetune_seconds(size: ModelSize, train: int, evaluation: int, length: int, hp: dict) -> float:
+    tokens = train * length * PAD_FACTOR
+    epochs = float(hp["epochs"])
+    steps = train * epochs / hp["batch_size"]
+    flops = 6 * size.compute_params * tokens * epochs + 2 * size.compute_params * evaluation * length
+    return flops / (PEAK_FLOPS * MFU) + steps * STEP_S * size.layers / 12 + JOB_S
+
+
+def logme_seconds(size: ModelSize, train: int, length: int, batch: int) -> float:
+    flops = 2 * size.compute_params * train * length * PAD_FACTOR
+    return flops / (PEAK_FLOPS * MFU) + train / batch * FWD_STEP_S * size.layers / 12 + JOB_S
+
+
+def plan(config: dict, workdir: Path = Path("."), jobs: int = 200) -> dict:
+    """The bill of ``config`` (validated): per-stage rows, totals, and disk with/without merge.keep."""
+    models, unseen = list(config["models"]), list(config.get("unseen_models", {}))
+    bases, tasks = models + unseen, config["tasks"]
+    glue = [t for t in tasks if t in naming.GLUE_TASKS]
+    n_pairs, n_ratios = len(naming.task_pairs(tasks)), len(config["merge"]["ratios"])
+    per_base = {b: 1 + (n_pairs * n_ratios if b in models else 0) for b in bases}  # PTMs per base
+    specs = config["models"] | config.get("unseen_models", {})
+    sizes = {b: model_size(b, specs[b], workdir) for b in bases}
+    data = {t: task_examples(config, t) for t in tasks}
+    gb = 1e-9
+    st = {r: Stage(r, 0) for r in ("acquire_model", "acquire_glue", "acquire_squad", "tokenize",
+                                   "finetune_base", "merge", "finetune_merged", "graph", "logme",
+                                   "export", "report", "all")}
+    st["acquire_model"].jobs = len(bases)
+    st["acquire_glue"].jobs = len(glue)
+    st["acquire_squad"].jobs = int("squad_v2" in tasks)
+    for r in ("export", "report", "all"):
+        st[r].jobs = 1
+    for b, size in sizes.items():
+        w = size.params * BYTES_PER_PARAM * gb
+        st["acquire_model"].disk_gb += w
+        n_merged = per_base[b] - 1
+        for t in tasks:
+            train, evaluation, length = data[t]
+            hp = naming.hyperparameters(config, b, t)
+            ft_h = finetune_seconds(size, train, evaluation, length, hp) / 3600
+            st["tokenize"].jobs += 1
+            st["tokenize"].cpu_hours += (train + evaluation) * length / TOKENIZE_TOKENS_PER_S / 3600
+            st["tokenize"].disk_gb += (train + evaluation) * length * TOKEN_BYTES * gb
+            st["finetune_base"].jobs += 1
+            st["finetune_base"].gpu_hours += ft_h
+            st["finetune_base"].disk_gb += w
+            st["finetune_merged"].jobs += n_merged
+            st["finetune_merged"].gpu_hours += n_merged * ft_h
+            if t in glue:
+                lm_train = train if config["logme"]["max_examples"] is None else min(
+                    train, config["logme"]["max_examples"])
+                lm_h = logme_seconds(size, lm_train, length, config["logme"]["batch_size"]) / 3600
+                st["logme"].jobs += per_base[b]
+                st["logme"].gpu_hours += per_base[b] * lm_h
+        st["merge"].jobs += n_merged
+        st["merge"].disk_gb += n_merged * w
+        st["graph"].jobs += per_base[b]
+        graph_bytes = size.layers * size.heads * 2 * config["graph"]["feature_length"] * 8
+        st["graph"].disk_gb += per_base[b] * graph_bytes * gb
+    st["acquire_glue"].disk_gb = sum(GLUE_DISK_MB[t] for t in glue) * 1e-3
+    st["acquire_squad"].disk_gb = SQUAD_DISK_MB * 1e-3 * st["acquire_squad"].jobs
+    for r, s in st.items():
+        if r in CPU_JOB_S:
+            s.cpu_hours += s.jobs * CPU_JOB_S[r] / 3600
+    merged_gb = st["merge"].disk_gb
+    total_gb = sum(s.disk_gb for s in st.values())
+    biggest_merged = max((sizes[b].params * BYTES_PER_PARAM * gb for b in models), default=0.0)
+    in_flight = min(st["merge"].jobs, jobs) * biggest_merged
+    return {
+        "stages": [asdict(s) for s in st.values()],
+        "total": {"jobs": sum(s.jobs for s in st.values()),
+                  "gpu_hours": sum(s.gpu_hours for s in st.values()),
+                  "cpu_hours": sum(s.cpu_hours for s in st.values())},
+        "disk_gb": {
+            "base_models": st["acquire_model"].disk_gb,
+            "finetuned_weights": st["finetune_base"].disk_gb,
+            "merged_weights": merged_gb,
+            "kept_weights_keep_true": st["acquire_model"].disk_gb + st["finetune_base"].disk_gb + merged_gb,
+            "kept_weights_keep_false": st["acquire_model"].disk_gb + st["finetune_base"].disk_gb,
+            "peak_keep_true": total_gb,
+            # temp() merged weights live from their merge until their last consumer: at most one per
+            # concurrently running job (Snakemake does not order jobs to minimise temp disk).
+            "peak_keep_false_at_most": total_gb - merged_gb + min(merged_gb, in_flight),
+            "merge_keep": bool(config["merge"]["keep"]),
+        },
+        "assumptions": {"peak_flops": PEAK_FLOPS, "mfu": MFU, "step_s": STEP_S, "fwd_step_s": FWD_STEP_S,
+                        "job_s": JOB_S, "pad_factor": PAD_FACTOR, "bytes_per_param": BYTES_PER_PARAM,
+                        "token_bytes": TOKEN_BYTES, "jobs_in_flight": jobs},
+        "models": {b: asdict(s) for b, s in sizes.items()},
+    }
+
+
+def measured_seconds(workdir: Path) -> dict[str, tuple[int, float]]:
+    """Mean wall seconds per job of each rule from Snakemake's benchmark files of a previous run
+    (``benchmarks/{rule}/**.tsv``), to compare the model with this machine's numbers."""
+    out = {}
+    for rule_dir in sorted((workdir / "benchmarks").glob("*/")):
+        secs = []
+        for f in rule_dir.rglob("*.tsv"):
+            rows = f.read_text().splitlines()
+            if len(rows) >= 2 and rows[0].split("\t")[0] == "s":
+                secs.append(float(rows[-1].split("\t")[0]))
+        if secs:
+            out[rule_dir.name] = (len(secs), sum(secs) / len(secs))
+    return out
+
+
+def format_plan(p: dict, measured: dict | None = None) -> str:
+    lines = [f"{'stage':<16}{'jobs':>8}{'GPU-h':>10}{'CPU-h':>9}{'disk GB':>10}"]
+    for s in p["stages"]:
+        lines.append(f"{s['rule']:<16}{s['jobs']:>8}{s['gpu_hours']:>10.2f}{s['cpu_hours']:>9.2f}"
+                     f"{s['disk_gb']:>10.2f}")
+    t, d = p["total"], p["disk_gb"]
+    lines.append(f"{'total':<16}{t['jobs']:>8}{t['gpu_hours']:>10.2f}{t['cpu_hours']:>9.2f}"
+                 f"{d['peak_keep_true']:>10.2f}")
+    if measured:
+        est = {s["rule"]: (s["gpu_hours"] + s["cpu_hours"]) * 3600 / s["jobs"] for s in p["stages"] if s["jobs"]}
+        lines += ["", "measured (benchmarks/ of the work directory) vs model, seconds per job:"]
+        lines += [f"  {r:<16}{n:>6} jobs  measured {m:9.1f}  model {est.get(r, float('nan')):9.1f}"
+                  for r, (n, m) in measured.items()]
+    lines += [
+        "",
+        f"weights kept: {d['kept_weights_keep_true']:.1f} GB with merge.keep=true "
+        f"(base {d['base_models']:.1f} + fine-tuned {d['finetuned_weights']:.1f} + merged {d['merged_weights']:.1f}), "
+        f"{d['kept_weights_keep_false']:.1f} GB with merge.keep=false",
+        f"peak disk: {d['peak_keep_true']:.1f} GB with merge.keep=true; at most "
+        f"{d['peak_keep_false_at_most']:.1f} GB with merge.keep=false "
+        f"({p['assumptions']['jobs_in_flight']} jobs in flight)  [this config: merge.keep={d['merge_keep']}]",
+        f"assumptions: A100 bf16 peak {p['assumptions']['peak_flops'] / 1e12:.0f} TFLOP/s at MFU "
+        f"{p['assumptions']['mfu']}, {p['assumptions']['step_s'] * 1e3:.0f} ms per training step "
+        f"(12 layers), {p['assumptions']['job_s']:.0f} s per GPU job; see docs/cluster.md",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from ptmbench.config import ConfigError, load
+
+    ap = argparse.ArgumentParser(prog="python -m ptmbench.plan", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configfile", default="config/config.yaml")
+    ap.add_argument("--directory", "-d", default=".", help="work directory (acquired models are read there)")
+    ap.add_argument("--jobs", type=int, default=200, help="jobs in flight (for the merge.keep=false peak)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        p = plan(load(args.configfile), Path(args.directory), args.jobs)
+    except (ConfigError, ValueError, ModuleNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    measured = measured_seconds(Path(args.directory))
+    if args.json:
+        print(json.dumps(p | {"measured_seconds": measured}, indent=1))
+    else:
+        print(format_plan(p, measured))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The Snakemake profiles: valid option names, GPU requests on the GPU rules only, and the local
+workflow profile (profiles/default, loaded with every run) never changing a cluster run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
+DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
+GPU_RULES = {"finetune_base", "finetune_merged", "logme"}
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _load(path):
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("profile", [SLURM, DEFAULT], ids=["slurm", "default"])
+def test_profile_keys_are_snakemake_options(profile):
+    from snakemake.cli import get_argument_parser
+
+    options = set(get_argument_parser()._option_string_actions)
+    unknown = [k for k in _load(profile) if f"--{k}" not in options]
+    assert not unknown, f"{profile}: not Snakemake 9 / slurm plugin options: {unknown}"
+
+
+def test_slurm_profile_settings():
+    p = _load(SLURM)
+    assert p["executor"] == "slurm"
+    assert p["retries"] >= 1 and p["keep-going"] is True and p["rerun-incomplete"] is True
+    assert {"slurm_account", "slurm_partition"} <= set(p["default-resources"])
+    # no GPU anywhere in the profile's defaults; GPU rules only get a partition (and a model)
+    assert "gpu" not in p["default-resources"]
+    assert set(p["set-resources"]) <= GPU_RULES
+
+
+def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
+    """Snakemake loads profiles/default after --profile and lets it win on shared keys."""
+    from snakemake.cli import parse_args
+
+    _, args = parse_args(["--snakefile", str(ROOT / "Snakefile"), "--profile", str(SLURM.parent), "-n"])
+    assert args.executor == "slurm"
+    assert args.keep_going is True and args.rerun_incomplete is True and args.retries == 2
+    assert set(args.set_resources) == set(_load(SLURM)["set-resources"])
+    assert args.resources["gpu"].value == 1  # the local limit is there ...
+
+
+def _dry_run_resources(workdir, *extra, config="config.yaml", timeout=300):
+    """rule -> list of per-job resource dicts, from a (non-quiet) dry run in ``workdir``."""
+    out = subprocess.run(
+        [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", "--nolock",
+         "--configfile", str(ROOT / "config" / config), *extra],
+        cwd=workdir, capture_output=True, text=True, timeout=timeout, check=True,
+    ).stdout
+    jobs = defaultdict(list)
+    rule = None
+    for line in out.splitlines():
+        m = re.match(r"(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+        elif line.strip().startswith("resources:") and rule:
+            items = line.split("resources:", 1)[1].split(", ")
+            jobs[rule].append(dict(i.strip().split("=", 1) for i in items))
+            rule = None
+    return jobs
+
+
+def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(tmp_path):
+    jobs = _dry_run_resources(tmp_path, "--profile", str(SLURM.parent))
+    assert sum(len(v) for v in jobs.values()) == 11725
+    for rule, resources in jobs.items():
+        for r in resources:
+            if rule in GPU_RULES:
+                assert r["gpu"] == "1", (rule, r)
+                assert r["slurm_partition"] == "CHANGE-ME-gpu-partition", (rule, r)
+            else:
+                assert "gpu" not in r and "gpu_model" not in r, (rule, r)
+                assert r["slurm_partition"] == "CHANGE-ME-cpu-partition", (rule, r)
+            assert "slurm_account" in r and int(r["mem_mb"]) > 0 and int(r["runtime"]) > 0
+    # sizes follow the model size class
+    ft = {(int(r["mem_mb"]), int(r["runtime"])) for r in jobs["finetune_base"]}
+    assert {m for m, _ in ft} == {16000, 32000}
+    assert set(GPU_RULES) <= set(jobs)
+
+
+def test_local_run_limits_gpu_jobs(tmp_path):
+    """With profiles/default a local run caps the GPU rules at one at a time (gpu=1 each, limit 1)."""
+    jobs = _dry_run_resources(tmp_path, "--cores", "2", config="test.yaml")
+    assert all(r.get("gpu") == "1" for rule in GPU_RULES for r in jobs[rule])
+    assert not any("gpu" in r for rule, rs in jobs.items() if rule not in GPU_RULES for r in rs)

@@ -1,0 +1,120 @@
+"""The tiny workflow through a real one-node Slurm with the project's profile (profiles/slurm).
+
+Checks: every job (but the target rule `all`) ran as a Slurm job (one Slurm log per job id, the ids
+printed); one job made to fail once (an injected error in its first attempt) is resubmitted by the
+profile's `retries` and the DAG completes; a plain rerun has nothing to do; every fine-tune and LogME
+result equals a local run's (values identical; provenance and timings ignored). Threads are set to 1
+in both runs so the floating-point results can be compared exactly.
+Needs root and Debian's Slurm packages (`apt-get install slurmctld slurmd slurm-client munge`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from slurm_cluster import one_node_slurm, unavailable_reason
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "test.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(CONFIG)]
+ONE_THREAD = ["--set-threads", "tokenize=1", "finetune_base=1", "finetune_merged=1", "logme=1"]
+FAIL_PTM, FAIL_TASK = "tiny-bert_sst2_stsb_0.5", "sst2"  # the LogME job that fails once
+VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_time_s", "train_cpu_s",
+            "eval_time_s"}
+
+# Loaded by every Python process of the Slurm run (PYTHONPATH): inside the LogME job script only, the
+# first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id.
+FAIL_ONCE = textwrap.dedent("""\
+    import os, sys
+    if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and sys.argv[0].endswith("logme.py"):
+        from pathlib import Path
+        from ptmbench import logme as _m
+        _orig, _marker = _m.score_ptm, Path(os.environ["PTM_FAIL_MARKER"])
+        def _flaky(*args, **kw):
+            if (kw.get("ptm"), kw.get("task")) == (os.environ["PTM_FAIL_PTM"], os.environ["PTM_FAIL_TASK"]) \\
+                    and not _marker.exists():
+                _marker.write_text(os.environ.get("SLURM_JOB_ID", "?"))
+                raise RuntimeError("injected failure (tests/test_slurm.py): this attempt fails once")
+            return _orig(*args, **kw)
+        _m.score_ptm = _flaky
+    """)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with one_node_slurm(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
+
+
+def _run(cmd, env=None, timeout=900, cwd=None):
+    """Snakemake under `timeout -k 30` (a hung status loop cannot block the test run)."""
+    return subprocess.run(["timeout", "-k", "30", str(timeout), *cmd], env=env, cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def _results(wd: Path) -> dict[str, dict]:
+    out = {}
+    for f in sorted([*wd.glob("results/finetune/*/*/metrics.json"), *wd.glob("results/logme/*/*.json")]):
+        out[str(f.relative_to(wd))] = {k: v for k, v in json.loads(f.read_text()).items() if k not in VOLATILE}
+    return out
+
+
+def test_tiny_workflow_through_slurm(slurm, tmp_path):
+    local, remote, inject = tmp_path / "local", tmp_path / "slurm", tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FAIL_ONCE)
+    marker = tmp_path / "failed-once"
+
+    r = _run([*SNAKEMAKE, "-d", str(local), "--cores", "2", *ONE_THREAD])
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    env = {**slurm, "PYTHONPATH": os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")])),
+           "PTM_FAIL_MARKER": str(marker), "PTM_FAIL_PTM": FAIL_PTM, "PTM_FAIL_TASK": FAIL_TASK}
+    cmd = [*SNAKEMAKE, "-d", str(remote), "--profile", str(ROOT / "profiles" / "slurm"),
+           # the test cluster: no account database (squeue for status), one partition, no GPU partition
+           "--slurm-no-account", "--slurm-status-command", "squeue",
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
+           "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
+           "--set-resources", *(f"{r}:slurm_partition=debug" for r in ("finetune_base", "finetune_merged", "logme")),
+           "--jobs", "2", "--latency-wait", "10", *ONE_THREAD]
+    r = _run(cmd, env=env)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-5000:]
+
+    # every job but `all` went through Slurm: one kept Slurm log per submission, named by its job id
+    dry = _run([*SNAKEMAKE, "-d", str(tmp_path / "dry"), "-n", "--cores", "1"]).stdout
+    expected = len(re.findall(r"^rule (?!all:)\w+:", dry, re.M))
+    logs = sorted((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
+    ids = sorted(int(p.stem) for p in logs)
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
+    print(f"\nSlurm job ids ({len(ids)}): {ids}")
+    for p in logs:
+        print(f"  {p.parent.relative_to(remote / '.snakemake' / 'slurm_logs')}  slurm job {p.stem}")
+    assert expected == 18 and len(ids) == expected + 1  # + the resubmitted attempt
+    assert sorted(map(int, submitted)) == ids
+
+    # the injected failure happened once, in a Slurm job, and the retry completed the job
+    failed_id = marker.read_text()
+    assert failed_id.isdigit() and int(failed_id) in ids
+    failed_log = next(p for p in logs if p.stem == failed_id).read_text()
+    assert "injected failure" in failed_log
+    assert re.search(r"Error in rule logme", log)
+    assert (remote / "results" / "logme" / FAIL_PTM / f"{FAIL_TASK}.json").is_file()
+
+    # nothing left to do, and the same numbers as the local run
+    again = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"])
+    assert "Nothing to be done" in again.stdout + again.stderr
+    got, want = _results(remote), _results(local)
+    assert len(want) == 8 and got == want
