@@ -33,7 +33,7 @@ include: "workflow/rules/export.smk"
 
 
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
-# whole DAG; listing all_outputs() here as well would add ~11,000 edges to plan (~15% of a dry run).
+# whole DAG; listing every fine-tune, graph and LogME file here as well would add ~11,000 edges to plan (~15% of a dry run).
 rule all:
     input:
         EXPORT_OUTPUTS,

@@ -80,10 +80,6 @@ def hyperparameters(base, task):
     return _HP[base, task]
 
 
-def size_class(base):
-    return "large" if naming.is_large(base) else "base"
-
-
 def mem_mb(small, large):
     """Memory request by model size class, doubled on each retry."""
     return lambda wc, attempt: (large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * attempt
@@ -98,13 +94,3 @@ def _wc_ptm(wc):
     if "ptm" in wc.keys():
         return wc.ptm
     return wc.base
-
-
-def all_outputs():
-    return (
-        [f"results/finetune/{b}/{t}/metrics.json" for b in BASES for t in TASKS]
-        + [f"results/finetune/{m}/{t}/metrics.json" for m in MERGED for t in TASKS]
-        + [f"results/graphs/{p}.dill" for p in PTMS]
-        + [f"results/logme/{p}/{t}.json" for p in PTMS for t in GLUE]
-        + EXPORT_OUTPUTS
-    )
