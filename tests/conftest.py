@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,36 @@ def real_fixtures() -> Path:
     if not REAL_FIXTURES.is_dir():
         pytest.skip(f"real GLUE/SQuAD fixtures not found at {REAL_FIXTURES}")
     return REAL_FIXTURES
+
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIG = REPO / "config" / "test.yaml"
+
+
+def snakemake_cmd(workdir: Path, *args, config: Path = TEST_CONFIG) -> list[str]:
+    """The command line of a local Snakemake run of this workflow in ``workdir``."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(config), *map(str, args)]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The work directory of ONE finished end-to-end run of config/test.yaml, shared by the tests that
+    read a finished workflow (end to end, permissions, Slurm comparison, faults). Run under umask 022,
+    as on a typical cluster account. Read-only: copy it (:func:`copy_run`) before changing anything."""
+    wd = tmp_path_factory.mktemp("tiny-run") / "wd"
+    old = os.umask(0o022)
+    try:
+        proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2")],
+                              capture_output=True, text=True)
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    (wd / "snakemake.out").write_text(proc.stdout + proc.stderr)
+    return wd
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a finished work directory (mtimes kept, so Snakemake sees nothing to do in it)."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

@@ -71,14 +71,12 @@ def _results(wd: Path) -> dict[str, dict]:
     return out
 
 
-def test_tiny_workflow_through_slurm(slurm, tmp_path):
-    local, remote, inject = tmp_path / "local", tmp_path / "slurm", tmp_path / "inject"
+def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
+    # tiny_run: the shared local run of the same config (its jobs also run with one thread each)
+    local, remote, inject = tiny_run, tmp_path / "slurm", tmp_path / "inject"
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(FAIL_ONCE)
     marker = tmp_path / "failed-once"
-
-    r = _run([*SNAKEMAKE, "-d", str(local), "--cores", "2", *ONE_THREAD])
-    assert r.returncode == 0, r.stderr[-3000:]
 
     env = {**slurm, "PYTHONPATH": os.pathsep.join(filter(None, [str(inject), os.environ.get("PYTHONPATH")])),
            "PTM_FAIL_MARKER": str(marker), "PTM_FAIL_PTM": FAIL_PTM, "PTM_FAIL_TASK": FAIL_TASK}

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_run
+
+from ptmbench import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -75,27 +79,64 @@ def test_unseen_models_are_finetuned_and_scored_never_merged(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_workflow_end_to_end(tmp_path):
+def test_tiny_workflow_end_to_end(tiny_run):
     """config/test.yaml runs offline to the export; a second run has nothing to do."""
     config = REPO / "config" / "test.yaml"
-    proc = snakemake("--cores", "2", "--configfile", config, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-
     ptms = ["tiny-bert", "tiny-bert_sst2_stsb_0.5"]
     for ptm in ptms:
         for task in ("sst2", "stsb"):
-            metrics = json.loads((tmp_path / f"results/finetune/{ptm}/{task}/metrics.json").read_text())
+            metrics = json.loads((tiny_run / f"results/finetune/{ptm}/{task}/metrics.json").read_text())
             assert metrics["ptm"] == ptm and metrics["task"] == task
             assert "provenance" in metrics
-            logme = json.loads((tmp_path / f"results/logme/{ptm}/{task}.json").read_text())
+            logme = json.loads((tiny_run / f"results/logme/{ptm}/{task}.json").read_text())
             assert logme["ptm"] == ptm and isinstance(logme["score"], float)
-        assert (tmp_path / f"results/graphs/{ptm}.dill").is_file()
-    bench = tmp_path / "results/ptm_model_bench"
+        assert (tiny_run / f"results/graphs/{ptm}.dill").is_file()
+    bench = tiny_run / "results/ptm_model_bench"
     assert (bench / "base_model_dataset/base_tiny-bert.dill").is_file()
     assert (bench / "merged_model_dataset/tiny-bert_sst2_stsb_0.5.dill").is_file()
     perf = json.loads((bench / "performance/merged_models/sst2_performance_score.json").read_text())
     assert set(perf["sst2"]) == {"tiny-bert_sst2_stsb_0.5"}
 
-    again = snakemake("-n", "--configfile", config, cwd=tmp_path)
+    again = snakemake("-n", "--nolock", "--configfile", config, cwd=tiny_run)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_outputs_are_shareable_under_umask_022(tiny_run):
+    """Colleagues (other accounts) can read every output and enter every folder: each file has mode
+    0o644 and each folder 0o755, what umask 022 gives any new file; no temporary is left."""
+    bad = []
+    for top in ("results", "resources"):
+        for p in [tiny_run / top, *(tiny_run / top).rglob("*")]:
+            mode = stat.S_IMODE(p.lstat().st_mode)
+            if p.is_symlink():
+                continue
+            want = 0o755 if p.is_dir() else 0o644
+            if mode != want:
+                bad.append(f"{p.relative_to(tiny_run)} {oct(mode)}")
+            assert not provenance.is_temp(p.name), p
+    assert not bad, bad
+
+
+@pytest.mark.slow
+def test_corrupt_inputs_fail_once_naming_the_file(tiny_run, tmp_path):
+    """A truncated fine-tuned model (safetensors) and a truncated tokenised Arrow file: each job that
+    reads one fails in its single attempt, and its log names the file and the fix."""
+    wd = copy_run(tiny_run, tmp_path / "wd")
+    weights = wd / "results/finetune/tiny-bert/stsb/model/model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    arrow = next((wd / "results/tokenized/tiny-bert/sst2/train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    targets = ["results/merged/tiny-bert/sst2_stsb_0.5", "results/logme/tiny-bert/sst2.json"]
+    proc = snakemake(*targets, "--forcerun", "merge", "logme", "--keep-going", "--cores", "2",
+                     "--configfile", REPO / "config" / "test.yaml", cwd=wd)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert out.count("Error in rule merge") == 1 and out.count("Error in rule logme") == 1, out[-3000:]
+    assert "Trying to restart" not in out
+    for log, bad in (("logs/merge/tiny-bert/sst2_stsb_0.5.log", weights), ("logs/logme/tiny-bert/sst2.log", arrow)):
+        text = (wd / log).read_text()
+        assert f"{bad.relative_to(wd)} is corrupt or incomplete" in text, text[-2000:]
+        assert "rerun snakemake to rebuild it" in text
+    assert not (wd / targets[0]).exists() and not (wd / targets[1]).exists()

@@ -569,20 +569,6 @@ def _hub_dataset_sha(repo_id: str, revision: str | None) -> str | None:
 SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")
 
 
-def _write_bytes(path: Path, blob: bytes) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fetch_url(url: str, what: str, timeout: float = 60.0) -> bytes:
     """GET ``url``; fail fast (connect check, timeouts) with the offline sources in the message."""
     import urllib.error
@@ -604,7 +590,7 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
     or ``demo``. Each file is validated; ``provenance.json`` beside them records source and SHA-256."""
     import hashlib
 
-    from ptmbench.provenance import provenance, write_json
+    from ptmbench.provenance import atomic_bytes, provenance, write_json
 
     source = spec.get("source")
     outs = [Path(train_json), Path(dev_json)]
@@ -631,7 +617,7 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
         data.validate_squad(obj, f"SQuAD v2 {f} (source {source})")
         counts[f] = sum(len(p["qas"]) for a in obj["data"] for p in a["paragraphs"])
     for out, blob in zip(outs, blobs, strict=True):
-        _write_bytes(out, blob)
+        atomic_bytes(out, blob)
     write_json(outs[0].parent / "provenance.json", provenance(
         dataset="squad_v2", source=spec, questions=counts,
         sha256={f: hashlib.sha256(b).hexdigest() for f, b in zip(SQUAD_FILES, blobs, strict=True)}))

@@ -4,7 +4,8 @@ The export is read unchanged by the existing GNN performance predictor (DESIGN.m
 
     ptm_model_bench/
       MANIFEST.json                                   ours: provenance, counts, checksums
-      base_model_dataset/base_{model}.dill            every base model (seen and unseen)
+      base_model_dataset/base_{model}.dill            every seen base model (the merged ones)
+      base_model_dataset/unseen_base_{model}.dill     every unseen base model
       merged_model_dataset/{ptm}.dill                 every merged PTM {base}_{t1}_{t2}_{ratio}
       performance/merged_models/{task}_performance_score.json    {task: {ptm: {metric: value}}}
       performance/merged_models/{task}_logme.json                {ptm: score}        (GLUE only)
@@ -30,12 +31,11 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from ptmbench import naming
-from ptmbench.provenance import atomic_dir, provenance, write_json
+from ptmbench.provenance import atomic_dir, atomic_path, provenance, write_json
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,16 @@ def performance_files(finetune: list[dict], logme: list[dict], models, unseen, t
     return files
 
 
+# Base models' graph files, as the published release names them: seen (merged) bases and unseen bases.
+GRAPH_PREFIX = {"seen": "base_", "unseen": "unseen_base_"}
+
+
 def graph_file(ptm: str, models, unseen) -> str:
     """Relative path of a PTM's graph in the export."""
-    if _group(ptm, models, unseen) == "merged":
+    group = _group(ptm, models, unseen)
+    if group == "merged":
         return f"merged_model_dataset/{ptm}.dill"
-    return f"base_model_dataset/base_{ptm}.dill"
+    return f"base_model_dataset/{GRAPH_PREFIX[group]}{ptm}.dill"
 
 
 def check_graph(path, name: str, feature_length: int) -> None:
@@ -203,7 +208,7 @@ def link_or_copy(src, dst) -> str:
         os.link(src, dst)
         return "hardlink"
     except OSError:
-        shutil.copy2(src, dst)
+        shutil.copyfile(src, dst)  # a new file: the user's umask
         return "copy"
 
 
@@ -240,7 +245,7 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             if link:
                 modes[link_or_copy(path, dst)] += 1
             else:
-                shutil.copy2(path, dst)
+                shutil.copyfile(path, dst)
                 modes["copy"] += 1
         for rel, obj in files.items():
             write_json(tmp / rel, obj)
@@ -321,15 +326,9 @@ def write_table(df, csv_path) -> None:
 
 
 def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``write(tmp)`` a file through the one atomic writer, then publish it as ``path``."""
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,

@@ -440,6 +440,36 @@ def _finite_parameters(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
+def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int = 3):
+    """``run(split)`` with the per-device batch ``batch_size // split``; on CUDA out-of-memory, free the
+    GPU and run again with the split doubled (half the per-device batch, twice the accumulation: the
+    same effective batch and mean-loss gradient, so the same science), up to ``max_retries`` times.
+    Returns ``(result, retries)``. Retrying in the job keeps Snakemake's retries for what only a new
+    job can fix (a node failure, a time limit), never for corrupt inputs or bad data."""
+    import gc
+
+    import torch
+
+    split, retries = int(batch_split), 0
+    while True:
+        try:
+            return run(split), retries
+        except torch.cuda.OutOfMemoryError:
+            nxt = split * 2
+            if retries >= max_retries or batch_size % nxt:
+                log.error("CUDA out of memory with per-device batch %d; cannot halve it again "
+                          "(batch_size %d, %d retries): lower batch_size or use a larger GPU",
+                          batch_size // split, batch_size, retries)
+                raise
+            log.warning("CUDA out of memory with per-device batch %d: retrying with %d x %d accumulation",
+                        batch_size // split, batch_size // nxt, nxt)
+            split, retries = nxt, retries + 1
+        # outside the except block: the failed attempt's traceback (and its model) is released
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
              batch_split: int = 1, precision_mode: str = "auto") -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
@@ -471,27 +501,32 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     else:
         train_labels = np.asarray(train["labels"])
 
-    with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
-        args = training_arguments(hp, scratch, batch_split, precision_mode)
-        set_seed(seed)
-        model = load_task_model(model_dir, task, info.get("label_names"))
-        collator = DataCollatorWithPadding(tok, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-        trainer = _make_trainer_class()(
-            model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
-            train_lengths=lengths(train))
-        log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
-                 ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
-                 args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = trainer.train()
-        train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-        diverged = trainer.diverged_at is not None or not _finite_parameters(model)
-        t0 = time.perf_counter()
-        if diverged:
-            results = _chance_metrics(task, dd, train_labels)
-        else:
-            results = _evaluate(trainer, task, dd, tok, hp)
-        eval_time = time.perf_counter() - t0
+    def attempt(split: int):
+        with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
+            args = training_arguments(hp, scratch, split, precision_mode)
+            set_seed(seed)
+            model = load_task_model(model_dir, task, info.get("label_names"))
+            collator = DataCollatorWithPadding(tok, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+            trainer = _make_trainer_class()(
+                model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
+                train_lengths=lengths(train))
+            log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
+                     ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
+                     args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = trainer.train()
+            train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+            diverged = trainer.diverged_at is not None or not _finite_parameters(model)
+            t0 = time.perf_counter()
+            if diverged:
+                results = _chance_metrics(task, dd, train_labels)
+            else:
+                results = _evaluate(trainer, task, dd, tok, hp)
+            eval_time = time.perf_counter() - t0
+        return args, model, trainer, out, diverged, results, train_time, train_cpu, eval_time
+
+    (args, model, trainer, out, diverged, results, train_time, train_cpu, eval_time), oom_retries = \
+        retry_out_of_memory(attempt, int(batch_split), int(hp["batch_size"]))
 
     record = {
         "ptm": ptm, "base": base_of(ptm), "task": task, "metrics": results,
@@ -505,6 +540,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
                                  tokenized_dir=str(tokenized_dir), batch_split=int(batch_split),
+                                 oom_retries=oom_retries,
                                  wall_time_s=round(time.perf_counter() - t_start, 3)),
     }
     if diverged:

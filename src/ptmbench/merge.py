@@ -407,7 +407,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
         del out
         for src in sorted(base.dir.iterdir()):
             if src.is_file() and src.name not in NOT_COPIED and not src.name.startswith("."):
-                shutil.copy2(src, Path(tmp) / src.name)
+                shutil.copyfile(src, Path(tmp) / src.name)  # new file: the user's umask, not src's mode
         record["provenance"]["wall_time_s"] = round(time.perf_counter() - start, 3)
         write_json(Path(tmp) / "merge.json", record)
     log.info("merged %s + %s (%s, r=%s): %d tensors merged, %d from the base, %.1f s", a.dir, b.dir,

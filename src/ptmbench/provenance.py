@@ -1,8 +1,10 @@
 """What produced a result (versions, device, time), atomic writes, and the job wrapper of scripts.
 
-Every result file the workflow writes carries :func:`provenance`. Library functions write through
-:func:`atomic_dir` / :func:`write_json`, so a crashed or killed job never leaves an output that
-looks complete: the final name appears only once everything under it is written.
+Every result file the workflow writes carries :func:`provenance`. Every output is written through
+one atomic writer, :func:`atomic_path` (and its forms :func:`atomic_file`, :func:`atomic_dir`,
+:func:`write_json`), so a crashed or killed job never leaves an output that looks complete: the
+final name appears only once everything under it is written, with the permissions the user's umask
+gives (outputs on a shared file system are readable by colleagues whenever the umask says so).
 """
 
 from __future__ import annotations
@@ -58,22 +60,118 @@ def provenance(**extra) -> dict:
     }
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_prefix(path: str | Path) -> str:
+    """Name prefix of the temporaries that :func:`atomic_path` makes beside ``path``."""
+    return f".{Path(path).name}."
+
+
+def is_temp(name: str) -> bool:
+    """Whether a file or folder name is one of our temporaries (``.{output name}.<random>.tmp``)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
+
+
+def temps_of(path: str | Path) -> list[Path]:
+    """The temporaries left beside output ``path`` by earlier (killed) attempts to write it."""
+    path = Path(path)
+    prefix = temp_prefix(path)
+    try:
+        with os.scandir(path.parent) as it:
+            return sorted(path.parent / e.name for e in it
+                          if e.name.startswith(prefix) and e.name.endswith(TEMP_SUFFIX))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def remove_temps(path: str | Path) -> list[Path]:
+    """Remove what killed attempts to write output ``path`` left beside it; return what was removed.
+
+    Called by :func:`job` for every output before the job body runs, so the rerun of a job killed
+    mid-write (SIGKILL, the OOM killer, a Slurm time limit) cleans up after it.
+    """
+    removed = temps_of(path)
+    for tmp in removed:
+        _remove(tmp)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, directory: bool = False):
+    """The one atomic writer: yield a temporary sibling of ``path`` (an empty folder, or a file name
+    that does not exist yet), then give it the permissions the user's umask gives any new file or
+    folder (``0o666`` / ``0o777`` masked) and rename it to ``path``, replacing what was there.
+
+    On an exception the temporary is removed. A process killed in between leaves it behind, named
+    ``.{name}.<random>.tmp``; :func:`remove_temps` (run by :func:`job` when the job reruns) and
+    ``python -m ptmbench.status`` find it by that name. Nothing ever takes a temporary as output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX))
+    if not directory:  # a name only: writers (pandas, pyarrow, torch) create the file themselves
+        tmp.rmdir()
+    try:
+        yield tmp
+        mask = umask()
+        if directory:
+            _share(tmp, mask)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+        elif tmp.exists():
+            os.chmod(tmp, 0o666 & ~mask)
+        else:
+            raise FileNotFoundError(f"nothing was written to {tmp} for {path}")
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _share(folder: Path, mask: int) -> None:
+    """Give a folder tree the umask's modes. Some writers ignore the umask (safetensors creates its
+    files 0o600), so the tree is set explicitly: folders 0o777 & ~umask, files 0o666 & ~umask."""
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for names, perm in ((dirs, 0o777), (files, 0o666)):
+            for name in names:
+                p = os.path.join(root, name)
+                if not os.path.islink(p):
+                    os.chmod(p, perm & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w"):
     """Yield a file open on a temporary sibling of ``path``; on success it is synced and renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_bytes(path: str | Path, blob: bytes) -> None:
+    with atomic_file(path, "wb") as fh:
+        fh.write(blob)
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -91,20 +189,9 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-@contextlib.contextmanager
 def atomic_dir(path: str | Path):
-    """Yield a temporary sibling directory; on success it becomes ``path`` (replacing it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """Yield a temporary sibling folder; on success it becomes ``path`` (see :func:`atomic_path`)."""
+    return atomic_path(path, directory=True)
 
 
 @contextlib.contextmanager
@@ -113,7 +200,9 @@ def job(smk):
 
     Python ``logging`` (ptmbench, transformers, datasets) and stdout/stderr go to the job's log
     file; an exception is written there with its traceback and re-raised, so Snakemake marks the
-    job failed and removes its outputs.
+    job failed and removes its outputs. Before the body runs, the temporaries that killed earlier
+    attempts left beside the outputs are removed, and every input is checked whole
+    (:mod:`ptmbench.integrity`): a corrupt input fails the job at once, naming the file and the fix.
     """
     log_path = Path(smk.log[0]) if smk.log else None
     stream = open(log_path, "a", buffering=1) if log_path else sys.stderr  # noqa: SIM115
@@ -133,6 +222,12 @@ def job(smk):
 
             torch.set_num_threads(threads)
         log.info("rule %s, wildcards %s, threads %d", smk.rule, dict(smk.wildcards.items()), threads)
+        for out in smk.output:
+            for tmp in remove_temps(out):
+                log.info("removed %s, left by an earlier attempt that was killed", tmp)
+        from ptmbench.integrity import check_inputs
+
+        check_inputs(smk.input)
         yield
         log.info("done in %.1f s", time.perf_counter() - start)
     except BaseException:

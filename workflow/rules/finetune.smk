@@ -1,13 +1,12 @@
 # Stage finetune: tokenise once per (base tokenizer, task), fine-tune every base model on every
 # task (weights kept: merge needs them) and every merged PTM on every task (metrics only).
 #
-# Out-of-memory retries: a CUDA OOM raises inside the job, the job fails and leaves no output
-# (metrics.json and model/ are written atomically at the very end). With `retries: 2` below (or
-# `--retries N`) Snakemake resubmits it with attempt + 1, and the resource batch_split = 2**(attempt-1)
-# halves the per-device batch and doubles gradient accumulation: the effective batch, the
-# length-grouped batches (grouped by effective batch) and the mean-loss gradient stay the same,
-# so the retry trains the same science. mem_mb and runtime grow with the attempt as well.
-# Any other failure is retried the same way and fails again (its log says why).
+# Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.finetune.retry_out_of_memory): the
+# per-device batch is halved and gradient accumulation doubled, so the effective batch, the
+# length-grouped batches and the mean-loss gradient stay the same and the retry trains the same
+# science. The rules have no `retries:`: a corrupt input or bad data fails once, with a message naming
+# the file. On a cluster the profile's `retries` resubmits jobs lost to a node failure or a time
+# limit, with attempt + 1: more memory and runtime, and batch_split = 2**(attempt-1) as the start.
 # Each fine-tune asks for one GPU (`gpu=1`; the job uses CUDA whenever it sees one, else the CPU).
 # `gpu` is a local-scoped resource (common.smk): on one machine profiles/default limits it so GPU jobs
 # do not overlap; on a cluster every job gets its own GPU (profiles/slurm adds partition/model).
@@ -60,7 +59,6 @@ rule finetune_base:
                                         * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
         gpu=1,
-    retries: 2
     conda:
         "../../envs/ptmbench.yaml"
     script:
@@ -87,7 +85,6 @@ rule finetune_merged:
                                         * (1 + 0.5 * (attempt - 1))),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
         gpu=1,
-    retries: 2
     conda:
         "../../envs/ptmbench.yaml"
     script:
