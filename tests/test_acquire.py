@@ -304,6 +304,146 @@ def test_glue_path_source_errors(real_fixtures, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# ------------------------------------------------------------------------------------- GLUE bad data
+
+
+def _glue_copy(real_fixtures, tmp_path, task: str) -> Path:
+    """A writable copy of the real GLUE ``task`` files under ``tmp_path/src/{task}``."""
+    shutil.copytree(real_fixtures / "glue" / task, tmp_path / "src" / task)
+    return tmp_path / "src" / task
+
+
+def _set_field(path: Path, row: int, column: int, value: str) -> str:
+    """Replace field ``column`` of data row ``row`` (1-based, after the header); return the old value."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    fields = lines[row].split("\t")
+    old, fields[column] = fields[column], value
+    lines[row] = "\t".join(fields)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return old
+
+
+def _refused(task: str, tmp_path: Path, *fragments) -> str:
+    """acquire_glue from ``tmp_path/src`` fails; the message holds ``fragments``; nothing is cached."""
+    out = tmp_path / "resources" / "data" / "glue" / task
+    with pytest.raises(ValueError) as err:
+        acquire.acquire_glue(task, {"source": "path", "path": str(tmp_path / "src")}, out)
+    msg = str(err.value)
+    for f in fragments:
+        assert f in msg, (f, msg)
+    assert not out.exists() and not list(out.parent.glob(f".{task}.*")), "a failed acquire left output behind"
+    return msg
+
+
+@pytest.mark.parametrize("score, problem", [("nan", "score nan is not finite"), ("inf", "score inf is not finite"),
+                                            ("-inf", "score -inf is not finite"),
+                                            ("7.2", "score 7.2 is outside [0, 5]"),
+                                            ("-0.5", "score -0.5 is outside [0, 5]"),
+                                            ("", "empty score"), ("high", "score 'high' is not a number")])
+def test_glue_bad_stsb_score_is_refused(real_fixtures, tmp_path, score, problem):
+    src = _glue_copy(real_fixtures, tmp_path, "stsb")
+    assert _set_field(src / "train.tsv", 17, -1, score)  # the real row had a score
+    _refused("stsb", tmp_path, f"file {src / 'train.tsv'} (split train)", "data row 17 (line 18)", problem,
+             "re-run acquire")
+
+
+def test_glue_bad_score_in_dev_names_its_split(real_fixtures, tmp_path):
+    src = _glue_copy(real_fixtures, tmp_path, "stsb")
+    _set_field(src / "dev.tsv", 200, -1, "5.01")  # the last row
+    _refused("stsb", tmp_path, f"file {src / 'dev.tsv'} (split validation)", "data row 200 (line 201)",
+             "score 5.01 is outside [0, 5]")
+
+
+@pytest.mark.parametrize("task, fname", [("stsb", "dev.tsv"), ("cola", "train.tsv"), ("mrpc", "train.tsv")])
+def test_glue_non_utf8_byte_names_line_and_offset(real_fixtures, tmp_path, task, fname):
+    src = _glue_copy(real_fixtures, tmp_path, task)
+    blob = (src / fname).read_bytes()
+    offset = blob.index(b"\n", 1000) + 1 + 4  # the 5th byte of a line well into the file
+    assert blob[offset:offset + 3].isascii()  # so the inserted byte cannot start a valid UTF-8 sequence
+    (src / fname).write_bytes(blob[:offset] + b"\xe9" + blob[offset:])  # a latin-1 'é'
+    line = blob.count(b"\n", 0, offset) + 1
+    msg = _refused(task, tmp_path, f"file {src / fname}", f"line {line}, column 5 (byte offset {offset})",
+                   "b'\\xe9'", "not UTF-8", "iconv")
+    assert "position" not in msg
+
+
+@pytest.mark.parametrize("task, fname, split", [("stsb", "train.tsv", "train"), ("rte", "dev.tsv", "validation"),
+                                                ("mnli", "dev_mismatched.tsv", "validation_mismatched")])
+def test_glue_header_only_split_is_refused(real_fixtures, tmp_path, task, fname, split):
+    src = _glue_copy(real_fixtures, tmp_path, task)
+    (src / fname).write_text((src / fname).read_text(encoding="utf-8").split("\n")[0] + "\n", encoding="utf-8")
+    _refused(task, tmp_path, f"file {src / fname}, split {split}: no data rows")
+
+
+def test_glue_header_only_test_split_is_kept(real_fixtures, tmp_path):
+    src = _glue_copy(real_fixtures, tmp_path, "stsb")
+    (src / "test.tsv").write_text("index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\t"
+                                  "sentence2\n", encoding="utf-8")
+    acquire.acquire_glue("stsb", {"source": "path", "path": str(tmp_path / "src")}, tmp_path / "out")
+    dd = datasets.load_from_disk(str(tmp_path / "out"))
+    assert len(dd["test"]) == 0 and len(dd["train"]) == 400
+
+
+def test_glue_unknown_label_names_row_and_value(real_fixtures, tmp_path):
+    src = _glue_copy(real_fixtures, tmp_path, "mnli")
+    _set_field(src / "train.tsv", 3, -1, "neutrall")
+    _refused("mnli", tmp_path, f"file {src / 'train.tsv'} (split train), data row 3 (line 4)", "'neutrall'",
+             "['entailment', 'neutral', 'contradiction']")
+    src = _glue_copy(real_fixtures, tmp_path / "b", "sst2")
+    _set_field(src / "train.tsv", 9, -1, "2")
+    _refused("sst2", tmp_path / "b", "data row 9 (line 10)", "label 2 is not one of ['negative', 'positive']")
+
+
+def test_glue_empty_text_is_kept_with_a_warning(real_fixtures, tmp_path, caplog):
+    """GLUE text may be empty: kept (the tokenizer encodes it), logged, not an obscure crash."""
+    src = _glue_copy(real_fixtures, tmp_path, "rte")
+    _set_field(src / "train.tsv", 5, 2, "")  # sentence2
+    with caplog.at_level("WARNING", logger="ptmbench.data"):
+        acquire.acquire_glue("rte", {"source": "path", "path": str(tmp_path / "src")}, tmp_path / "out")
+    assert datasets.load_from_disk(str(tmp_path / "out"))["train"][4]["sentence2"] == ""
+    assert "1 row(s) with empty 'sentence2' text (first: data row 5, idx 4)" in caplog.text
+
+
+def _poisoned_stsb(row: int, value):
+    dd = data.demo_glue("stsb", n_train=32, n_validation=16)
+    train = dd["train"].to_dict()
+    train["label"][row] = value
+    dd["train"] = datasets.Dataset.from_dict(train, features=data.GLUE_FEATURES["stsb"])
+    return dd
+
+
+@pytest.mark.parametrize("value, problem", [(float("nan"), "score nan is not finite"),
+                                            (7.2, "score 7.2 is outside [0, 5]")])
+def test_glue_bad_label_from_hub_or_folder_is_refused(monkeypatch, tmp_path, value, problem):
+    """Sources that are not TSV files (hub, save_to_disk folder) go through the same validation."""
+    monkeypatch.setattr(acquire, "_probe", lambda url, timeout=0: None)
+    monkeypatch.setattr(acquire, "_hub_dataset_sha", lambda *a: None)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: _poisoned_stsb(11, value))
+    out = tmp_path / "hub" / "stsb"
+    with pytest.raises(ValueError, match="from the hub") as err:
+        acquire.acquire_glue("stsb", {"source": "hub", "id": "nyu-mll/glue", "revision": "r1"}, out)
+    assert "split train, data row 12 (idx 11)" in str(err.value) and problem in str(err.value)
+    assert not out.exists() and not list(out.parent.glob(".stsb.*"))
+
+    _poisoned_stsb(3, value).save_to_disk(str(tmp_path / "saved" / "stsb"))
+    out = tmp_path / "folder" / "stsb"
+    with pytest.raises(ValueError, match=f"folder {tmp_path / 'saved' / 'stsb'}, split train, data row 4") as err:
+        acquire.acquire_glue("stsb", {"source": "path", "path": str(tmp_path / "saved")}, out)
+    assert problem in str(err.value)
+    assert not out.exists() and not list(out.parent.glob(".stsb.*"))
+
+
+def test_glue_missing_text_from_a_folder_is_refused(tmp_path):
+    dd = data.demo_glue("qnli", n_train=16, n_validation=8)
+    val = dd["validation"].to_dict()
+    val["sentence"][6] = None
+    dd["validation"] = datasets.Dataset.from_dict(val, features=data.GLUE_FEATURES["qnli"])
+    dd.save_to_disk(str(tmp_path / "saved" / "qnli"))
+    with pytest.raises(ValueError, match=r"split validation, data row 7 \(idx 6\): column 'sentence' has no text"):
+        acquire.acquire_glue("qnli", {"source": "path", "path": str(tmp_path / "saved")}, tmp_path / "out" / "qnli")
+    assert not (tmp_path / "out" / "qnli").exists() and not list((tmp_path / "out").glob(".qnli.*"))
+
+
 # ---------------------------------------------------------------------------------------------- SQuAD
 
 
@@ -364,3 +504,40 @@ def test_hub_glue_is_conformed(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: data.demo_glue("rte", n_train=16, n_validation=8))
     with pytest.raises(ValueError, match="lacks column|label names"):
         acquire.acquire_glue("mrpc", {"source": "hub", "id": "nyu-mll/glue"}, tmp_path / "mrpc")
+
+
+def _squad_refused(tmp_path, src: Path, *fragments) -> str:
+    out = tmp_path / "resources" / "data" / "squad_v2"
+    with pytest.raises(ValueError) as err:
+        acquire.acquire_squad({"source": "path", "path": str(src)}, out / "train-v2.0.json", out / "dev-v2.0.json")
+    for f in fragments:
+        assert f in str(err.value), (f, str(err.value))
+    assert not out.exists() or not list(out.iterdir()), "a failed acquire wrote files"
+    return str(err.value)
+
+
+def test_squad_non_utf8_byte_names_file_line_and_offset(real_fixtures, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(real_fixtures / "squad_v2", src)
+    blob = (src / "dev-v2.0.json").read_bytes()
+    offset = blob.index(b'"context": "') + 20
+    (src / "dev-v2.0.json").write_bytes(blob[:offset] + b"\xff" + blob[offset:])
+    line = blob.count(b"\n", 0, offset) + 1
+    _squad_refused(tmp_path, src, f"SQuAD v2 {src / 'dev-v2.0.json'}", f"line {line}", f"byte offset {offset}",
+                   "b'\\xff'", "not UTF-8")
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda o: o.update(data=[]), "no questions"),
+    (lambda o: [p.update(qas=[]) for a in o["data"] for p in a["paragraphs"]], "no questions"),
+    (lambda o: o["data"][0]["paragraphs"][0]["qas"][0].update(question=None), "'question' must be a string"),
+    (lambda o: o["data"][0]["paragraphs"][0]["qas"].append(dict(o["data"][0]["paragraphs"][0]["qas"][0])),
+     "is not unique"),
+])
+def test_squad_bad_train_file_is_refused(real_fixtures, tmp_path, breakage, message):
+    src = tmp_path / "src"
+    shutil.copytree(real_fixtures / "squad_v2", src)
+    obj = json.loads((src / "train-v2.0.json").read_text())
+    breakage(obj)
+    (src / "train-v2.0.json").write_text(json.dumps(obj))
+    _squad_refused(tmp_path, src, f"SQuAD v2 {src / 'train-v2.0.json'}", message, "re-run acquire")

@@ -110,3 +110,24 @@ def test_missing_section_and_bad_glue_source():
     assert "merge" in _bad(lambda c: c.pop("merge"))
     msg = _bad(lambda c: c["data"]["glue"].update(source="url"))
     assert "data.glue.source" in msg and "demo" in msg
+
+
+def test_doc_stride_not_below_max_length():
+    msg = _bad(lambda c: c["finetune"]["squad_v2"].update(max_length=64, doc_stride=64))
+    assert "'finetune.squad_v2.doc_stride'" in msg and "doc_stride 64 must be smaller than max_length 64" in msg
+    assert "'finetune.squad_v2.max_length'" in msg
+
+
+def test_doc_stride_checked_after_model_overrides():
+    """The values a model is fine-tuned with (defaults, then finetune.large, then the model's own) are checked,
+    and the message names the config key that set each."""
+    msg = _bad(lambda c: c["models"]["minilm"].update(finetune={"squad_v2": {"doc_stride": 200}}))
+    assert "'models.minilm.finetune.squad_v2.doc_stride'" in msg and "max_length 192" in msg
+    assert "'finetune.squad_v2.max_length'" in msg and "model 'minilm'" in msg
+
+    def large(c):
+        c["finetune"]["large"]["squad_v2"]["max_length"] = 48
+        c["unseen_models"]["tiny-large"] = {"source": "tiny", "family": "bert"}
+    msg = _bad(large)
+    assert "'finetune.squad_v2.doc_stride'" in msg and "(from 'finetune.large.squad_v2.max_length')" in msg
+    assert "model 'tiny-large'" in msg

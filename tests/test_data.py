@@ -155,6 +155,63 @@ def test_demo_labels_follow_the_rules():
         assert any(g in row["question2"] for g in goals)
 
 
+# ------------------------------------------------------------------------------------ GLUE validation
+
+
+@pytest.mark.parametrize("task", GLUE)
+def test_demo_passes_validate_glue(demo, task):
+    data.validate_glue(task, demo[task], "demo")  # test splits (label -1) included
+
+
+@pytest.mark.parametrize("task, split, label, problem", [
+    ("stsb", "train", float("nan"), "score nan is not finite"),
+    ("stsb", "validation", float("-inf"), "score -inf is not finite"),
+    ("stsb", "train", 5.5, "score 5.5 is outside [0, 5]"),
+    ("stsb", "train", -1.0, "score -1.0 is outside [0, 5]"),  # -1 means unlabelled only in test splits
+    ("stsb", "test", 9.0, "score 9.0 is outside [0, 5]"),
+    ("rte", "train", -1, "label -1 is not one of ['entailment', 'not_entailment'] (ids 0..1)"),
+    ("mnli", "validation_matched", 3, "label 3 is not one of"),
+    ("sst2", "train", "positive", "label 'positive' is not one of"),  # names are mapped before this check
+])
+def test_label_problem(task, split, label, problem):
+    assert problem in (data.label_problem(task, split, label) or "")
+
+
+@pytest.mark.parametrize("task, split, label", [("stsb", "train", 0.0), ("stsb", "train", 5.0),
+                                                ("stsb", "test", -1.0), ("mnli", "test_matched", -1),
+                                                ("mnli", "train", 2), ("cola", "validation", 0)])
+def test_label_problem_accepts(task, split, label):
+    assert data.label_problem(task, split, label) is None
+
+
+def _with(dd, split, column, row, value):
+    rows = dd[split].to_dict()
+    rows[column][row] = value
+    out = datasets.DatasetDict(dict(dd))
+    out[split] = datasets.Dataset.from_dict(rows, features=dd[split].features)
+    return out
+
+
+@pytest.mark.parametrize("split, column, value, message", [
+    ("train", "label", float("nan"), "GLUE stsb here, split train, data row 8 (idx 7): score nan is not finite"),
+    ("validation", "label", 5.2, "split validation, data row 8 (idx 7): score 5.2 is outside [0, 5]"),
+    ("train", "sentence2", None, "split train, data row 8 (idx 7): column 'sentence2' has no text (None)"),
+])
+def test_validate_glue_names_split_row_and_value(demo, split, column, value, message):
+    with pytest.raises(ValueError, match="fix the source data") as err:
+        data.validate_glue("stsb", _with(demo["stsb"], split, column, 7, value), "here")
+    assert message in str(err.value)
+
+
+def test_validate_glue_empty_splits(demo):
+    dd = datasets.DatasetDict(dict(demo["rte"]))
+    dd["test"] = dd["test"].select([])
+    data.validate_glue("rte", dd, {"test": "file test.tsv"})  # test splits may be empty
+    dd["validation"] = dd["validation"].select([])
+    with pytest.raises(ValueError, match="GLUE rte file dev.tsv, split validation: no data rows"):
+        data.validate_glue("rte", dd, {"validation": "file dev.tsv"})
+
+
 @pytest.fixture(scope="module")
 def squad():
     return data.demo_squad(seed=0, n_train=200, n_validation=100)

@@ -315,6 +315,88 @@ def test_divergence_stsb_and_squad_chance(tmp_path, tiny_model):
             assert m["HasAns_exact"] == 0.0 and m["NoAns_exact"] == 100.0
 
 
+# ------------------------------------------------------------------------------------ bad labels
+
+
+def _poison_labels(tok_dir: Path, out: Path, split: str, row: int, value) -> Path:
+    """A copy of tokenised features ``tok_dir`` with ``labels[row]`` of ``split`` set to ``value``."""
+    import datasets
+
+    dd = datasets.load_from_disk(str(tok_dir))
+    rows = dd[split].to_dict()
+    rows["labels"][row] = value
+    dd[split] = datasets.Dataset.from_dict(rows, features=dd[split].features)
+    dd.save_to_disk(str(out))
+    (out / "info.json").write_bytes((tok_dir / "info.json").read_bytes())
+    return out
+
+
+@pytest.mark.parametrize("task, split, value, problem", [
+    ("stsb", "train", float("nan"), "score nan is not finite"),
+    ("stsb", "validation", float("inf"), "score inf is not finite"),
+    ("sst2", "train", 7, "label 7 is not one of ['negative', 'positive']"),
+])
+def test_bad_labels_never_reach_training(tmp_path, tiny_model, monkeypatch, task, split, value, problem):
+    """NaN / out-of-range labels are bad data: an error before any training step, not a "diverged" run."""
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), task, n_train=24, n_val=12)
+    bad = _poison_labels(tok_dir, tmp_path / "bad", split, 5, value)
+
+    def no_training():
+        raise AssertionError("a trainer was built for data with bad labels")
+    monkeypatch.setattr(finetune, "_make_trainer_class", no_training)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError) as err:
+        finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=bad, task=task, hp=hp,
+                          metrics_path=out / "metrics.json", save_dir=out / "model")
+    msg = str(err.value)
+    assert f"tokenised {task} {bad}, split {split}, row 5 (0-based): {problem}" in msg
+    assert f"delete resources/data/glue/{task}" in msg
+    assert not out.exists()
+
+
+def test_tokenize_refuses_bad_labels_in_cached_data(tmp_path, tiny_model):
+    """GLUE data acquired before validation existed (or edited since) are checked again when tokenised."""
+    import datasets
+
+    src = make_data(tmp_path, "stsb", 24, 12)
+    dd = datasets.load_from_disk(str(src))
+    rows = dd["train"].to_dict()
+    rows["label"][3] = float("nan")
+    dd["train"] = datasets.Dataset.from_dict(rows, features=dd["train"].features)
+    dd.save_to_disk(str(tmp_path / "bad" / "stsb"))
+    with pytest.raises(ValueError, match=r"GLUE stsb data .*bad/stsb, split train, row 3 \(0-based\): score nan"):
+        finetune.tokenize(tiny_model("bert"), "stsb", tmp_path / "bad" / "stsb", tmp_path / "tok", GLUE_HP)
+    assert not (tmp_path / "tok").exists()
+
+
+def test_squad_question_too_long_for_the_stride(tmp_path, tiny_model):
+    """doc_stride < max_length, but a question leaves no more than doc_stride tokens for the context: the
+    tokenizer would panic ("stride must be strictly less than max_len"); we name the question instead."""
+    from transformers import AutoTokenizer
+
+    paths = make_data(tmp_path, "squad_v2", 16, 8)
+    hp = {**SQUAD_HP, "max_length": 32, "doc_stride": 24}
+    with pytest.raises(ValueError) as err:
+        finetune.tokenize(tiny_model("bert"), "squad_v2", paths, tmp_path / "tok", hp)
+    first = finetune.read_squad(paths[0])[0]
+    n = len(AutoTokenizer.from_pretrained(str(tiny_model("bert")))(first["question"], add_special_tokens=False)
+            ["input_ids"])
+    msg = str(err.value)
+    assert f"SQuAD v2 {paths[0]}: question {first['id']!r}" in msg
+    assert f"has {n} tokens, which with 3 special tokens leaves {32 - n - 3} of max_length 32" in msg
+    assert "more than doc_stride 24" in msg and "lower doc_stride" in msg
+    assert not (tmp_path / "tok").exists()
+    # no error where the tokenizer copes: a context short enough for one window (any stride), or a
+    # stride one token below the room the question leaves
+    tok = AutoTokenizer.from_pretrained(str(tiny_model("bert")))
+    short = {"id": ["q"], "question": [first["question"]], "context": ["a short context ."]}
+    finetune.check_question_room(tok, short, short["question"], 32, 24)
+    long = {**short, "context": ["a long context . " * 20]}
+    finetune.check_question_room(tok, long, long["question"], 32, 32 - n - 3 - 1)
+    with pytest.raises(ValueError, match="more than doc_stride"):
+        finetune.check_question_room(tok, long, long["question"], 32, 32 - n - 3)
+
+
 # ------------------------------------------------------------------------------- failure behaviour
 
 

@@ -391,32 +391,65 @@ GLUE_TSV_COLUMNS = {
 }
 
 
-def _label(task: str, value: str, where: str):
+TSV_FIX = "correct or remove the row in the file (or use a good copy of the GLUE data) and re-run acquire"
+
+
+def _label(task: str, split: str, value: str, where: str):
+    """A TSV label field -> ClassLabel id (from a name or an id) or STS-B score, checked by
+    :func:`data.label_problem`."""
     names = data.GLUE_LABELS[task]
     if names is None:
-        return float(value)
-    if value in names:
-        return names.index(value)
+        if value.strip() == "":
+            raise ValueError(f"{where}: empty score (STS-B scores are numbers in "
+                             f"[{data.STSB_RANGE[0]:g}, {data.STSB_RANGE[1]:g}]); {TSV_FIX}")
+        try:
+            label = float(value)
+        except ValueError:
+            label = value
+    elif value in names:
+        label = names.index(value)
+    else:
+        try:
+            label = int(value)
+        except ValueError:
+            label = value
+    problem = data.label_problem(task, split, label)
+    if problem:
+        raise ValueError(f"{where}: {problem}; {TSV_FIX}")
+    return label
+
+
+def utf8_text(blob: bytes, what: str, fix: str) -> str:
+    """``blob`` decoded as UTF-8 (a leading BOM dropped); a byte that is not UTF-8 is an error naming
+    ``what``, the line, the column and the byte offset, then ``fix``."""
     try:
-        i = int(value)
-    except ValueError:
-        i = -2
-    if not 0 <= i < len(names):
-        raise ValueError(f"{where}: label {value!r} is not one of {list(names)} or 0..{len(names) - 1}")
-    return i
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = blob.count(b"\n", 0, err.start) + 1
+        column = err.start - (blob.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ValueError(f"{what}: line {line}, column {column} (byte offset {err.start}): byte(s) "
+                         f"{blob[err.start:err.end]!r} are not UTF-8 ({err.reason}); {fix}") from None
+    return text.removeprefix("\ufeff")
+
+
+UTF8_FIX = ("the file must be UTF-8: re-encode it (e.g. iconv -f latin1 -t utf-8) or replace it with the "
+            "original download, and re-run acquire")
 
 
 def read_glue_tsv(task: str, path, split: str = "train") -> dict:
     """Parse one GLUE TSV file as GLUE does: columns by header (CoLA by position, no header;
     MRPC's header BOM ignored), fields split on tabs without quoting, labels to ClassLabel ids,
-    ``idx`` = row number. Test files (no label column) get label -1."""
+    ``idx`` = row number. Test files (no label column) get label -1. A byte that is not UTF-8, a
+    short row or a bad label (unknown class, STS-B score empty, not finite or outside [0, 5]) is an
+    error naming the file, the data row, its line and the value."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    lines = utf8_text(path.read_bytes(), f"GLUE {task} file {path} (split {split})", UTF8_FIX).split("\n")
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
     while lines and lines[-1] == "":
         lines.pop()
     cols = GLUE_TSV_COLUMNS[task]
     out: dict[str, list] = {c: [] for c in (*data.GLUE_COLUMNS[task], "label", "idx")}
+    header_lines = 1
     if task == "cola" and lines and lines[0].split("\t")[:2] == ["index", "sentence"]:  # CoLA test
         cols, lines = {"sentence": 1}, lines[1:]
     elif task != "cola":
@@ -425,19 +458,21 @@ def read_glue_tsv(task: str, path, split: str = "train") -> dict:
         if missing:
             raise ValueError(f"GLUE {task} file {path}: header {header} lacks column(s) {missing}")
         cols = {c: header.index(h) for c, h in cols.items() if h in header}
+    else:
+        header_lines = 0
     unlabelled = "label" not in cols
     if unlabelled and not split.startswith("test"):
         raise ValueError(f"GLUE {task} file {path}: no label column ({GLUE_TSV_COLUMNS[task]['label']!r}) "
                          f"in the {split} split")
     for n, line in enumerate(lines):
         fields = line.split("\t")
-        where = f"GLUE {task} file {path}, data row {n + 1}"
+        where = f"GLUE {task} file {path} (split {split}), data row {n + 1} (line {n + 1 + header_lines})"
         if len(fields) <= max(cols.values()):
             raise ValueError(f"{where}: {len(fields)} tab-separated fields, expected at least "
                              f"{max(cols.values()) + 1}")
         for c in data.GLUE_COLUMNS[task]:
             out[c].append(fields[cols[c]])
-        out["label"].append(-1 if unlabelled else _label(task, fields[cols["label"]], where))
+        out["label"].append(-1 if unlabelled else _label(task, split, fields[cols["label"]], where))
         out["idx"].append(n)
     return out
 
@@ -474,7 +509,9 @@ def conform_glue(task: str, dd, where: str = "dataset"):
 
 def read_glue_dir(task: str, root):
     """GLUE ``task`` from a local directory ``root``: ``root/{task}`` (or the original ``root/CoLA`` ...)
-    holding the GLUE TSV files, or a ``save_to_disk`` folder. A missing test file gives an empty split."""
+    holding the GLUE TSV files, or a ``save_to_disk`` folder. A missing test file gives an empty split.
+    Each TSV row is checked as it is parsed (:func:`read_glue_tsv`); :func:`acquire_glue` validates the
+    whole result (:func:`data.validate_glue`)."""
     import datasets
 
     root = Path(root).expanduser()
@@ -527,7 +564,9 @@ def acquire_glue(task: str, spec: dict, out_dir) -> None:
     """Write GLUE ``task`` to ``out_dir`` (``save_to_disk``) in the exact ``nyu-mll/glue`` schema.
 
     ``spec['source']``: ``hub`` (``id``, ``revision``), ``path`` (``path``: GLUE TSV directories or
-    ``save_to_disk`` folders) or ``demo`` (``seed``, ``n_train``, ``n_validation``).
+    ``save_to_disk`` folders) or ``demo`` (``seed``, ``n_train``, ``n_validation``). Whatever the source,
+    the data pass :func:`data.validate_glue` before anything is written; on an error ``out_dir`` is not
+    created (nor left half-written).
     """
     from ptmbench.provenance import atomic_dir, provenance, write_json
 
@@ -545,10 +584,25 @@ def acquire_glue(task: str, spec: dict, out_dir) -> None:
                             n_validation=int(spec.get("n_validation", 128)))
     else:
         raise ValueError(f"GLUE {task}: unknown source {source!r}; use hub, path or demo")
+    # every source, before anything is written: bad data never reaches resources/data/glue/{task}
+    data.validate_glue(task, dd, _glue_where(task, source, spec))
     with atomic_dir(out_dir) as tmp:
         dd.save_to_disk(str(tmp), num_shards={s: 1 for s in dd})  # one shard: empty splits stay loadable
         write_json(tmp / "provenance.json", provenance(
             task=task, source=spec, **extra, rows={s: len(d) for s, d in dd.items()}))
+
+
+def _glue_where(task: str, source: str, spec: dict) -> str | dict[str, str]:
+    """Where GLUE ``task`` came from, for error messages: for a TSV directory, the file of each split."""
+    if source == "hub":
+        return f"from the hub ({spec.get('id', 'nyu-mll/glue')}, revision {spec.get('revision') or 'main'})"
+    if source == "path":
+        task_dir = _glue_task_dir(Path(spec["path"]).expanduser(), task)
+        if (task_dir / "dataset_dict.json").is_file():
+            return f"folder {task_dir}"
+        return {s: f"file {task_dir / f}" if (task_dir / f).is_file() else f"folder {task_dir} (no {f})"
+                for s, f in GLUE_FILES[task].items()}
+    return f"from source {source!r}"
 
 
 def _hub_dataset_sha(repo_id: str, revision: str | None) -> str | None:
@@ -609,12 +663,15 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
     else:
         raise ValueError(f"SQuAD v2: unknown source {source!r}; use url, path or demo")
     counts = {}
-    for f, blob in zip(SQUAD_FILES, blobs, strict=True):
-        try:
-            obj = json.loads(blob)
-        except ValueError as err:
-            raise ValueError(f"SQuAD v2 {f} from source {source!r} is not JSON: {err}") from err
-        data.validate_squad(obj, f"SQuAD v2 {f} (source {source})")
+    for f, key, blob in zip(SQUAD_FILES, ("train_url", "dev_url"), blobs, strict=True):
+        what = f"SQuAD v2 {root / f}" if source == "path" else \
+            f"SQuAD v2 {f} (source {source}{', ' + spec[key] if source == 'url' else ''})"
+        try:  # both files are checked before either is written
+            obj = json.loads(utf8_text(blob, what, UTF8_FIX))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{what} is not JSON: {err}; fix the file (or use the official download) and "
+                             "re-run acquire") from err
+        data.validate_squad(obj, what)
         counts[f] = sum(len(p["qas"]) for a in obj["data"] for p in a["paragraphs"])
     for out, blob in zip(outs, blobs, strict=True):
         atomic_bytes(out, blob)

@@ -83,8 +83,41 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
     if overlap:
         raise ConfigError(f"config keys 'models' and 'unseen_models' both name {overlap}; "
                           "a model is either merged or unseen, not both")
+    _check_doc_stride(config)
     config["tasks"] = naming.ordered(config["tasks"])
     return config
+
+
+def _check_doc_stride(config: dict) -> None:
+    """SQuAD v2 windows overlap by ``doc_stride`` tokens, so it must be below ``max_length`` for every
+    model (after the ``finetune.large`` and per-model overrides; :func:`naming.hyperparameters`)."""
+    ft = config["finetune"]
+    layers = [("finetune.squad_v2", ft["squad_v2"])]
+    if ft["squad_v2"]["doc_stride"] >= ft["squad_v2"]["max_length"]:
+        _stride_error(layers, "")
+    for section in ("models", "unseen_models"):
+        for model, spec in config.get(section, {}).items():
+            hp = naming.hyperparameters(config, model, "squad_v2")
+            if hp["doc_stride"] < hp["max_length"]:
+                continue
+            here = list(layers)
+            if naming.is_large(model):
+                here.append(("finetune.large.squad_v2", ft.get("large", {}).get("squad_v2", {})))
+            own = spec.get("finetune", {}).get("squad_v2", {})
+            here.append((f"{section}.{model}.finetune.squad_v2", own))
+            _stride_error(here, f" for model {model!r}")
+
+
+def _stride_error(layers, who: str) -> None:
+    def origin(key):  # the most specific config key that sets ``key``
+        return next(name for name, layer in reversed(layers) if key in layer)
+
+    ds, ml = (next(layer[k] for _, layer in reversed(layers) if k in layer)
+              for k in ("doc_stride", "max_length"))
+    raise ConfigError(
+        f"config key '{origin('doc_stride')}.doc_stride': doc_stride {ds} must be smaller than max_length "
+        f"{ml} (from '{origin('max_length')}.max_length'){who}: SQuAD v2 windows of max_length tokens "
+        "overlap by doc_stride tokens (e.g. max_length 384, doc_stride 128)")
 
 
 def load(path: str | Path) -> dict:

@@ -30,10 +30,13 @@ tasks are learnable but not trivial.
 
 from __future__ import annotations
 
+import logging
 import random
 import string
 
 import datasets
+
+log = logging.getLogger("ptmbench.data")
 
 # --------------------------------------------------------------------------------------------------
 # GLUE schema (nyu-mll/glue on the Hugging Face Hub)
@@ -72,6 +75,97 @@ GLUE_SPLITS: dict[str, tuple[str, ...]] = {
     if task == "mnli" else ("train", "validation", "test")
     for task in GLUE_COLUMNS
 }
+
+STSB_RANGE = (0.0, 5.0)  # STS-B similarity scores
+
+
+def is_test_split(split: str) -> bool:
+    """GLUE test splits are unlabelled (label -1) and may be empty; train/validation splits may not."""
+    return split.startswith("test")
+
+
+def label_problem(task: str, split: str, label) -> str | None:
+    """Why ``label`` (a ``ClassLabel`` id, or an STS-B score) is not a valid label of ``task`` in ``split``,
+    or None when it is. Test splits also accept -1 (unlabelled)."""
+    names = GLUE_LABELS[task]
+    if is_test_split(split) and label == -1:
+        return None
+    if names is None:
+        lo, hi = STSB_RANGE
+        try:
+            x = float(label)
+        except (TypeError, ValueError):
+            return f"score {label!r} is not a number"
+        if x != x or x in (float("inf"), float("-inf")):
+            return f"score {label!r} is not finite"
+        if not lo <= x <= hi:
+            return f"score {label!r} is outside [{lo:g}, {hi:g}]"
+        return None
+    if isinstance(label, bool) or not isinstance(label, int | float) or label != int(label) \
+            or not 0 <= label < len(names):
+        return f"label {label!r} is not one of {list(names)} (ids 0..{len(names) - 1})"
+    return None
+
+
+def first_bad_label(task: str, split: str, labels) -> tuple[int, str] | None:
+    """(position, :func:`label_problem`) of the first invalid entry of the array ``labels``, or None.
+    Vectorised: fast on the 400k-row GLUE splits."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if GLUE_LABELS[task] is None:
+        ok = np.isfinite(labels) & (labels >= STSB_RANGE[0]) & (labels <= STSB_RANGE[1])
+    else:
+        ok = (labels >= 0) & (labels < len(GLUE_LABELS[task])) & (labels == np.round(labels))
+    if is_test_split(split):
+        ok |= labels == -1
+    if ok.all():
+        return None
+    i = int(np.argmin(ok))
+    value = float(str(labels[i])) if labels.dtype.kind == "f" else labels[i].item()  # 7.2, not 7.19999
+    return i, label_problem(task, split, value) or f"label {value!r} is not valid"
+
+
+def validate_glue(task: str, dd, where) -> None:
+    """Refuse GLUE ``task`` data that would train or score wrongly; every source goes through here.
+
+    ``dd``: a DatasetDict in the :data:`GLUE_FEATURES` schema. ``where``: the source (a string, or one
+    per split, e.g. the TSV file). Train and validation splits must have rows, test splits may be empty;
+    text must be present (``None`` is refused; an empty string is kept: the tokenizer encodes it as
+    special tokens only); labels must pass :func:`label_problem`. The error names the source, split,
+    data row (1-based), ``idx`` and value, and how to fix it.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    fix = "fix the source data (or point the config at a good copy) and re-run; nothing was written"
+    for split in GLUE_SPLITS[task]:
+        ds = dd[split]
+        src = where.get(split, "") if isinstance(where, dict) else where
+        head = f"GLUE {task} {src}".rstrip() + f", split {split}"
+        if len(ds) == 0:
+            if is_test_split(split):
+                continue
+            raise ValueError(f"{head}: no data rows (only a header, or an empty file); a {split} split needs "
+                             f"examples: {fix}")
+        table = ds.data
+        for col in GLUE_COLUMNS[task]:
+            nulls = table.column(col).is_null().to_numpy(zero_copy_only=False)
+            if nulls.any():
+                i = int(np.argmax(nulls))
+                raise ValueError(f"{head}, data row {i + 1} (idx {ds[i]['idx']}): column {col!r} has no text "
+                                 f"(None); {fix}")
+            blank = pc.equal(pc.utf8_trim_whitespace(table.column(col)), "").to_numpy(zero_copy_only=False)
+            if blank.any():
+                i = int(np.argmax(blank))
+                log.warning("%s: %d row(s) with empty %r text (first: data row %d, idx %s); kept, the "
+                            "tokenizer encodes them as special tokens only", head, int(blank.sum()), col,
+                            i + 1, ds[i]["idx"])
+        bad = first_bad_label(task, split, table.column("label").to_numpy(zero_copy_only=False))
+        if bad:
+            i, problem = bad
+            raise ValueError(f"{head}, data row {i + 1} (idx {ds[i]['idx']}): {problem}; {fix}")
+
 
 # --------------------------------------------------------------------------------------------------
 # Lexicon of the demo data (also the corpus the tiny models' tokenizers are trained on)
@@ -473,28 +567,45 @@ def demo_squad(seed: int = 0, n_train: int = 256, n_validation: int = 128) -> tu
 
 
 def validate_squad(obj, what: str = "SQuAD v2 JSON") -> dict:
-    """Check the SQuAD v2.0 structure (version, articles, paragraphs, answer spans); return ``obj``."""
+    """Check the SQuAD v2.0 structure (version, articles, paragraphs, questions with a unique id and a
+    question string, answers with a ``text`` string at an integer ``answer_start``); return ``obj``.
+    A file without questions is refused. Errors name the article / paragraph or question id."""
     def bad(msg):
-        raise ValueError(f"{what} is not valid SQuAD v2.0: {msg}")
+        raise ValueError(f"{what} is not valid SQuAD v2.0: {msg}; fix the file (or use the official "
+                         "download) and re-run acquire")
 
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
         bad("expected an object with a 'data' list of articles")
     if obj.get("version") != "v2.0":
         bad(f"version is {obj.get('version')!r}, expected 'v2.0'")
-    n = 0
+    n, ids = 0, set()
     for a, article in enumerate(obj["data"]):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs", []), list):
+            bad(f"data[{a}] needs a 'paragraphs' list")
         for p, para in enumerate(article.get("paragraphs", [])):
-            ctx = para.get("context")
+            ctx = para.get("context") if isinstance(para, dict) else None
             if not isinstance(ctx, str) or not isinstance(para.get("qas"), list):
                 bad(f"data[{a}].paragraphs[{p}] needs a 'context' string and a 'qas' list")
-            for qa in para["qas"]:
-                if not {"id", "question", "answers"} <= set(qa):
-                    bad(f"question {qa.get('id')!r} lacks one of id, question, answers")
+            for q, qa in enumerate(para["qas"]):
+                here = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                if not isinstance(qa, dict) or not {"id", "question", "answers"} <= set(qa):
+                    bad(f"{here} (question {qa.get('id') if isinstance(qa, dict) else qa!r}) lacks one of "
+                        "id, question, answers")
+                if qa["id"] in ids:
+                    bad(f"{here}: question id {qa['id']!r} is not unique")
+                ids.add(qa["id"])
+                if not isinstance(qa["question"], str) or not isinstance(qa["answers"], list):
+                    bad(f"question {qa['id']!r}: 'question' must be a string and 'answers' a list, got "
+                        f"{qa['question']!r} and {qa['answers']!r}")
                 if qa.get("is_impossible", False) != (len(qa["answers"]) == 0):
                     bad(f"question {qa['id']!r}: is_impossible={qa.get('is_impossible')} but "
                         f"{len(qa['answers'])} answers")
                 for ans in qa["answers"]:
-                    s, t = ans["answer_start"], ans["text"]
+                    s, t = (ans.get("answer_start"), ans.get("text")) if isinstance(ans, dict) \
+                        else (None, None)
+                    if isinstance(s, bool) or not isinstance(s, int) or not isinstance(t, str):
+                        bad(f"question {qa['id']!r}: answer {ans!r} needs a 'text' string and an integer "
+                            "'answer_start'")
                     if ctx[s:s + len(t)] != t:
                         bad(f"question {qa['id']!r}: answer {t!r} is not at {s} in its context")
                 n += 1

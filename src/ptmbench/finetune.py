@@ -14,7 +14,9 @@ Stage ``finetune`` of the workflow (DESIGN.md §1 steps 2 and 5):
   ``metrics.json`` and, for base PTMs, the fine-tuned model (``save_pretrained``, safetensors).
 
 A run whose training loss becomes NaN/inf stops, is recorded ``diverged: true`` and gets the metrics of
-a chance-level learner (:func:`chance_predictions`), so the DAG continues. Outputs appear atomically
+a chance-level learner (:func:`chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
+of range are bad data, not divergence: :func:`tokenize` and :func:`finetune` refuse them
+(:func:`check_labels`) before any training step. Outputs appear atomically
 (model directory first, ``metrics.json`` last): a killed run leaves neither.
 """
 
@@ -57,9 +59,24 @@ def _tokenizer(model_dir):
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
-def glue_features(tokenizer, task: str, dataset_dict, max_length: int):
+def check_labels(task: str, split: str, labels, where: str) -> None:
+    """Refuse labels no model should be trained or scored on (NaN/inf or out-of-range STS-B scores,
+    ids outside the task's classes): they come from bad data, not from training, so they are an error
+    naming ``where``, the split, the row and the value, never a "diverged" run."""
+    from ptmbench import data
+
+    bad = data.first_bad_label(task, split, labels)
+    if bad:
+        row, problem = bad
+        raise ValueError(
+            f"{where}, split {split}, row {row} (0-based): {problem}. The task data are bad: fix them and "
+            f"re-acquire (delete resources/data/glue/{task} and the tokenised features, then re-run)")
+
+
+def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: str = "GLUE data"):
     """GLUE splits (train + eval splits) -> unpadded features ``input_ids, attention_mask[, token_type_ids],
-    labels`` (int64; float32 for stsb), truncated to ``max_length``."""
+    labels`` (int64; float32 for stsb), truncated to ``max_length``. Labels are checked first
+    (:func:`check_labels`; ``where`` names the data in the error)."""
     import datasets
 
     a, b = GLUE_TEXT[task]
@@ -73,6 +90,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int):
         if need:
             raise ValueError(f"{task}/{split}: columns {need} missing (have {ds.column_names}); "
                              "the data must have the nyu-mll/glue schema")
+        check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
 
         def enc(batch):
             texts = (batch[a],) if b is None else (batch[a], batch[b])
@@ -105,9 +123,32 @@ def read_squad(path) -> list[dict]:
     return rows
 
 
-def _windows(tokenizer, examples, max_length, doc_stride):
+def check_question_room(tokenizer, examples, questions, max_length: int, doc_stride: int,
+                        where: str = "SQuAD v2") -> None:
+    """When a context must be split, each window holds the question, the special tokens and a slice of
+    the context overlapping the next by ``doc_stride`` tokens, so that slice must be longer than
+    ``doc_stride``. A question too long for that is an error naming it (the tokenizer would panic with
+    "stride must be strictly less than max_len"); questions are not truncated, which would change the task."""
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    lens = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    for k, (qid, q, n) in enumerate(zip(examples["id"], questions, lens, strict=True)):
+        room = max_length - n - special
+        if room > doc_stride:
+            continue
+        context = tokenizer(examples["context"][k], add_special_tokens=False)["input_ids"]
+        if len(context) > room:  # the context must be split into windows: the stride does not fit
+            raise ValueError(
+                f"{where}: question {qid!r} ({q[:80]!r}) has {n} tokens, which with {special} special tokens "
+                f"leaves {room} of max_length {max_length} for the context; that must be more than "
+                f"doc_stride {doc_stride}. Raise finetune.squad_v2.max_length, lower doc_stride (both can "
+                "be set per model: models.<name>.finetune.squad_v2), or shorten or remove this question "
+                "in the data")
+
+
+def _windows(tokenizer, examples, max_length, doc_stride, where: str = "SQuAD v2"):
     right = tokenizer.padding_side == "right"
     questions = [q.lstrip() for q in examples["question"]]
+    check_question_room(tokenizer, examples, questions, max_length, doc_stride, where)
     pair = (questions, examples["context"]) if right else (examples["context"], questions)
     enc = tokenizer(*pair, truncation="only_second" if right else "only_first", max_length=max_length,
                     stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
@@ -118,10 +159,11 @@ def _cls_index(tokenizer, ids) -> int:
     return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
 
 
-def squad_train_features(tokenizer, examples: dict, max_length: int, doc_stride: int) -> dict:
+def squad_train_features(tokenizer, examples: dict, max_length: int, doc_stride: int,
+                         where: str = "SQuAD v2") -> dict:
     """Question/context windows with ``start_positions``/``end_positions`` (token indices of the
     answer's first and last token; the CLS index when unanswerable or outside the window)."""
-    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride)
+    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride, where)
     sample = enc.pop("overflow_to_sample_mapping")
     offsets = enc.pop("offset_mapping")
     starts, ends = [], []
@@ -145,9 +187,10 @@ def squad_train_features(tokenizer, examples: dict, max_length: int, doc_stride:
     return feats
 
 
-def squad_eval_features(tokenizer, examples: dict, max_length: int, doc_stride: int) -> dict:
+def squad_eval_features(tokenizer, examples: dict, max_length: int, doc_stride: int,
+                        where: str = "SQuAD v2") -> dict:
     """Evaluation windows with ``example_id`` and ``offset_mapping`` (None outside the context)."""
-    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride)
+    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride, where)
     sample = enc.pop("overflow_to_sample_mapping")
     offsets = enc.pop("offset_mapping")
     feats = dict(enc)
@@ -166,9 +209,10 @@ def squad_dataset(tokenizer, train_json, dev_json, max_length: int, doc_stride: 
     train = datasets.Dataset.from_list(read_squad(train_json))
     dev = datasets.Dataset.from_list(read_squad(dev_json))
     kw = {"batched": True, "keep_in_memory": True}
-    tr = train.map(lambda b: squad_train_features(tokenizer, b, max_length, doc_stride),
+    tr = train.map(lambda b: squad_train_features(tokenizer, b, max_length, doc_stride,
+                                                  f"SQuAD v2 {train_json}"),
                    remove_columns=train.column_names, desc="squad train windows", **kw)
-    va = dev.map(lambda b: squad_eval_features(tokenizer, b, max_length, doc_stride),
+    va = dev.map(lambda b: squad_eval_features(tokenizer, b, max_length, doc_stride, f"SQuAD v2 {dev_json}"),
                  remove_columns=dev.column_names, desc="squad validation windows", **kw)
     ex = dev.select_columns(["id", "context", "question", "answers"])
     return datasets.DatasetDict({"train": tr, "validation": va, "validation_examples": ex})
@@ -188,7 +232,7 @@ def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
         labels = None
     else:
         raw = datasets.load_from_disk(str(data))
-        dd = glue_features(tok, task, raw, int(hp["max_length"]))
+        dd = glue_features(tok, task, raw, int(hp["max_length"]), str(data))
         feat = raw["train"].features["label"]
         labels = list(feat.names) if hasattr(feat, "names") else None
     with atomic_dir(out_dir) as tmp:
@@ -493,6 +537,10 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     if info.get("task") != task:
         raise ValueError(f"{tokenized_dir} holds task {info.get('task')!r}, not {task!r}")
     dd = datasets.load_from_disk(str(tokenized_dir))
+    if kind != "qa":  # bad labels are bad data, not divergence: refuse them before any training step
+        for split in ("train", *eval_splits(task)):
+            check_labels(task, split, dd[split].with_format("numpy")["labels"],
+                         f"tokenised {task} {tokenized_dir}")
     tok = _tokenizer(model_dir)
     seed = int(hp["seed"])
     train = subsample(dd["train"], hp.get("max_train_examples"), seed)
