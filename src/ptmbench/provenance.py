@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import importlib.metadata as _md
 import json
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -143,3 +145,45 @@ def job(smk):
         root.removeHandler(handler)
         if log_path:
             stream.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Checksums and leftover temporaries (used by acquire, finetune, merge and `ptmbench.status`)
+
+TEMP_SUFFIX = ".tmp"  # atomic_file / atomic_dir write `.{name}.<random>.tmp` beside the final output
+_TEMP = re.compile(r"\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
+
+
+def is_temp(path: str | Path) -> bool:
+    """Whether ``path`` is named like a temporary sibling of :func:`atomic_file` / :func:`atomic_dir`."""
+    return bool(_TEMP.fullmatch(Path(path).name))
+
+
+def temp_siblings(path: str | Path) -> list[Path]:
+    """The temporaries that writes of ``path`` left beside it (a killed job's), files or directories."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        with os.scandir(path.parent) as it:
+            return sorted(Path(e.path) for e in it if e.name.startswith(prefix) and is_temp(e.name))
+    except FileNotFoundError:
+        return []
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of one file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_files(directory: str | Path) -> dict[str, str]:
+    """{file name: SHA-256} of the regular files directly in ``directory`` (hidden files skipped).
+
+    Written into an output's provenance as ``sha256`` before that record itself is written, so
+    ``python -m ptmbench.status --verify`` can tell a modified or truncated file from the original.
+    """
+    return {p.name: sha256(p) for p in sorted(Path(directory).iterdir())
+            if p.is_file() and not p.name.startswith(".")}
