@@ -10,6 +10,8 @@ against ``snakemake -n``.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -173,3 +175,74 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
                 *(graph_file(p) for p in names)])
     yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
                [PERFORMANCE_CSV, LOGME_CSV])
+
+
+# --------------------------------------------------------------------------------------------------
+# Requested targets: a typo'd name or a pair in the wrong order gets a message naming the fix
+
+class TargetError(ValueError):
+    """A requested target is no output of the workflow for this config."""
+
+
+_NAME = "[^/]+"
+TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, re.compile(p)) for t, p in (
+    ("resources/models/{base}", rf"resources/models/(?P<base>{_NAME})"),
+    ("resources/data/glue/{glue_task}", rf"resources/data/glue/(?P<glue>{_NAME})"),
+    ("results/tokenized/{base}/{task}", rf"results/tokenized/(?P<base>{_NAME})/(?P<task>{_NAME})"),
+    ("results/finetune/{ptm}/{task}/metrics.json",
+     rf"results/finetune/(?P<ptm>{_NAME})/(?P<task>{_NAME})/metrics\.json"),
+    ("results/finetune/{base}/{task}/model", rf"results/finetune/(?P<base>{_NAME})/(?P<task>{_NAME})/model"),
+    ("results/merged/{base}/{t1}_{t2}_{ratio}", rf"results/merged/(?P<mbase>{_NAME})/(?P<pair_ratio>{_NAME})"),
+    ("results/graphs/{ptm}.dill", rf"results/graphs/(?P<ptm>{_NAME})\.dill"),
+    ("results/logme/{ptm}/{glue_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<glue>{_NAME})\.json"),
+))
+FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT)
+_HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"
+
+
+def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
+    """Why ``target`` (a path relative to the workdir) is no output of ``zoo``'s workflow, or None.
+
+    Only paths under ``results/`` and the per-name folders of ``resources/`` are checked: each
+    name in them (PTM, base model, task, pair and ratio) against the config, with the nearest
+    valid names. A ``results/`` path of no known shape is a problem unless it exists.
+    """
+    target = os.path.normpath(target)
+    if not target.startswith(("results/", "resources/")) or target in FIXED_OUTPUTS:
+        return None
+    for template, pattern in TARGET_TEMPLATES:
+        m = pattern.fullmatch(target)
+        if m is None:
+            continue
+        parts = m.groupdict()
+        if parts.get("mbase") in zoo.unseen:
+            return (f"target {target}: {parts['mbase']!r} is an unseen model (config key unseen_models), "
+                    f"never merged; merged base models: {list(zoo.models)}")
+        if template.endswith("/model") and parts["base"] in zoo.ptms and parts["base"] not in zoo.bases:
+            return (f"target {target}: only the fine-tunes of base models keep their weights (model/); "
+                    f"{parts['base']!r} is a merged PTM: ask for results/finetune/{parts['base']}/"
+                    f"{parts['task']}/metrics.json")
+        checks = [(parts[k], kinds) for k, kinds in (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)),
+                                                     ("glue", ("task",))) if k in parts]
+        if "mbase" in parts:
+            checks.insert(0, (f"{parts['mbase']}_{parts['pair_ratio']}", ("ptm",)))
+        for name, kinds in checks:
+            check = naming.check_name(name, zoo, kinds)
+            if not check.ok:
+                return f"target {target} ({template}): {check.message()}"
+        if "glue" in parts and parts["glue"] not in zoo.glue:
+            return (f"target {target} ({template}): {parts['glue']!r} is not a GLUE task of this config "
+                    f"(GLUE data and LogME scores exist per GLUE task): {list(zoo.glue)}")
+        return None
+    if target.startswith("resources/") or exists(target):
+        return None
+    shapes = "\n    ".join([t for t, _ in TARGET_TEMPLATES] + list(FIXED_OUTPUTS))
+    return (f"target {target} is no output of this workflow; outputs under results/ and resources/ are:\n"
+            f"    {shapes}")
+
+
+def check_targets(targets, zoo: Zoo, exists=os.path.exists) -> None:
+    """Raise :class:`TargetError` naming every requested target that is no output for this config."""
+    problems = [p for p in (target_problem(t, zoo, exists) for t in targets) if p]
+    if problems:
+        raise TargetError("\n".join(problems) + f"\n({_HELP})")
