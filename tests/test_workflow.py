@@ -99,3 +99,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
     again = snakemake("-n", "--configfile", config, cwd=tmp_path)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+    # status agrees with Snakemake (every job done, none stale), every recorded checksum matches,
+    # and no temporaries are left
+    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(tmp_path),
+                         "--json", "--verify"], capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
+    report = json.loads(st.stdout)
+    assert report["totals"]["*"] == {"done": 18} and report["verify"] == [] and report["temporaries"] == []
