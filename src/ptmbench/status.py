@@ -403,7 +403,7 @@ def format_temps(temps: list[tuple[str, int]], max_listed: int = 50) -> str:
         return ""
     total = sum(size for _, size in temps)
     lines = [f"{len(temps)} temporary file(s)/folder(s), {_bytes(total)}, left by killed jobs; the rerun of "
-             "the job removes them, or delete them (no job is running in this directory):"]
+             "the job removes them, or delete them while no job runs in this directory:"]
     lines += [f"  {_bytes(size):>10}  {path}" for path, size in temps[:max_listed]]
     if len(temps) > max_listed:
         lines.append(f"  ... and {len(temps) - max_listed} more (--max-failed 0 lists all)")
