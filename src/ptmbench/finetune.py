@@ -34,7 +34,7 @@ import numpy as np
 
 from ptmbench import metrics as M
 from ptmbench import naming
-from ptmbench.provenance import atomic_dir, provenance, write_json
+from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
 log = logging.getLogger("ptmbench.finetune")
 
@@ -603,7 +603,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
             model.save_pretrained(str(tmp))
             tok.save_pretrained(str(tmp))
             write_json(Path(tmp) / "provenance.json", {"ptm": ptm, "task": task, "diverged": diverged,
-                                                       "provenance": record["provenance"]})
+                                                       "provenance": record["provenance"],
+                                                       "sha256": sha256_files(tmp)})
     write_json(metrics_path, record)
     log.info("%s/%s: %s%s", ptm, task, results, " (diverged)" if diverged else "")
     return record

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ptmbench.provenance import atomic_dir, provenance, write_json
+from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
 log = logging.getLogger("ptmbench.merge")
 
@@ -365,7 +365,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
 
     ``out_dir`` gets the merged ``model.safetensors`` (the base's ``AutoModel`` keys), the base's
     ``config.json`` and tokenizer files, and ``merge.json`` (method, ratio, inputs, tensor counts,
-    provenance). Written atomically. Returns the ``merge.json`` record.
+    provenance, ``sha256`` of every other file). Written atomically. Returns the ``merge.json`` record.
     """
     from safetensors.torch import save_file
 
@@ -408,6 +408,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
         for src in sorted(base.dir.iterdir()):
             if src.is_file() and src.name not in NOT_COPIED and not src.name.startswith("."):
                 shutil.copyfile(src, Path(tmp) / src.name)  # new file: the user's umask, not src's mode
+        record["sha256"] = sha256_files(tmp)
         record["provenance"]["wall_time_s"] = round(time.perf_counter() - start, 3)
         write_json(Path(tmp) / "merge.json", record)
     log.info("merged %s + %s (%s, r=%s): %d tensors merged, %d from the base, %.1f s", a.dir, b.dir,

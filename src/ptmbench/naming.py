@@ -4,11 +4,18 @@ The task order is fixed (DESIGN.md §1): it decides how a pair is written. A mer
 ``{base}_{t1}_{t2}_{ratio}``; ``squad_v2`` contains an underscore, so names are parsed against the
 known task list, never by splitting on ``_``. Base model names may not contain ``_`` (the config
 schema enforces it), which keeps every name unambiguous.
+
+    python -m ptmbench.naming NAME [NAME ...] [--configfile config/config.yaml]
+
+says whether NAME is a base model, PTM, task pair or task of the config (a NAME with a ``/`` is
+checked as a target path, :func:`ptmbench.paths.target_problem`) and, if not, the nearest valid
+names and the fixed task order. The Snakefile runs the same check on the targets it is asked for.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import re
 from dataclasses import dataclass
@@ -137,3 +144,110 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
     hp.update(spec.get("finetune", {}).get(family, {}))
     hp["seed"] = ft["seed"]
     return hp
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a name against a config: `python -m ptmbench.naming NAME [--configfile F]`
+
+KINDS: tuple[str, ...] = ("base", "ptm", "pair", "task")
+_KIND_WORDS = {"base": "base model", "ptm": "PTM", "pair": "task pair", "task": "task"}
+
+
+@dataclass(frozen=True)
+class NameCheck:
+    """What ``name`` is in a config (``kinds``, empty when nothing), or the nearest valid names."""
+
+    name: str
+    kinds: tuple[str, ...]
+    asked: tuple[str, ...]  # the kinds it was checked as
+    suggestions: tuple[str, ...] = ()
+    wrong_order: str | None = None  # the same name with its two tasks in the fixed order
+    order_note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.kinds)
+
+    def message(self) -> str:
+        if self.ok:
+            return f"{self.name!r} is a valid " + " and ".join(_KIND_WORDS[k] for k in self.kinds) + " of this config"
+        what = " / ".join(_KIND_WORDS[k] for k in self.asked)
+        lines = [f"{self.name!r} is not a {what} of this config."]
+        if self.wrong_order:
+            lines.append(f"  Its two tasks are in the wrong order: write {self.wrong_order!r}.")
+        others = [s for s in self.suggestions if s != self.wrong_order]
+        if others:
+            lines.append("  Nearest valid names: " + ", ".join(repr(s) for s in others))
+        lines.append(self.order_note)
+        return "\n".join(lines)
+
+
+def order_note(zoo) -> str:
+    """How pairs and merged PTM names are written, with the config's tasks, bases and ratios."""
+    return (f"  A task pair is written {{t1}}_{{t2}} and a merged PTM {{base}}_{{t1}}_{{t2}}_{{ratio}}, with t1 "
+            f"before t2 in the fixed task order {', '.join(TASKS)}.\n"
+            f"  This config: tasks {', '.join(zoo.tasks)}; base models {', '.join(zoo.bases)} (merged: "
+            f"{', '.join(zoo.models) or 'none'}); ratios {', '.join(zoo.ratios)}.")
+
+
+def check_name(name: str, zoo, kinds=KINDS) -> NameCheck:
+    """Is ``name`` one of ``kinds`` (of :data:`KINDS`) in ``zoo`` (a :class:`ptmbench.paths.Zoo`)?
+
+    When not, the nearest valid names (difflib) and, for two tasks written in the wrong order,
+    the name with the order fixed.
+    """
+    kinds = tuple(kinds)
+    valid = {"base": zoo.bases, "ptm": zoo.ptms, "pair": zoo.pairs, "task": list(zoo.tasks)}
+    found = tuple(k for k in kinds if name in valid[k])
+    if found:
+        return NameCheck(name, found, kinds)
+    candidates = list(dict.fromkeys(n for k in kinds for n in valid[k]))
+    wrapped, fixed = f"_{name}_", None
+    for t1, t2 in task_pairs():
+        if f"_{t2}_{t1}_" in wrapped:
+            swapped = wrapped.replace(f"_{t2}_{t1}_", f"_{t1}_{t2}_", 1)[1:-1]
+            if swapped in candidates:
+                fixed = swapped
+                break
+    near = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
+    suggestions = tuple(dict.fromkeys([fixed, *near] if fixed else near))
+    return NameCheck(name, (), kinds, suggestions, fixed, order_note(zoo))
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from ptmbench import paths
+    from ptmbench.config import ConfigError, load
+
+    ap = argparse.ArgumentParser(
+        prog="python -m ptmbench.naming",
+        description="Is NAME a base model, PTM, task pair or task of the config (or a path the workflow "
+                    "writes, for names with a '/')? If not, the nearest valid names.")
+    ap.add_argument("names", nargs="+", metavar="NAME")
+    ap.add_argument("--configfile", default="config/config.yaml", help="default: config/config.yaml")
+    args = ap.parse_args(argv)
+    try:
+        zoo = paths.Zoo.from_config(load(args.configfile))
+    except (OSError, ValueError, yaml.YAMLError, ConfigError) as err:
+        print(f"ptmbench.naming: cannot read config {args.configfile}: {err}", file=sys.stderr)
+        return 2
+    bad = 0
+    for name in args.names:
+        if "/" in name:
+            problem = paths.target_problem(name, zoo, exists=lambda p: Path(p).exists())
+            print(problem or f"{name!r} is a path the workflow writes for this config")
+        else:
+            check = check_name(name, zoo)
+            problem = None if check.ok else check
+            print(check.message())
+        bad += problem is not None
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

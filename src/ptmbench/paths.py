@@ -1,14 +1,17 @@
-"""The zoo a config implies and every job's output and log paths, without Snakemake.
+"""The zoo a config implies and every job's output, input and log paths, without Snakemake.
 
 :class:`Zoo` turns a validated config into the name lists the rules use (MODELS, UNSEEN, BASES,
 TASKS, GLUE, PAIRS, RATIOS, MERGED, PTMS; ``workflow/rules/common.smk`` builds the same lists).
-:func:`jobs` lists the jobs of every stage with the paths the rule files declare, so tools that
-must not run Snakemake (``ptmbench.status``) see the same plan. Keep the templates here in step
-with ``workflow/rules/*.smk``; ``tests/test_status.py`` checks them against ``snakemake --summary``.
+:func:`jobs` lists the jobs of every stage with the outputs and inputs the rule files declare, so
+tools that must not run Snakemake (``ptmbench.status``, ``ptmbench.naming``) see the same plan. Keep
+the templates here in step with ``workflow/rules/*.smk``; ``tests/test_status.py`` checks them
+against ``snakemake -n``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -77,7 +80,7 @@ class Zoo:
 
 @dataclass(frozen=True)
 class Job:
-    """One planned job: its stage, the base model it belongs to, its outputs and its log file."""
+    """One planned job: its stage, the base model it belongs to, its outputs, log file and inputs."""
 
     stage: str
     rule: str
@@ -86,6 +89,7 @@ class Job:
     outputs: tuple[str, ...]
     log: str
     temp: bool = False  # outputs are deleted by Snakemake once every consumer has run
+    inputs: tuple[str, ...] = ()  # as the rule's `input:` declares them
 
 
 def task_data(task: str) -> list[str]:
@@ -94,42 +98,151 @@ def task_data(task: str) -> list[str]:
     return [f"resources/data/glue/{task}"]
 
 
-def _job(stage, rule, base, name, outputs, temp=False) -> Job:
-    return Job(stage, rule, base, name, tuple(outputs), f"logs/{rule}/{name}.log", temp)
+def model_dir(base: str) -> str:
+    return f"resources/models/{base}"
+
+
+def tokenized_dir(base: str, task: str) -> str:
+    return f"results/tokenized/{base}/{task}"
+
+
+def finetuned_model_dir(base: str, task: str) -> str:
+    return f"results/finetune/{base}/{task}/model"
+
+
+def merged_dir(base: str, pair: str, ratio: str) -> str:
+    return f"results/merged/{base}/{pair}_{ratio}"
+
+
+def metrics_json(ptm: str, task: str) -> str:
+    return f"results/finetune/{ptm}/{task}/metrics.json"
+
+
+def graph_file(ptm: str) -> str:
+    return f"results/graphs/{ptm}.dill"
+
+
+def logme_json(ptm: str, task: str) -> str:
+    return f"results/logme/{ptm}/{task}.json"
+
+
+def _job(stage, rule, base, name, outputs, inputs=(), temp=False) -> Job:
+    return Job(stage, rule, base, name, tuple(outputs), f"logs/{rule}/{name}.log", temp, tuple(inputs))
 
 
 def jobs(zoo: Zoo) -> Iterator[Job]:
-    """Every job of the full DAG of ``zoo``, stage by stage (the order of :data:`STAGES`)."""
+    """Every job of the full DAG of ``zoo``, stage by stage (the order of :data:`STAGES`, so every
+    job comes after the jobs that write its inputs)."""
     for b in zoo.bases:
-        yield _job("acquire", "acquire_model", b, b, [f"resources/models/{b}"])
+        yield _job("acquire", "acquire_model", b, b, [model_dir(b)])
     for t in zoo.glue:
         yield _job("acquire", "acquire_glue", DATA, t, task_data(t))
     if "squad_v2" in zoo.tasks:
         yield _job("acquire", "acquire_squad", DATA, "squad_v2", task_data("squad_v2"))
     for b in zoo.bases:
         for t in zoo.tasks:
-            yield _job("tokenize", "tokenize", b, f"{b}/{t}", [f"results/tokenized/{b}/{t}"])
+            yield _job("tokenize", "tokenize", b, f"{b}/{t}", [tokenized_dir(b, t)], [model_dir(b), *task_data(t)])
     for b in zoo.bases:
         for t in zoo.tasks:
             yield _job("finetune_base", "finetune_base", b, f"{b}/{t}",
-                       [f"results/finetune/{b}/{t}/metrics.json", f"results/finetune/{b}/{t}/model"])
+                       [metrics_json(b, t), finetuned_model_dir(b, t)], [model_dir(b), tokenized_dir(b, t)])
+    pairs = [(naming.pair_name(t1, t2), t1, t2) for t1, t2 in naming.task_pairs(zoo.tasks)]
     for b in zoo.models:
-        for p in zoo.pairs:
+        for p, t1, t2 in pairs:
             for r in zoo.ratios:
-                yield _job("merge", "merge", b, f"{b}/{p}_{r}", [f"results/merged/{b}/{p}_{r}"],
+                yield _job("merge", "merge", b, f"{b}/{p}_{r}", [merged_dir(b, p, r)],
+                           [model_dir(b), finetuned_model_dir(b, t1), finetuned_model_dir(b, t2)],
                            temp=not zoo.keep_merged)
     for b in zoo.models:
         for p in zoo.pairs:
             for r in zoo.ratios:
                 for t in zoo.tasks:
                     m = f"{b}_{p}_{r}"
-                    yield _job("finetune_merged", "finetune_merged", b, f"{m}/{t}",
-                               [f"results/finetune/{m}/{t}/metrics.json"])
+                    yield _job("finetune_merged", "finetune_merged", b, f"{m}/{t}", [metrics_json(m, t)],
+                               [merged_dir(b, p, r), tokenized_dir(b, t)])
     ptms = zoo.ptms_with_base()
+    ptm_dirs = {b: model_dir(b) for b in zoo.bases} | {
+        f"{b}_{p}_{r}": merged_dir(b, p, r) for b in zoo.models for p in zoo.pairs for r in zoo.ratios}
     for ptm, b in ptms:
-        yield _job("graph", "graph", b, ptm, [f"results/graphs/{ptm}.dill"])
+        yield _job("graph", "graph", b, ptm, [graph_file(ptm)], [ptm_dirs[ptm]])
     for ptm, b in ptms:
         for t in zoo.glue:
-            yield _job("logme", "logme", b, f"{ptm}/{t}", [f"results/logme/{ptm}/{t}.json"])
-    yield _job("export", "export", ALL, "export", [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV])
-    yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT])
+            yield _job("logme", "logme", b, f"{ptm}/{t}", [logme_json(ptm, t)], [ptm_dirs[ptm], tokenized_dir(b, t)])
+    names = [p for p, _ in ptms]
+    yield _job("export", "export", ALL, "export", [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV],
+               [*(metrics_json(p, t) for p in names for t in zoo.tasks),
+                *(logme_json(p, t) for p in names for t in zoo.glue),
+                *(graph_file(p) for p in names)])
+    yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
+               [PERFORMANCE_CSV, LOGME_CSV])
+
+
+# --------------------------------------------------------------------------------------------------
+# Requested targets: a typo'd name or a pair in the wrong order gets a message naming the fix
+
+class TargetError(ValueError):
+    """A requested target is no output of the workflow for this config."""
+
+
+_NAME = "[^/]+"
+TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, re.compile(p)) for t, p in (
+    ("resources/models/{base}", rf"resources/models/(?P<base>{_NAME})"),
+    ("resources/data/glue/{glue_task}", rf"resources/data/glue/(?P<glue>{_NAME})"),
+    ("results/tokenized/{base}/{task}", rf"results/tokenized/(?P<base>{_NAME})/(?P<task>{_NAME})"),
+    ("results/finetune/{ptm}/{task}/metrics.json",
+     rf"results/finetune/(?P<ptm>{_NAME})/(?P<task>{_NAME})/metrics\.json"),
+    ("results/finetune/{base}/{task}/model", rf"results/finetune/(?P<base>{_NAME})/(?P<task>{_NAME})/model"),
+    ("results/merged/{base}/{t1}_{t2}_{ratio}", rf"results/merged/(?P<mbase>{_NAME})/(?P<pair_ratio>{_NAME})"),
+    ("results/graphs/{ptm}.dill", rf"results/graphs/(?P<ptm>{_NAME})\.dill"),
+    ("results/logme/{ptm}/{glue_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<glue>{_NAME})\.json"),
+))
+FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT)
+_HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"
+
+
+def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
+    """Why ``target`` (a path relative to the workdir) is no output of ``zoo``'s workflow, or None.
+
+    Only paths under ``results/`` and the per-name folders of ``resources/`` are checked: each
+    name in them (PTM, base model, task, pair and ratio) against the config, with the nearest
+    valid names. A ``results/`` path of no known shape is a problem unless it exists.
+    """
+    target = os.path.normpath(target)
+    if not target.startswith(("results/", "resources/")) or target in FIXED_OUTPUTS:
+        return None
+    for template, pattern in TARGET_TEMPLATES:
+        m = pattern.fullmatch(target)
+        if m is None:
+            continue
+        parts = m.groupdict()
+        if parts.get("mbase") in zoo.unseen:
+            return (f"target {target}: {parts['mbase']!r} is an unseen model (config key unseen_models), "
+                    f"never merged; merged base models: {list(zoo.models)}")
+        if template.endswith("/model") and parts["base"] in zoo.ptms and parts["base"] not in zoo.bases:
+            return (f"target {target}: only the fine-tunes of base models keep their weights (model/); "
+                    f"{parts['base']!r} is a merged PTM: ask for results/finetune/{parts['base']}/"
+                    f"{parts['task']}/metrics.json")
+        checks = [(parts[k], kinds) for k, kinds in (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)),
+                                                     ("glue", ("task",))) if k in parts]
+        if "mbase" in parts:
+            checks.insert(0, (f"{parts['mbase']}_{parts['pair_ratio']}", ("ptm",)))
+        for name, kinds in checks:
+            check = naming.check_name(name, zoo, kinds)
+            if not check.ok:
+                return f"target {target} ({template}): {check.message()}"
+        if "glue" in parts and parts["glue"] not in zoo.glue:
+            return (f"target {target} ({template}): {parts['glue']!r} is not a GLUE task of this config "
+                    f"(GLUE data and LogME scores exist per GLUE task): {list(zoo.glue)}")
+        return None
+    if target.startswith("resources/") or exists(target):
+        return None
+    shapes = "\n    ".join([t for t, _ in TARGET_TEMPLATES] + list(FIXED_OUTPUTS))
+    return (f"target {target} is no output of this workflow; outputs under results/ and resources/ are:\n"
+            f"    {shapes}")
+
+
+def check_targets(targets, zoo: Zoo, exists=os.path.exists) -> None:
+    """Raise :class:`TargetError` naming every requested target that is no output for this config."""
+    problems = [p for p in (target_problem(t, zoo, exists) for t in targets) if p]
+    if problems:
+        raise TargetError("\n".join(problems) + f"\n({_HELP})")

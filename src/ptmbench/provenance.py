@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import importlib.metadata as _md
 import json
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -68,19 +70,23 @@ def temp_prefix(path: str | Path) -> str:
     return f".{Path(path).name}."
 
 
-def is_temp(name: str) -> bool:
-    """Whether a file or folder name is one of our temporaries (``.{output name}.<random>.tmp``)."""
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
+# tempfile's random part: 8 of [a-z0-9_]; a temporary is `.{output name}.<random>.tmp`
+_RANDOM = r"[a-z0-9_]{8}"
+_TEMP = re.compile(r"\..+\." + _RANDOM + re.escape(TEMP_SUFFIX))
 
 
-def temps_of(path: str | Path) -> list[Path]:
-    """The temporaries left beside output ``path`` by earlier (killed) attempts to write it."""
+def is_temp(path: str | Path) -> bool:
+    """Whether ``path`` is named like a temporary sibling of :func:`atomic_file` / :func:`atomic_dir`."""
+    return bool(_TEMP.fullmatch(Path(path).name))
+
+
+def temp_siblings(path: str | Path) -> list[Path]:
+    """The temporaries that writes of ``path`` left beside it (a killed job's), files or directories."""
     path = Path(path)
-    prefix = temp_prefix(path)
+    mine = re.compile(re.escape(temp_prefix(path)) + _RANDOM + re.escape(TEMP_SUFFIX))
     try:
         with os.scandir(path.parent) as it:
-            return sorted(path.parent / e.name for e in it
-                          if e.name.startswith(prefix) and e.name.endswith(TEMP_SUFFIX))
+            return sorted(Path(e.path) for e in it if mine.fullmatch(e.name))
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -91,7 +97,7 @@ def remove_temps(path: str | Path) -> list[Path]:
     Called by :func:`job` for every output before the job body runs, so the rerun of a job killed
     mid-write (SIGKILL, the OOM killer, a Slurm time limit) cleans up after it.
     """
-    removed = temps_of(path)
+    removed = temp_siblings(path)
     for tmp in removed:
         _remove(tmp)
     return removed
@@ -238,3 +244,25 @@ def job(smk):
         root.removeHandler(handler)
         if log_path:
             stream.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Checksums (used by acquire, finetune, merge, export and `ptmbench.status --verify`)
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of one file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_files(directory: str | Path) -> dict[str, str]:
+    """{file name: SHA-256} of the regular files directly in ``directory`` (hidden files skipped).
+
+    Written into an output's provenance as ``sha256`` before that record itself is written, so
+    ``python -m ptmbench.status --verify`` can tell a modified or truncated file from the original.
+    """
+    return {p.name: sha256(p) for p in sorted(Path(directory).iterdir())
+            if p.is_file() and not p.name.startswith(".")}

@@ -2,8 +2,9 @@
 # ptmbench.naming; this file only turns the validated config into lists and paths.
 
 import re
+import sys
 
-from ptmbench import naming
+from ptmbench import naming, paths
 
 MODELS = list(config["models"])  # merged, fine-tuned and scored
 UNSEEN = list(config.get("unseen_models", {}))  # fine-tuned and scored, never merged
@@ -22,6 +23,26 @@ _PARSED = {b: naming.PTM(b) for b in BASES} | {
 }
 MERGED = [p for p, parsed in _PARSED.items() if parsed.is_merged]
 PTMS = BASES + MERGED
+
+
+def requested_targets():
+    """The targets named on the command line ([] for none, --lint, or cluster jobs).
+
+    Snakemake 9 parses the Snakefile before it stores the DAG settings on `workflow`
+    (snakemake.api.DAGApi.__post_init__ reads `workflow_api._workflow` first), so while parsing they
+    are found on the DAGApi that is parsing us, up the call stack.
+    """
+    settings = getattr(workflow, "dag_settings", None)
+    frame = sys._getframe()
+    while settings is None and frame is not None:
+        settings = getattr(frame.f_locals.get("self"), "dag_settings", None)
+        frame = frame.f_back
+    return [t for t in getattr(settings, "targets", None) or () if isinstance(t, str)]
+
+
+# A typo'd PTM or a task pair in the wrong order would otherwise end in Snakemake's generic
+# MissingRuleException; name the target, the nearest valid names and the fixed task order instead.
+paths.check_targets(requested_targets(), paths.Zoo.from_config(config))
 
 
 def _alt(names):
