@@ -12,7 +12,6 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get(
 
 from ptmbench.config import validate
 
-
 # The paper setup unless --configfile names another (a second config would be merged into the
 # first key by key, so the default is only read when none is given).
 if not config:
@@ -35,6 +34,6 @@ include: "workflow/rules/export.smk"
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
 # whole DAG; listing every fine-tune, graph and LogME file here as well would add ~11,000 edges to plan (~15% of a dry run).
 rule all:
+    default_target: True
     input:
         EXPORT_OUTPUTS,
-    default_target: True
