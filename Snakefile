@@ -6,7 +6,9 @@ import os
 import sys
 
 # Jobs import the workflow's library from this checkout, also inside a --sdm conda environment.
-_SRC = os.path.join(workflow.basedir, "src")
+# current_basedir (this file's folder), not basedir (the main Snakefile's): right also when
+# ptm-bench is loaded as a module from another directory (README "Using ptm-bench as a module").
+_SRC = os.path.join(workflow.current_basedir, "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
 
