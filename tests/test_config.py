@@ -110,3 +110,8 @@ def test_missing_section_and_bad_glue_source():
     assert "merge" in _bad(lambda c: c.pop("merge"))
     msg = _bad(lambda c: c["data"]["glue"].update(source="url"))
     assert "data.glue.source" in msg and "demo" in msg
+
+
+def test_both_data_sources_are_required():
+    assert "'squad_v2' is a required property" in _bad(lambda c: c["data"].pop("squad_v2"))
+    assert "'glue' is a required property" in _bad(lambda c: c["data"].pop("glue"))
