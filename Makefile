@@ -28,6 +28,7 @@ status: install
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakefmt --check .
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 	$(VENV)/bin/pytest -q
 

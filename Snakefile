@@ -6,12 +6,13 @@ import os
 import sys
 
 # Jobs import the workflow's library from this checkout, also inside a --sdm conda environment.
-_SRC = os.path.join(workflow.basedir, "src")
+# current_basedir (this file's folder), not basedir (the main Snakefile's): right also when
+# ptm-bench is loaded as a module from another directory (README "Using ptm-bench as a module").
+_SRC = os.path.join(workflow.current_basedir, "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
 
 from ptmbench.config import validate
-
 
 # The paper setup unless --configfile names another (a second config would be merged into the
 # first key by key, so the default is only read when none is given).
@@ -35,6 +36,6 @@ include: "workflow/rules/export.smk"
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
 # whole DAG; listing every fine-tune, graph and LogME file here as well would add ~11,000 edges to plan (~15% of a dry run).
 rule all:
+    default_target: True
     input:
         EXPORT_OUTPUTS,
-    default_target: True

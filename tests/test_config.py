@@ -131,3 +131,8 @@ def test_doc_stride_checked_after_model_overrides():
     msg = _bad(large)
     assert "'finetune.squad_v2.doc_stride'" in msg and "(from 'finetune.large.squad_v2.max_length')" in msg
     assert "model 'tiny-large'" in msg
+
+
+def test_both_data_sources_are_required():
+    assert "'squad_v2' is a required property" in _bad(lambda c: c["data"].pop("squad_v2"))
+    assert "'glue' is a required property" in _bad(lambda c: c["data"].pop("glue"))

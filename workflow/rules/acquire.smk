@@ -7,17 +7,17 @@
 rule acquire_model:
     output:
         directory("resources/models/{base}"),
-    params:
-        spec=lambda wc: model_spec(wc.base),
     log:
         "logs/acquire_model/{base}.log",
     benchmark:
         "benchmarks/acquire_model/{base}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=lambda wc, attempt: (12000 if naming.is_large(wc.base) else 6000) * attempt,
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        spec=lambda wc: model_spec(wc.base),
     script:
         "../scripts/acquire.py"
 
@@ -25,17 +25,17 @@ rule acquire_model:
 rule acquire_glue:
     output:
         directory("resources/data/glue/{glue_task}"),
-    params:
-        spec=config["data"]["glue"],
     log:
         "logs/acquire_glue/{glue_task}.log",
     benchmark:
         "benchmarks/acquire_glue/{glue_task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        spec=config["data"]["glue"],
     script:
         "../scripts/acquire.py"
 
@@ -44,16 +44,16 @@ rule acquire_squad:
     output:
         train="resources/data/squad_v2/train-v2.0.json",
         dev="resources/data/squad_v2/dev-v2.0.json",
-    params:
-        spec=config["data"]["squad_v2"],
     log:
         "logs/acquire_squad/squad_v2.log",
     benchmark:
         "benchmarks/acquire_squad/squad_v2.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        spec=config["data"]["squad_v2"],
     script:
         "../scripts/acquire.py"

@@ -108,7 +108,9 @@ def mem_mb(small, large):
 
 def runtime(small, large):
     """Runtime request (minutes) by model size class, grown on each retry."""
-    return lambda wc, attempt: int((large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * (1 + 0.5 * (attempt - 1)))
+    return lambda wc, attempt: int(
+        (large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * (1 + 0.5 * (attempt - 1))
+    )
 
 
 def _wc_ptm(wc):

@@ -22,23 +22,24 @@ rule export:
         graphs=[f"results/graphs/{p}.dill" for p in PTMS],
     output:
         bench=directory("results/ptm_model_bench"),
-        performance=report("results/tables/performance.csv", caption="../report/performance.rst",
-                           category="Tables"),
+        performance=report(
+            "results/tables/performance.csv", caption="../report/performance.rst", category="Tables"
+        ),
         logme=report("results/tables/logme.csv", caption="../report/logme.rst", category="Tables"),
+    log:
+        "logs/export/export.log",
+    benchmark:
+        "benchmarks/export/export.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         models=MODELS,
         unseen=UNSEEN,
         tasks=TASKS,
         feature_length=config["graph"]["feature_length"],
-    log:
-        "logs/export/export.log",
-    benchmark:
-        "benchmarks/export/export.tsv"
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
     script:
         "../scripts/export.py"
 
@@ -48,20 +49,28 @@ rule report:
         performance="results/tables/performance.csv",
         logme="results/tables/logme.csv",
     output:
-        correlations=report("results/report/correlations.csv", caption="../report/correlations.rst",
-                            category="LogME vs fine-tuning"),
-        plots=report(directory("results/report/plots"), patterns=["{name}.png"],
-                     caption="../report/plots.rst", category="Plots"),
-        summary=report("results/report/summary.txt", caption="../report/summary.rst",
-                       category="LogME vs fine-tuning"),
+        correlations=report(
+            "results/report/correlations.csv",
+            caption="../report/correlations.rst",
+            category="LogME vs fine-tuning",
+        ),
+        plots=report(
+            directory("results/report/plots"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="Plots",
+        ),
+        summary=report(
+            "results/report/summary.txt", caption="../report/summary.rst", category="LogME vs fine-tuning"
+        ),
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
     script:
         "../scripts/export.py"

@@ -22,18 +22,18 @@ rule tokenize:
         data=lambda wc: task_data(wc.task),
     output:
         directory("results/tokenized/{base}/{task}"),
-    params:
-        hp=lambda wc: hyperparameters(wc.base, wc.task),
     log:
         "logs/tokenize/{base}/{task}.log",
     benchmark:
         "benchmarks/tokenize/{base}/{task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        hp=lambda wc: hyperparameters(wc.base, wc.task),
     script:
         "../scripts/finetune.py"
 
@@ -45,22 +45,26 @@ rule finetune_base:
     output:
         metrics="results/finetune/{base}/{task}/metrics.json",
         model=directory("results/finetune/{base}/{task}/model"),
-    params:
-        ptm="{base}",
-        hp=lambda wc: hyperparameters(wc.base, wc.task),
     log:
         "logs/finetune_base/{base}/{task}.log",
     benchmark:
         "benchmarks/finetune_base/{base}/{task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
-                                        * (1 + 0.5 * (attempt - 1))),
+        runtime=lambda wc, attempt: int(
+            60
+            * FT_HOURS.get(wc.task, 0.5)
+            * (3 if naming.is_large(wc.base) else 1)
+            * (1 + 0.5 * (attempt - 1))
+        ),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
         gpu=1,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        ptm="{base}",
+        hp=lambda wc: hyperparameters(wc.base, wc.task),
     script:
         "../scripts/finetune.py"
 
@@ -71,21 +75,25 @@ rule finetune_merged:
         data="results/tokenized/{base}/{task}",
     output:
         metrics="results/finetune/{base}_{pair}_{ratio}/{task}/metrics.json",
-    params:
-        ptm="{base}_{pair}_{ratio}",
-        hp=lambda wc: hyperparameters(wc.base, wc.task),
     log:
         "logs/finetune_merged/{base}_{pair}_{ratio}/{task}.log",
     benchmark:
         "benchmarks/finetune_merged/{base}_{pair}_{ratio}/{task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=lambda wc, attempt: int(60 * FT_HOURS.get(wc.task, 0.5) * (3 if naming.is_large(wc.base) else 1)
-                                        * (1 + 0.5 * (attempt - 1))),
+        runtime=lambda wc, attempt: int(
+            60
+            * FT_HOURS.get(wc.task, 0.5)
+            * (3 if naming.is_large(wc.base) else 1)
+            * (1 + 0.5 * (attempt - 1))
+        ),
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
         gpu=1,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        ptm="{base}_{pair}_{ratio}",
+        hp=lambda wc: hyperparameters(wc.base, wc.task),
     script:
         "../scripts/finetune.py"

@@ -7,16 +7,16 @@ rule graph:
         lambda wc: ptm_dir(wc.ptm),
     output:
         "results/graphs/{ptm}.dill",
-    params:
-        feature_length=config["graph"]["feature_length"],
     log:
         "logs/graph/{ptm}.log",
     benchmark:
         "benchmarks/graph/{ptm}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=mem_mb(4000, 8000),
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        feature_length=config["graph"]["feature_length"],
     script:
         "../scripts/graph.py"

@@ -13,20 +13,20 @@ rule logme:
         data=lambda wc: f"results/tokenized/{ptm_of(wc.ptm).base}/{wc.glue_task}",
     output:
         "results/logme/{ptm}/{glue_task}.json",
-    params:
-        base=lambda wc: ptm_of(wc.ptm).base,
-        max_examples=config["logme"]["max_examples"],
-        batch_size=config["logme"]["batch_size"],
     log:
         "logs/logme/{ptm}/{glue_task}.log",
     benchmark:
         "benchmarks/logme/{ptm}/{glue_task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
         runtime=runtime(120, 360),
         gpu=1,  # feature extraction (see finetune.smk on the `gpu` resource)
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        base=lambda wc: ptm_of(wc.ptm).base,
+        max_examples=config["logme"]["max_examples"],
+        batch_size=config["logme"]["batch_size"],
     script:
         "../scripts/logme.py"

@@ -10,17 +10,17 @@ rule merge:
         b=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[1]}/model",
     output:
         merged_output("results/merged/{base}/{pair}_{ratio}"),
-    params:
-        method=config["merge"]["method"],
-        density=config["merge"]["density"],
     log:
         "logs/merge/{base}/{pair}_{ratio}.log",
     benchmark:
         "benchmarks/merge/{base}/{pair}_{ratio}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
     resources:
         mem_mb=lambda wc, attempt: (6000 if naming.is_large(wc.base) else 3000) * attempt,
         runtime=30,
-    conda:
-        "../../envs/ptmbench.yaml"
+    params:
+        method=config["merge"]["method"],
+        density=config["merge"]["density"],
     script:
         "../scripts/merge.py"
