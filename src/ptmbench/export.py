@@ -296,13 +296,9 @@ def logme_table(logme: list[dict], bases):
 
 
 def write_table(df, csv_path) -> None:
-    """Write ``df`` as CSV atomically, plus a ``.parquet`` beside it when pyarrow is installed."""
+    """Write ``df`` as CSV and as Parquet beside it (``.parquet``, with our provenance), atomically."""
     csv_path = Path(csv_path)
     _atomic(csv_path, lambda p: df.to_csv(p, index=False))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return
     meta = json.dumps(provenance(stage="export"), default=str)
 
     def parquet(p):

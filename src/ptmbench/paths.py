@@ -26,6 +26,8 @@ ALL = "(all)"  # ... and of jobs that gather every model (export, report)
 EXPORT_DIR = "results/ptm_model_bench"
 PERFORMANCE_CSV = "results/tables/performance.csv"
 LOGME_CSV = "results/tables/logme.csv"
+PERFORMANCE_PARQUET = "results/tables/performance.parquet"
+LOGME_PARQUET = "results/tables/logme.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
@@ -169,7 +171,8 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
         for t in zoo.glue:
             yield _job("logme", "logme", b, f"{ptm}/{t}", [logme_json(ptm, t)], [ptm_dirs[ptm], tokenized_dir(b, t)])
     names = [p for p, _ in ptms]
-    yield _job("export", "export", ALL, "export", [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV],
+    yield _job("export", "export", ALL, "export",
+               [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
                [*(metrics_json(p, t) for p in names for t in zoo.tasks),
                 *(logme_json(p, t) for p in names for t in zoo.glue),
                 *(graph_file(p) for p in names)])
@@ -196,7 +199,8 @@ TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, re.compile(p)) 
     ("results/graphs/{ptm}.dill", rf"results/graphs/(?P<ptm>{_NAME})\.dill"),
     ("results/logme/{ptm}/{glue_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<glue>{_NAME})\.json"),
 ))
-FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT)
+FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
+                 PLOTS_DIR, SUMMARY_TXT)
 _HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"
 
 

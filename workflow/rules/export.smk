@@ -26,6 +26,9 @@ rule export:
             "results/tables/performance.csv", caption="../report/performance.rst", category="Tables"
         ),
         logme=report("results/tables/logme.csv", caption="../report/logme.rst", category="Tables"),
+        # the same tables as Parquet (types and provenance kept); written beside the CSVs
+        performance_parquet="results/tables/performance.parquet",
+        logme_parquet="results/tables/logme.parquet",
     log:
         "logs/export/export.log",
     benchmark:
