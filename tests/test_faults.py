@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_CONFIG, copy_run, snakemake_cmd
+from conftest import NOT_DONE, TEST_CONFIG, copy_run, snakemake_cmd
 
 from ptmbench import provenance, status
 
@@ -80,10 +80,6 @@ KILLS = [
     ("logme", "results/logme/tiny-bert_sst2_stsb_0.5/sst2.json", "logs/logme/tiny-bert_sst2_stsb_0.5/sst2.log"),
     ("export", "results/ptm_model_bench", "logs/export/export.log"),
 ]
-# A run killed mid-way through tiny-bert's sst2 fine-tune: that job and everything after it not done.
-NOT_DONE = ["results/finetune/tiny-bert/sst2", "results/merged", "results/finetune/tiny-bert_sst2_stsb_0.5",
-            "results/graphs/tiny-bert_sst2_stsb_0.5.dill", "results/logme/tiny-bert_sst2_stsb_0.5",
-            "results/ptm_model_bench", "results/tables", "results/report"]
 VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_time_s", "train_cpu_s",
             "eval_time_s"}
 
@@ -148,10 +144,11 @@ def test_sigkill_mid_write_of_each_stage_then_rerun(tiny_run, tmp_path):
 
 @pytest.fixture
 def two_model_run(tmp_path, tiny_model, tiny_run):
-    """The shared tiny run (tiny-bert, good) with its merged PTM's jobs not done yet, and a second model
-    `bad` added to the config: a local `path` model whose checkpoint is truncated (a broken download)."""
+    """The shared tiny run (tiny-bert, good) with its merged PTM's graph and LogME jobs not done yet, and
+    an unseen model `bad` added to the config: a local `path` model whose checkpoint is truncated (a
+    broken download)."""
     wd = copy_run(tiny_run, tmp_path / "wd")
-    for rel in NOT_DONE[1:]:
+    for rel in ("results/graphs/tiny-bert_sst2_stsb_0.5.dill", "results/logme/tiny-bert_sst2_stsb_0.5"):
         p = wd / rel
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     bad = tmp_path / "models" / "roberta"
@@ -159,7 +156,7 @@ def two_model_run(tmp_path, tiny_model, tiny_run):
     weights = bad / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
-    cfg["models"]["bad"] = {"source": "path", "path": str(bad)}
+    cfg["unseen_models"] = {"bad": {"source": "path", "path": str(bad)}}
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return wd, path, bad, tiny_model("roberta")
@@ -167,7 +164,8 @@ def two_model_run(tmp_path, tiny_model, tiny_run):
 
 def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
     wd, config, bad_dir, good_copy = two_model_run
-    smk(wd, "--keep-going", config=config, check=False)
+    r = smk(wd, "--keep-going", config=config, check=False)
+    assert r.returncode != 0
     res = wd / "results"
     good = ("tiny-bert", "tiny-bert_sst2_stsb_0.5")
     good_outputs = ([res / "finetune" / p / t / "metrics.json" for p in good for t in ("sst2", "stsb")]
@@ -175,7 +173,8 @@ def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
                     + [res / "logme" / p / f"{t}.json" for p in good for t in ("sst2", "stsb")])
     assert all(p.is_file() for p in good_outputs), [str(p) for p in good_outputs if not p.is_file()]
     assert not (wd / "resources" / "models" / "bad").exists()
-    assert not list(res.glob("finetune/bad*/*/metrics.json"))
+    assert not list(res.glob("finetune/bad/*/metrics.json"))
+    assert "model.safetensors" in (wd / "logs" / "acquire_model" / "bad.log").read_text()
 
     st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(wd),
                          "--json"], capture_output=True, text=True, timeout=120)
@@ -190,7 +189,10 @@ def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
     log = r.stdout + r.stderr
     assert {str(p): p.stat().st_mtime_ns for p in good_outputs} == before, "the good model's jobs were redone"
     assert "wildcards: base=tiny-bert," not in log and "ptm=tiny-bert," not in log
-    assert (res / "finetune" / "bad_sst2_stsb_0.5" / "stsb" / "metrics.json").is_file()
+    for t in ("sst2", "stsb"):
+        assert (res / "finetune" / "bad" / t / "metrics.json").is_file()
+        assert (res / "logme" / "bad" / f"{t}.json").is_file()
+    assert (res / "ptm_model_bench" / "base_model_dataset" / "unseen_base_bad.dill").is_file()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

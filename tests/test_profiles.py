@@ -3,20 +3,16 @@ workflow profile (profiles/default, loaded with every run) never changing a clus
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import dry_run_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
 GPU_RULES = {"finetune_base", "finetune_merged", "logme"}
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _load(path):
@@ -53,28 +49,9 @@ def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
     assert args.resources["gpu"].value == 1  # the local limit is there ...
 
 
-def _dry_run_resources(workdir, *extra, config="config.yaml", timeout=300):
-    """rule -> list of per-job resource dicts, from a (non-quiet) dry run in ``workdir``."""
-    out = subprocess.run(
-        [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", "--nolock",
-         "--configfile", str(ROOT / "config" / config), *extra],
-        cwd=workdir, capture_output=True, text=True, timeout=timeout, check=True,
-    ).stdout
-    jobs = defaultdict(list)
-    rule = None
-    for line in out.splitlines():
-        m = re.match(r"(?:local)?rule (\w+):", line)
-        if m:
-            rule = m.group(1)
-        elif line.strip().startswith("resources:") and rule:
-            items = line.split("resources:", 1)[1].split(", ")
-            jobs[rule].append(dict(i.strip().split("=", 1) for i in items))
-            rule = None
-    return jobs
-
-
-def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(tmp_path):
-    jobs = _dry_run_resources(tmp_path, "--profile", str(SLURM.parent))
+@pytest.mark.slow
+def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_plan):
+    jobs = paper_plan
     assert sum(len(v) for v in jobs.values()) == 11725
     for rule, resources in jobs.items():
         for r in resources:
@@ -93,6 +70,6 @@ def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(tmp_path)
 
 def test_local_run_limits_gpu_jobs(tmp_path):
     """With profiles/default a local run caps the GPU rules at one at a time (gpu=1 each, limit 1)."""
-    jobs = _dry_run_resources(tmp_path, "--cores", "2", config="test.yaml")
+    jobs = dry_run_resources(tmp_path, "--cores", "2", config="test.yaml")
     assert all(r.get("gpu") == "1" for rule in GPU_RULES for r in jobs[rule])
     assert not any("gpu" in r for rule, rs in jobs.items() if rule not in GPU_RULES for r in rs)
