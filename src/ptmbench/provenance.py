@@ -41,10 +41,11 @@ def versions(packages=PACKAGES) -> dict:
 
 
 def device_info() -> dict:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard requirement of the workflow
-        return {"device": "cpu"}
+    """The device that computed a result. A job that never imported torch computed on the CPU (and
+    this does not import torch for it: that alone costs seconds per job)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"device": "cpu", "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)}
     if torch.cuda.is_available():
         return {"device": "cuda", "gpu": torch.cuda.get_device_name(0),
                 "gpu_count": torch.cuda.device_count()}
@@ -223,10 +224,11 @@ def job(smk):
     try:
         threads = int(getattr(smk, "threads", 1) or 1)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        with contextlib.suppress(ImportError):
-            import torch
-
-            torch.set_num_threads(threads)
+        # the job's threads for torch (intra-op) and BLAS, read when they are first imported; jobs
+        # that need no torch (data, export, report) do not pay for importing it here
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         log.info("rule %s, wildcards %s, threads %d", smk.rule, dict(smk.wildcards.items()), threads)
         for out in smk.output:
             for tmp in remove_temps(out):
