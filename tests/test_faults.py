@@ -174,7 +174,9 @@ def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
     assert all(p.is_file() for p in good_outputs), [str(p) for p in good_outputs if not p.is_file()]
     assert not (wd / "resources" / "models" / "bad").exists()
     assert not list(res.glob("finetune/bad/*/metrics.json"))
-    assert "model.safetensors" in (wd / "logs" / "acquire_model" / "bad.log").read_text()
+    acquire_log = (wd / "logs" / "acquire_model" / "bad.log").read_text()
+    assert f"{bad_dir / 'model.safetensors'} is corrupt or incomplete" in acquire_log, acquire_log[-2000:]
+    assert "replace it with a whole copy" in acquire_log
 
     st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(wd),
                          "--json"], capture_output=True, text=True, timeout=120)

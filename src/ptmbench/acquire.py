@@ -331,6 +331,7 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
     (``package``, ``subdir``) or ``tiny`` (``family``, ``seed``). ``provenance.json`` records the
     source, the resolved revision (hub commit hash), what loading found and the files' SHA-256.
     """
+    from ptmbench.integrity import check_input
     from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
     source = spec.get("source")
@@ -347,7 +348,10 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
             else:
                 src = Path(spec["path"]).expanduser() if source == "path" else _package_dir(name, spec)
                 extra["source_dir"] = str(src)
-            extra["loaded"] = normalise_model(check_model_dir(src, name), tmp, name)
+            check_model_dir(src, name)
+            check_input(src, fix=f"Model {name!r} ({source} source {src}) is damaged: replace it with a whole "
+                                 "copy (download it again), then rerun snakemake.")
+            extra["loaded"] = normalise_model(src, tmp, name)
         else:
             raise ValueError(f"model {name!r}: unknown source {source!r}; use hub, path, package or tiny")
         write_json(tmp / "provenance.json", provenance(model=name, source=spec, **extra, sha256=sha256_files(tmp)))

@@ -94,8 +94,10 @@ def _files(path: Path) -> Iterable[Path]:
         yield path
 
 
-def check_input(path: str | Path) -> None:
-    """Raise :class:`CorruptInput` when a file of input ``path`` (a file or a folder) is not whole."""
+def check_input(path: str | Path, fix: str | None = None) -> None:
+    """Raise :class:`CorruptInput` when a file of input ``path`` (a file or a folder) is not whole.
+
+    ``fix``: what the user should do (default: delete ``path`` and rerun Snakemake to rebuild it)."""
     path = Path(path)
     if not path.exists():
         raise CorruptInput(f"input {path} does not exist: rerun snakemake to rebuild it")
@@ -108,8 +110,8 @@ def check_input(path: str | Path) -> None:
         except Exception as err:  # pyarrow, json, OSError...: all mean the same to the user
             raise CorruptInput(
                 f"{f} is corrupt or incomplete: {type(err).__name__}: {err}\n"
-                f"It belongs to {path}. Delete {path} and rerun snakemake to rebuild it "
-                "(for an acquired model or dataset, check its source first)."
+                + (fix or f"It belongs to {path}. Delete {path} and rerun snakemake to rebuild it "
+                   "(for an acquired model or dataset, check its source first).")
             ) from err
 
 
