@@ -55,7 +55,7 @@ def test_features_bit_identical_to_reference(tiny_model, family):
 if __name__ == "__main__":
     import tempfile
 
-    from ptmbench.acquire import build_tiny
+    from ptmbench.tiny import build_tiny
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
