@@ -20,7 +20,7 @@ REAL_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "r
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Factory: ``tiny_model(family, seed=0)`` -> Path of a tiny model (built once per session)."""
-    from ptmbench.acquire import build_tiny
+    from ptmbench.tiny import build_tiny
 
     built: dict[tuple[str, int], Path] = {}
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from ptmbench import acquire, data
-from ptmbench.acquire import TINY_FAMILIES, SourceUnavailable
+from ptmbench import acquire, data, tiny
+from ptmbench.acquire import SourceUnavailable
+from ptmbench.tiny import TINY_FAMILIES
 
 PAIR = (["the film was wonderful .", "Where was Amara born?"], ["a second sentence", "In Quito."])
 
@@ -39,7 +40,7 @@ def test_tiny_family_loads_and_runs(tiny_model, family):
     tok, model, enc = _forward(d)
     cfg = model.config
     assert cfg.model_type == family
-    assert (cfg.hidden_size if family != "distilbert" else cfg.dim) == 64
+    assert getattr(cfg, "hidden_size", getattr(cfg, "dim", None)) == 64
     assert cfg.pad_token_id == tok.pad_token_id and len(tok) == cfg.vocab_size
     assert tok.unk_token_id not in enc["input_ids"][0].tolist()  # the corpus words are in the vocabulary
     assert enc["input_ids"][0, 0].item() == tok.cls_token_id
@@ -58,8 +59,32 @@ def test_tiny_family_loads_and_runs(tiny_model, family):
 
 def test_tiny_tokenizer_kinds(tiny_model):
     kinds = {f: json.loads((tiny_model(f) / "tokenizer.json").read_text())["model"]["type"] for f in TINY_FAMILIES}
-    assert kinds == {"bert": "WordPiece", "distilbert": "WordPiece", "electra": "WordPiece", "roberta": "BPE",
-                     "albert": "Unigram", "xlm-roberta": "Unigram"}
+    assert {f: kinds[f] for f in ("bert", "distilbert", "electra", "roberta", "albert", "xlm-roberta")} == {
+        "bert": "WordPiece", "distilbert": "WordPiece", "electra": "WordPiece", "roberta": "BPE",
+        "albert": "Unigram", "xlm-roberta": "Unigram"}
+    names = {"wordpiece": "WordPiece", "bpe": "BPE", "unigram": "Unigram"}
+    assert kinds == {f: names[tiny.FAMILIES[f].kind] for f in TINY_FAMILIES}
+
+
+def test_tiny_families_are_the_schema_enum():
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+    assert _find_enum(schema, "family") == list(TINY_FAMILIES)
+
+
+def _find_enum(node, key):
+    if isinstance(node, dict):
+        if key in node and isinstance(node[key], dict) and "enum" in node[key]:
+            return node[key]["enum"]
+        for v in node.values():
+            if (found := _find_enum(v, key)) is not None:
+                return found
+    elif isinstance(node, list):
+        for v in node:
+            if (found := _find_enum(v, key)) is not None:
+                return found
+    return None
 
 
 def test_tiny_albert_shares_layer_weights(tiny_model):
@@ -69,21 +94,21 @@ def test_tiny_albert_shares_layer_weights(tiny_model):
     assert keys == ["encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"]
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "albert"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "albert", "deberta-v2", "modernbert"])
 def test_tiny_is_deterministic(tiny_model, tmp_path, family):
     again = tmp_path / "again"
-    acquire.build_tiny(family, again, seed=0)
+    tiny.build_tiny(family, again, seed=0)
     first = tiny_model(family)
     for f in first.iterdir():
         assert (again / f.name).read_bytes() == f.read_bytes(), f.name
-    acquire.build_tiny(family, tmp_path / "seed1", seed=1)
+    tiny.build_tiny(family, tmp_path / "seed1", seed=1)
     assert (tmp_path / "seed1" / "model.safetensors").read_bytes() != (first / "model.safetensors").read_bytes()
     assert (tmp_path / "seed1" / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
 
 
 def test_unknown_tiny_family(tmp_path):
     with pytest.raises(ValueError, match="unknown tiny family 'gpt2'"):
-        acquire.build_tiny("gpt2", tmp_path / "x")
+        tiny.build_tiny("gpt2", tmp_path / "x")
 
 
 # ---------------------------------------------------------------------------------------------- models

@@ -10,14 +10,31 @@ import pytest
 import torch
 
 from ptmbench import graph
-from ptmbench.merge import CheckpointError
+from ptmbench.checkpoint import CheckpointError
+from ptmbench.tiny import TINY_FAMILIES
 
-FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta")
+FAMILIES = TINY_FAMILIES  # the six published families and camembert, ernie, deberta, deberta-v2, mpnet, modernbert
 
 
 def attention_modules(model):
-    """Per layer (W_Q, W_K, W_V, W_O) taken from the instantiated AutoModel's modules."""
+    """Per layer (W_Q, W_K, W_V, W_O) taken from the instantiated AutoModel's modules, written out per
+    architecture from transformers' modelling code (the oracle graph.py must agree with)."""
     cfg = model.config
+    if cfg.model_type == "deberta":  # in_proj: per head h, rows [q_h; k_h; v_h] (modeling_deberta.py)
+        out = []
+        for layer in model.encoder.layer:
+            ws = layer.attention.self.in_proj.weight.chunk(cfg.num_attention_heads * 3, dim=0)
+            q, k, v = (torch.cat([ws[i * 3 + j] for i in range(cfg.num_attention_heads)]) for j in range(3))
+            out.append((q, k, v, layer.attention.output.dense.weight))
+        return out
+    if cfg.model_type == "deberta-v2":
+        return [(a.self.query_proj.weight, a.self.key_proj.weight, a.self.value_proj.weight, a.output.dense.weight)
+                for a in (layer.attention for layer in model.encoder.layer)]
+    if cfg.model_type == "modernbert":  # Wqkv: view(..., 3, heads, head_dim), Wo
+        return [(*layer.attn.Wqkv.weight.chunk(3, dim=0), layer.attn.Wo.weight) for layer in model.layers]
+    if cfg.model_type == "mpnet":
+        return [(a.q.weight, a.k.weight, a.v.weight, a.o.weight)
+                for a in (layer.attention.attn for layer in model.encoder.layer)]
     if cfg.model_type == "distilbert":
         return [(a.q_lin.weight, a.k_lin.weight, a.v_lin.weight, a.out_lin.weight)
                 for a in (layer.attention for layer in model.transformer.layer)]
@@ -130,7 +147,8 @@ def test_albert_layers_share_features(tiny_model):
 
 
 @pytest.mark.parametrize("family,head", [("bert", "cls"), ("distilbert", "qa"), ("albert", "cls"),
-                                         ("xlm-roberta", "qa")])
+                                         ("xlm-roberta", "qa"), ("modernbert", "qa"), ("deberta-v2", "cls"),
+                                         ("mpnet", "qa"), ("deberta", "cls")])
 def test_task_model_checkpoints_give_the_encoder_features(tiny_model, tmp_path, family, head):
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
@@ -214,3 +232,45 @@ def test_errors_name_the_model(tmp_path, tiny_model):
     (tmp_path / "w" / "model.safetensors").rename(tmp_path / "m" / "model.safetensors")
     with pytest.raises(CheckpointError, match="not a multiple of 5 heads"):
         graph.attention_features(tmp_path / "m")
+
+
+def _renamed(src, dst, rename):
+    """A copy of model ``src`` in ``dst`` with tensor names changed by ``rename`` (None drops a tensor)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    tensors = load_file(str(dst / "model.safetensors"))
+    save_file({rename(k): v for k, v in tensors.items() if rename(k)}, str(dst / "model.safetensors"))
+    return dst
+
+
+def test_unrecognised_attention_names_the_model_type_and_what_was_found(tiny_model, tmp_path):
+    m = _renamed(tiny_model("bert"), tmp_path / "m", lambda k: k.replace("self.query", "self.ask"))
+    with pytest.raises(CheckpointError, match=r"no self-attention found in this 'bert' checkpoint") as err:
+        graph.write_graph(m, "m", tmp_path / "m.dill")
+    assert "encoder.layer.0.attention.self.ask" in str(err.value) and "ROLE_NAMES" in str(err.value)
+    assert not (tmp_path / "m.dill").exists()
+
+
+def test_missing_layer_is_an_error_not_a_shared_layer(tiny_model, tmp_path):
+    m = _renamed(tiny_model("deberta-v2"), tmp_path / "m",
+                 lambda k: None if k.startswith("encoder.layer.1.attention.self.key_proj") else k)
+    with pytest.raises(CheckpointError, match=r"1 self-attention block\(s\) stored .* config.json has 2 layers"):
+        graph.attention_features(m)
+
+
+def test_output_projection_must_be_unambiguous(tiny_model, tmp_path):
+    # a second output-named Linear beside BERT's attention.output: which one is W_O cannot be told
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model("bert"), m)
+    tensors = load_file(str(m / "model.safetensors"))
+    tensors["encoder.layer.0.attention.extra.dense.weight"] = torch.zeros(64, 64)
+    save_file(tensors, str(m / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"'encoder\.layer\.0\.attention\.self' has query/key/value"):
+        graph.attention_features(m)

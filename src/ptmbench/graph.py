@@ -16,36 +16,47 @@ The published file is a dill pickle of ``[(G, features, name)]``:
   descending, ties by imaginary part ascending, interleaved (re, im), zero-padded or cut.
 - ``name``: the PTM name.
 
-Weights are read straight from the safetensors file (no model is built), for every family: BERT /
-RoBERTa / XLM-R / ELECTRA (``encoder.layer.{l}.attention.self.{query,key,value}``,
-``attention.output.dense``), DistilBERT (``transformer.layer.{l}.attention.{q,k,v,out}_lin``) and
-ALBERT (``encoder.albert_layer_groups.{g}.albert_layers.0.attention.{query,key,value,dense}``, one group
-shared by all layers: every layer gets the same features). Task checkpoints' prefixes (``bert.``...)
-are accepted. The eigenvalues of all heads of all layers are computed in one batched
-``torch.linalg.eigvals`` call. The pickle holds only networkx, torch and builtin objects, so reading it
-needs dill, networkx and torch, not ptmbench.
+Weights are read straight from the safetensors file (no model is built, transformers is not imported).
+Each layer's projections are found from the checkpoint's structure, its module paths and shapes and
+config.json, not from a list of architectures (:func:`find_attention`): a self-attention block is a
+module holding query, key and value ``Linear`` weights under one of the names in :data:`ROLE_NAMES`
+(``query``/``key``/``value`` in BERT, RoBERTa, XLM-R, ELECTRA, ALBERT, ERNIE, CamemBERT; ``q_lin``... in
+DistilBERT; ``query_proj``... in DeBERTa-v2/v3; ``q``/``k``/``v`` in MPNet) or one fused projection of
+:data:`FUSED` (ModernBERT's ``Wqkv``, split in thirds; DeBERTa's ``in_proj``, split per head); its output
+projection is an output-named ``Linear`` in the same module (``out_lin``, ``dense``, ``o``, ``Wo``) or in
+a sibling module (BERT's ``attention.output.dense``). Blocks are ordered by the layer numbers in their
+paths. A checkpoint storing fewer blocks than layers shares them as ``num_hidden_groups`` in config.json
+says (ALBERT's layer groups: layer l uses block l * groups // layers, so every layer of a one-group
+ALBERT gets the same features). Task checkpoints' prefixes (``bert.``...) and heads are ignored. The
+eigenvalues of all heads of all layers are computed in one batched ``torch.linalg.eigvals`` call. The
+pickle holds only networkx, torch and builtin objects, so reading it needs dill, networkx and torch, not
+ptmbench.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 
-from ptmbench.merge import Checkpoint, CheckpointError
+from ptmbench.checkpoint import Checkpoint, CheckpointError
 from ptmbench.provenance import atomic_file, provenance
 
 log = logging.getLogger("ptmbench.graph")
 
 FEATURE_LENGTH = 128
 
-# (query, key, value, output) weight names per layout; {l} = layer, {g} = ALBERT layer group.
-LAYOUTS: dict[str, tuple[str, str, str, str]] = {
-    "bert": tuple(f"encoder.layer.{{l}}.attention.{n}.weight"
-                  for n in ("self.query", "self.key", "self.value", "output.dense")),
-    "distilbert": tuple(f"transformer.layer.{{l}}.attention.{n}.weight"
-                        for n in ("q_lin", "k_lin", "v_lin", "out_lin")),
-    "albert": tuple(f"encoder.albert_layer_groups.{{g}}.albert_layers.0.attention.{n}.weight"
-                    for n in ("query", "key", "value", "dense")),
+# Module names (the last component of a Linear's path) of the attention projections, by role.
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "query": ("query", "q", "q_lin", "q_proj", "query_proj", "wq", "Wq"),
+    "key": ("key", "k", "k_lin", "k_proj", "key_proj", "wk", "Wk"),
+    "value": ("value", "v", "v_lin", "v_proj", "value_proj", "wv", "Wv"),
+    "output": ("dense", "out_lin", "o", "o_proj", "out_proj", "wo", "Wo"),
 }
+# Fused query/key/value projections (3d x d): module name -> how its rows split into W_Q, W_K, W_V.
+#   "thirds":   [W_Q; W_K; W_V]                      (ModernBERT: qkv.view(..., 3, heads, head_dim))
+#   "per_head": [W_Q^0; W_K^0; W_V^0; W_Q^1; ...]     (DeBERTa: view(..., heads, 3 * head_dim).chunk(3))
+FUSED: dict[str, str] = {"Wqkv": "thirds", "in_proj": "per_head"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,15 +144,124 @@ def model_shape(cfg: dict) -> tuple[int, int, int]:
         raise CheckpointError(f"config.json lacks the layer/head/hidden sizes ({cfg.get('model_type')})") from err
 
 
-def _layout(ck: Checkpoint) -> tuple[str, str]:
-    """(layout name, key prefix): which naming scheme the checkpoint uses, under which prefix."""
-    for name, (q, *_) in LAYOUTS.items():
-        first = q.format(l=0, g=0)
-        for key in ck.names:
-            if key.endswith(first) and (key == first or key[: -len(first)].endswith(".")):
-                return name, key[: -len(first)]
-    raise CheckpointError(f"{ck.dir}: no attention weights of a known layout (e.g. "
-                          f"{[v[0].format(l=0, g=0) for v in LAYOUTS.values()]})")
+@dataclass(frozen=True)
+class Attention:
+    """One stored self-attention block: the checkpoint names of its projection weights.
+
+    ``qkv``: (W_Q, W_K, W_V) names, or one fused name with ``split`` (a value of :data:`FUSED`);
+    ``output``: W_O's name; ``index``: the numbers in the block's path (its layer, group...)."""
+
+    path: str
+    qkv: tuple[str, ...]
+    output: str
+    split: str = ""
+    index: tuple[int, ...] = ()
+
+    @property
+    def pattern(self) -> str:
+        return re.sub(r"(?<=\.)\d+(?=\.|$)", "{}", self.path)
+
+
+def _modules(ck: Checkpoint) -> dict[str, dict[str, str]]:
+    """module path -> {child Linear's name: its weight's tensor name}, for every 2-D ``*.weight``."""
+    out: dict[str, dict[str, str]] = {}
+    for name in ck.names:
+        if name.endswith(".weight") and len(ck.shape(name)) == 2:
+            parent, _, leaf = name[: -len(".weight")].rpartition(".")
+            out.setdefault(parent, {})[leaf] = name
+    return out
+
+
+def _output_projection(mods: dict, parent: str, taken: set[str]) -> str | None:
+    """W_O of the block in ``parent``: an output-named Linear in ``parent`` itself, else the one in a
+    sibling module (BERT: ``attention.self`` holds q/k/v, ``attention.output.dense`` is W_O)."""
+    own = [n for leaf, n in mods[parent].items() if leaf in ROLE_NAMES["output"] and n not in taken]
+    if own:
+        return own[0] if len(own) == 1 else None
+    up = parent.rpartition(".")[0]
+    sib = [n for p, leaves in mods.items() if p != parent and p.rpartition(".")[0] == up
+           for leaf, n in leaves.items() if leaf in ROLE_NAMES["output"]]
+    return sib[0] if len(sib) == 1 else None
+
+
+def find_attention(ck: Checkpoint) -> list[Attention]:
+    """The self-attention blocks of checkpoint ``ck``, in layer order (see the module docstring)."""
+    mods = _modules(ck)
+    blocks = []
+    for parent, leaves in mods.items():
+        roles = {r: [n for leaf, n in leaves.items() if leaf in ROLE_NAMES[r]] for r in ("query", "key", "value")}
+        fused = [(n, FUSED[leaf]) for leaf, n in leaves.items() if leaf in FUSED]
+        if all(len(v) == 1 for v in roles.values()):
+            qkv, split = tuple(roles[r][0] for r in ("query", "key", "value")), ""
+        elif len(fused) == 1 and not any(roles.values()):
+            qkv, split = (fused[0][0],), fused[0][1]
+        else:
+            continue
+        out = _output_projection(mods, parent, set(qkv))
+        if out is None:
+            raise CheckpointError(f"{ck.dir}: self-attention {parent!r} has query/key/value weights but no "
+                                  f"single output projection named one of {ROLE_NAMES['output']} in it or "
+                                  f"beside it (found {sorted(leaves)})")
+        index = tuple(int(x) for x in parent.split(".") if x.isdigit())
+        blocks.append(Attention(parent, qkv, out, split, index))
+    kinds = sorted({b.pattern for b in blocks})
+    if len(kinds) > 1:
+        raise CheckpointError(f"{ck.dir}: self-attention blocks of {len(kinds)} kinds ({kinds}); an encoder "
+                              "with one self-attention per layer is expected")
+    return sorted(blocks, key=lambda b: b.index)
+
+
+def _not_found(ck: Checkpoint, cfg: dict) -> CheckpointError:
+    mods = _modules(ck)
+    first = [f"{p}.{leaf}" for p, leaves in mods.items() if ".0." in f".{p}." for leaf in leaves][:12]
+    return CheckpointError(
+        f"{ck.dir}: no self-attention found in this {cfg.get('model_type')!r} checkpoint "
+        f"(architectures {cfg.get('architectures')}): looked for a module holding query/key/value Linear "
+        f"weights named {ROLE_NAMES['query']} / {ROLE_NAMES['key']} / {ROLE_NAMES['value']}, or a fused "
+        f"{sorted(FUSED)}; its layer-0 Linear weights are {first or sorted(mods)[:12]}. A new naming is "
+        "one entry in ptmbench.graph.ROLE_NAMES or FUSED")
+
+
+def _weights(ck: Checkpoint, block: Attention, hidden: int, heads: int):
+    """(W_Q, W_K, W_V, W_O) of ``block`` as float32 (hidden x hidden), a fused projection split."""
+    import torch
+
+    def read(name, rows):
+        t = ck.get(name).to(torch.float32)
+        if tuple(t.shape) != (rows, hidden):
+            raise CheckpointError(f"{ck.file_of[name]}: {name!r} has shape {list(t.shape)}, expected "
+                                  f"[{rows}, {hidden}] (hidden_size {hidden} in config.json)")
+        return t
+
+    if block.split == "thirds":
+        q, k, v = read(block.qkv[0], 3 * hidden).view(3, hidden, hidden).unbind(0)
+    elif block.split == "per_head":
+        w = read(block.qkv[0], 3 * hidden).view(heads, 3, hidden // heads, hidden)
+        q, k, v = (w[:, i].reshape(hidden, hidden) for i in range(3))
+    else:
+        q, k, v = (read(n, hidden) for n in block.qkv)
+    return q, k, v, read(block.output, hidden)
+
+
+def layer_blocks(ck: Checkpoint, cfg: dict, layers: int) -> tuple[list[Attention], list[int]]:
+    """(stored blocks, the block index each layer uses): one block per layer, or ``num_hidden_groups``
+    blocks shared by consecutive layers (ALBERT: layer l uses group l * groups // layers)."""
+    blocks = find_attention(ck)
+    if not blocks:
+        raise _not_found(ck, cfg)
+    if int(cfg.get("inner_group_num", 1)) != 1:
+        raise CheckpointError(f"{ck.dir}: inner_group_num {cfg['inner_group_num']} in config.json (several "
+                              "attention blocks per shared layer) is not supported")
+    groups = int(cfg.get("num_hidden_groups", layers))
+    if len(blocks) == layers:
+        return blocks, list(range(layers))
+    if len(blocks) == groups < layers:
+        return blocks, [i * groups // layers for i in range(layers)]
+    raise CheckpointError(
+        f"{ck.dir}: {len(blocks)} self-attention block(s) stored ({blocks[0].pattern}, numbers "
+        f"{[b.index for b in blocks]}), but config.json has {layers} layers"
+        + (f" in {groups} shared groups" if groups != layers else "")
+        + ": tensors are missing (a truncated or mismatched checkpoint?)")
 
 
 def attention_features(model_dir, feature_length: int = FEATURE_LENGTH) -> dict:
@@ -153,35 +273,16 @@ def attention_features(model_dir, feature_length: int = FEATURE_LENGTH) -> dict:
     layers, heads, hidden = model_shape(cfg)
     if hidden % heads:
         raise CheckpointError(f"{ck.dir}: hidden size {hidden} is not a multiple of {heads} heads")
-    layout, prefix = _layout(ck)
-    if layout == "albert":
-        groups = int(cfg.get("num_hidden_groups", 1))
-        if int(cfg.get("inner_group_num", 1)) != 1:
-            raise CheckpointError(f"{ck.dir}: ALBERT with inner_group_num != 1 is not supported")
-        source = [i * groups // layers for i in range(layers)]  # layer -> its shared group (as ALBERT)
-        blocks = sorted(set(source))
-        names = lambda i: [prefix + n.format(g=i) for n in LAYOUTS[layout]]  # noqa: E731
-    else:
-        source = blocks = list(range(layers))
-        names = lambda i: [prefix + n.format(l=i) for n in LAYOUTS[layout]]  # noqa: E731
+    blocks, source = layer_blocks(ck, cfg, layers)
+    used = sorted(set(source))
     qk, vo = [], []
-    for i in blocks:
-        w = []
-        for n in names(i):
-            if n not in ck:
-                raise CheckpointError(f"{ck.file_of.get(n, ck.dir)}: tensor {n!r} is missing "
-                                      f"({layers} layers in config.json)")
-            t = ck.get(n).to(torch.float32)
-            if tuple(t.shape) != (hidden, hidden):
-                raise CheckpointError(f"{ck.file_of[n]}: {n!r} has shape {list(t.shape)}, "
-                                      f"expected [{hidden}, {hidden}] (hidden_size in config.json)")
-            w.append(t)
-        a, b = head_products(*w, heads)
+    for i in used:
+        a, b = head_products(*_weights(ck, blocks[i], hidden, heads), heads)
         qk.append(a)
         vo.append(b)
     ev = torch.linalg.eigvals(torch.stack([torch.stack(qk), torch.stack(vo)]))  # (2, blocks, H, dh)
     feats = eigen_features(ev, feature_length)
-    pos = {blk: j for j, blk in enumerate(blocks)}
+    pos = {blk: j for j, blk in enumerate(used)}
     out = {}
     for layer in range(layers):
         j = pos[source[layer]]

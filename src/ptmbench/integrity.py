@@ -24,28 +24,17 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ptmbench.checkpoint import read_header
+
 
 class CorruptInput(RuntimeError):
     """An input file is truncated or unreadable; a retry cannot fix it, rebuilding it can."""
 
 
 def check_safetensors(path: Path) -> None:
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{size} bytes, shorter than the 8-byte header length")
-        n = int.from_bytes(head, "little")
-        if n > size - 8:
-            raise ValueError(f"header of {n} bytes does not fit in a file of {size} bytes (truncated)")
-        try:
-            header = json.loads(fh.read(n))
-        except ValueError as err:
-            raise ValueError(f"header is not JSON ({err})") from err
-    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    expected = 8 + n + max(ends, default=0)
-    if size != expected:
-        raise ValueError(f"{size} bytes, but its header describes {expected} (truncated or padded)")
+    header = read_header(path)  # the one header parser (ptmbench.checkpoint)
+    if header.size != header.data_end:
+        raise ValueError(f"{header.size} bytes, but its header describes {header.data_end} (truncated or padded)")
 
 
 def check_arrow(path: Path) -> None:

@@ -19,10 +19,10 @@ carry the architecture prefix (``bert.``, ``roberta.``, ``distilbert.``...) and 
 (``classifier.*``, ``qa_outputs.*``): the prefix is stripped and heads ignored. A tensor missing from a
 fine-tuned checkpoint (a QA model has no pooler) is θ_0 on that side.
 
-Streaming: tensors are read one at a time with ``safetensors.safe_open`` (re-opened per tensor, so the
-memory map never holds more than the tensor being read), merged, and collected into the output dict,
-written once with ``safetensors.torch.save_file``: peak memory is the output plus a few tensors, never
-three models. No model is instantiated.
+Streaming: tensors are read one at a time (:class:`ptmbench.checkpoint.Checkpoint`, a plain file
+read per tensor), merged, and collected into the output dict, written once
+(:func:`ptmbench.checkpoint.save_tensors`): peak memory is the output plus a few tensors, never three
+models. No model is instantiated.
 """
 
 from __future__ import annotations
@@ -35,133 +35,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ptmbench.checkpoint import WEIGHT_FILES, WEIGHTS, Checkpoint, CheckpointError, save_tensors
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
 log = logging.getLogger("ptmbench.merge")
 
-WEIGHTS = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
 # Files of a model directory that are not copied from the base into the merged model.
-NOT_COPIED = {WEIGHTS, WEIGHTS_INDEX, "pytorch_model.bin", "pytorch_model.bin.index.json",
-              "provenance.json", "merge.json"}
+NOT_COPIED = {*WEIGHT_FILES, "provenance.json", "merge.json"}
 
 
 # --------------------------------------------------------------------------------------------------
-# checkpoints: safetensors read tensor by tensor
-
-
-class CheckpointError(ValueError):
-    """A model directory or its weights are missing, unreadable or do not fit the base model."""
-
-
-class Checkpoint:
-    """The tensors of a model directory (``model.safetensors`` or a sharded index), read one at a time.
-
-    ``names`` are the stored tensor names; ``shape(n)`` / ``dtype(n)`` come from the header, which
-    ``safetensors.safe_open`` validates. ``get(n)`` reads one tensor with a plain file read into
-    anonymous memory: a memory-mapped read would page-fault page by page and keep the touched file
-    pages in the process's resident set.
-    """
-
-    def __init__(self, model_dir):
-        from safetensors import SafetensorError, safe_open
-
-        self.dir = Path(model_dir)
-        if not self.dir.is_dir():
-            raise CheckpointError(f"model directory {self.dir} does not exist")
-        single, index = self.dir / WEIGHTS, self.dir / WEIGHTS_INDEX
-        if single.is_file():
-            files = {single: None}
-        elif index.is_file():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (ValueError, KeyError, TypeError) as err:
-                raise CheckpointError(f"{index}: not a safetensors index ({err})") from err
-            files = {self.dir / f: None for f in sorted(set(weight_map.values()))}
-        else:
-            other = [p.name for p in self.dir.glob("*.bin")]
-            hint = (f" (found {other}: re-save it with save_pretrained(..., safe_serialization=True))"
-                    if other else "")
-            raise CheckpointError(f"{self.dir}: no {WEIGHTS} or {WEIGHTS_INDEX}{hint}")
-        self.file_of: dict[str, Path] = {}
-        self._meta: dict[str, tuple[tuple[int, ...], object]] = {}
-        self._offsets: dict[str, tuple[int, int]] = {}
-        self._data_start: dict[Path, int] = {}
-        for path in files:
-            if not path.is_file():
-                raise CheckpointError(f"{path}: weight shard listed in {index} is missing")
-            try:
-                with safe_open(path, framework="pt") as fh:
-                    for name in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-                        sl = fh.get_slice(name)
-                        self._meta[name] = (tuple(sl.get_shape()), _torch_dtype(sl.get_dtype()))
-                        self.file_of[name] = path
-            except (SafetensorError, OSError, ValueError) as err:
-                raise CheckpointError(f"{path}: not a readable safetensors file ({err}); "
-                                      "re-create it (re-run the job that wrote it)") from err
-            # safe_open validated the header; read the byte offsets of each tensor from it
-            with open(path, "rb") as fh:
-                size = int.from_bytes(fh.read(8), "little")
-                header = json.loads(fh.read(size))
-            self._data_start[path] = 8 + size
-            for name, info in header.items():
-                if name != "__metadata__":
-                    self._offsets[name] = tuple(info["data_offsets"])
-        self.names = list(self._meta)
-
-    def __contains__(self, name) -> bool:
-        return name in self._meta
-
-    def shape(self, name) -> tuple[int, ...]:
-        return self._meta[name][0]
-
-    def dtype(self, name):
-        return self._meta[name][1]
-
-    def nbytes(self, name) -> int:
-        start, end = self._offsets[name]
-        return end - start
-
-    def get(self, name, buffer=None):
-        """The tensor ``name``, read with one plain file read (no memory map).
-
-        ``buffer``: a uint8 tensor of at least :meth:`nbytes` bytes to read into (the result is a view
-        of it); by default a fresh tensor.
-        """
-        import torch
-
-        path, nbytes = self.file_of[name], self.nbytes(name)
-        raw = torch.empty(nbytes, dtype=torch.uint8) if buffer is None else buffer[:nbytes]
-        view, got = memoryview(raw.numpy()), 0
-        try:
-            with open(path, "rb", buffering=0) as fh:
-                fh.seek(self._data_start[path] + self._offsets[name][0])
-                while got < nbytes:
-                    n = fh.readinto(view[got:])
-                    if not n:
-                        raise CheckpointError(f"{path}: ends inside tensor {name!r} (truncated?)")
-                    got += n
-        except OSError as err:
-            raise CheckpointError(f"{path}: cannot read tensor {name!r} ({err})") from err
-        return raw.view(self.dtype(name)).reshape(self.shape(name))
-
-    def config(self) -> dict:
-        path = self.dir / "config.json"
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError as err:
-            raise CheckpointError(f"{path} is missing") from err
-        except ValueError as err:
-            raise CheckpointError(f"{path}: not valid JSON ({err})") from err
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    table = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-             "U8": torch.uint8, "BOOL": torch.bool}
-    return table.get(name, name)
+# checkpoints (read by ptmbench.checkpoint)
 
 
 def key_map(base: Checkpoint, ft: Checkpoint) -> dict[str, str]:
@@ -367,8 +251,6 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
     ``config.json`` and tokenizer files, and ``merge.json`` (method, ratio, inputs, tensor counts,
     provenance, ``sha256`` of every other file). Written atomically. Returns the ``merge.json`` record.
     """
-    from safetensors.torch import save_file
-
     ratio = float(ratio)
     if not 0.0 <= ratio <= 1.0:  # NaN fails too
         raise ValueError(f"merge ratio {ratio!r} is outside [0, 1]; merged = (1 - r) * t1 + r * t2")
@@ -403,7 +285,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
         "provenance": provenance(wall_time_s=round(time.perf_counter() - start, 3)),
     }
     with atomic_dir(out_dir) as tmp:
-        save_file(out, str(Path(tmp) / WEIGHTS), metadata={"format": "pt"})
+        save_tensors(out, Path(tmp) / WEIGHTS)
         del out
         for src in sorted(base.dir.iterdir()):
             if src.is_file() and src.name not in NOT_COPIED and not src.name.startswith("."):

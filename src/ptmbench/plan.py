@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ptmbench import naming
+from ptmbench.checkpoint import WEIGHTS, stored_parameters
 
 # --- constants (documented in docs/cluster.md) ---------------------------------------------------
 PEAK_FLOPS = 312e12  # A100 bf16 dense tensor-core peak, FLOP/s
@@ -105,21 +105,6 @@ def _from_config_json(cfg: dict, stored: int | None = None) -> ModelSize:
     return ModelSize(int(stored), int(layers), int(h), int(layers * block), int(heads))
 
 
-def safetensors_params(path: Path) -> int:
-    """Number of parameters stored in a safetensors file (read from its JSON header only)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    total = 0
-    for name, t in header.items():
-        if name != "__metadata__":
-            count = 1
-            for d in t["shape"]:
-                count *= d
-            total += count
-    return total
-
-
 def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
     """Size of model ``name``: its acquired weights, else its config.json, else the built-in table."""
     acquired = workdir / "resources" / "models" / name
@@ -133,10 +118,10 @@ def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
     for d in candidates:
         if (d / "config.json").is_file():
             cfg = json.loads((d / "config.json").read_text())
-            st = d / "model.safetensors"
-            return _from_config_json(cfg, safetensors_params(st) if st.is_file() else None)
+            st = d / WEIGHTS
+            return _from_config_json(cfg, stored_parameters(st) if st.is_file() else None)
     if spec.get("source") == "tiny":
-        from ptmbench.acquire import TINY_SIZE as s
+        from ptmbench.tiny import TINY_SIZE as s
 
         return _from_config_json({"hidden_size": s["hidden"], "num_hidden_layers": s["layers"],
                                   "intermediate_size": s["intermediate"], "vocab_size": s["vocab"],
