@@ -1,4 +1,4 @@
-"""Export in the published ptm_model_bench format (DESIGN.md §3), tidy tables and the report.
+"""Export in the published ptm_model_bench format (docs/formats.md), tidy tables and the report.
 
 Inputs are synthetic files of exactly the shapes the fine-tune, LogME and graph stages write.
 """

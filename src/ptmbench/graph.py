@@ -1,4 +1,4 @@
-"""Stage graph: the attention graph of a PTM and its per-head eigenvalue features (DESIGN.md §3).
+"""Stage graph: the attention graph of a PTM and its per-head eigenvalue features (docs/graph.md).
 
 The published file is a dill pickle of ``[(G, features, name)]``:
 
@@ -88,7 +88,7 @@ def edges(layers: int, heads: int) -> list[tuple[str, str]]:
 
 
 def attention_graph(layers: int, heads: int):
-    """The ``networkx.DiGraph`` of DESIGN.md §3 (nodes carry ``label`` = their name)."""
+    """The ``networkx.DiGraph`` of docs/graph.md (nodes carry ``label`` = their name)."""
     import networkx as nx
 
     G = nx.DiGraph()
@@ -304,7 +304,7 @@ def build_graph(model_dir, name: str, feature_length: int = FEATURE_LENGTH):
 
 
 def write_graph(model_dir, name: str, out_path, feature_length: int = FEATURE_LENGTH) -> None:
-    """Write the dill pickle ``[(G, features, name)]`` of DESIGN.md §3 to ``out_path`` (atomically)."""
+    """Write the dill pickle ``[(G, features, name)]`` of docs/graph.md to ``out_path`` (atomically)."""
     import dill
 
     if int(feature_length) < 1:

@@ -1,4 +1,4 @@
-"""Stage merge: two fine-tuned encoders of one base PTM -> one merged encoder (DESIGN.md §4).
+"""Stage merge: two fine-tuned encoders of one base PTM -> one merged encoder (docs/merge.md).
 
 Notation: θ_0 the base PTM's tensor, θ_a / θ_b the same tensor in the encoders fine-tuned on tasks
 t1 / t2, r the merge ratio, τ_i = θ_i - θ_0 the task vectors. Methods (small classes behind
