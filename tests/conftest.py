@@ -23,6 +23,7 @@ REAL_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "r
 SHARED_FIXTURES = ("tiny_run", "paper_plan")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         for name in SHARED_FIXTURES:
