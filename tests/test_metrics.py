@@ -1,4 +1,4 @@
-"""Local metrics on hand-checked cases: GLUE keys (DESIGN.md §3) and the official SQuAD v2 evaluation."""
+"""Local metrics on hand-checked cases: GLUE keys (docs/formats.md) and the official SQuAD v2 evaluation."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ptmbench import naming
 
 STAGES: tuple[str, ...] = (
-    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export",
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export", "report",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
 ALL = "(all)"  # ... and of jobs that gather every model (export, report)
@@ -176,7 +176,7 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
                [*(metrics_json(p, t) for p in names for t in zoo.tasks),
                 *(logme_json(p, t) for p in names for t in zoo.glue),
                 *(graph_file(p) for p in names)])
-    yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
+    yield _job("report", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
                [PERFORMANCE_CSV, LOGME_CSV])
 
 

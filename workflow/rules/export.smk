@@ -1,9 +1,5 @@
-# Stage export: the published ptm_model_bench layout, tidy tables, and the LogME-vs-fine-tune
-# report (rank correlations, plots and a text summary; all in `snakemake --report`).
+# Stage export: the published ptm_model_bench layout and the tidy tables (CSV and Parquet).
 # Graph files are hard-linked into the export (copied where linking fails); see docs/export.md.
-
-
-report: "../report/workflow.rst"
 
 
 EXPORT_OUTPUTS = [
@@ -43,37 +39,5 @@ rule export:
         unseen=UNSEEN,
         tasks=TASKS,
         feature_length=config["graph"]["feature_length"],
-    script:
-        "../scripts/export.py"
-
-
-rule report:
-    input:
-        performance="results/tables/performance.csv",
-        logme="results/tables/logme.csv",
-    output:
-        correlations=report(
-            "results/report/correlations.csv",
-            caption="../report/correlations.rst",
-            category="LogME vs fine-tuning",
-        ),
-        plots=report(
-            directory("results/report/plots"),
-            patterns=["{name}.png"],
-            caption="../report/plots.rst",
-            category="Plots",
-        ),
-        summary=report(
-            "results/report/summary.txt", caption="../report/summary.rst", category="LogME vs fine-tuning"
-        ),
-    log:
-        "logs/report/report.log",
-    benchmark:
-        "benchmarks/report/report.tsv"
-    conda:
-        "../../envs/ptmbench.yaml"
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/export.py"

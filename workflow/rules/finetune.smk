@@ -1,5 +1,5 @@
-# Stage finetune: tokenise once per (base tokenizer, task), fine-tune every base model on every
-# task (weights kept: merge needs them) and every merged PTM on every task (metrics only).
+# Stage finetune: fine-tune every base model on every task (weights kept: merge needs them) and
+# every merged PTM on every task (metrics only), on the features of rule tokenize.
 #
 # Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.finetune.retry_out_of_memory): the
 # per-device batch is halved and gradient accumulation doubled, so the effective batch, the
@@ -14,28 +14,6 @@
 # Hours on one GPU for a base-size model (x3 for 'large'), with a margin; tasks not listed: 0.5 h.
 # Runtime grows by half on each retry.
 FT_HOURS = {"mnli": 6, "qqp": 6, "squad_v2": 5, "qnli": 2, "sst2": 1.5}
-
-
-rule tokenize:
-    input:
-        model="resources/models/{base}",
-        data=lambda wc: task_data(wc.task),
-    output:
-        directory("results/tokenized/{base}/{task}"),
-    log:
-        "logs/tokenize/{base}/{task}.log",
-    benchmark:
-        "benchmarks/tokenize/{base}/{task}.tsv"
-    conda:
-        "../../envs/ptmbench.yaml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        hp=lambda wc: hyperparameters(wc.base, wc.task),
-    script:
-        "../scripts/finetune.py"
 
 
 rule finetune_base:
