@@ -40,4 +40,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        EXPORT_OUTPUTS,
+        paths.FINAL_TARGETS,

@@ -7,27 +7,25 @@ report: "../report/workflow.rst"
 
 rule report:
     input:
-        performance="results/tables/performance.csv",
-        logme="results/tables/logme.csv",
+        performance=paths.PERFORMANCE_CSV,
+        logme=paths.LOGME_CSV,
     output:
         correlations=report(
-            "results/report/correlations.csv",
+            paths.CORRELATIONS_CSV,
             caption="../report/correlations.rst",
             category="LogME vs fine-tuning",
         ),
         plots=report(
-            directory("results/report/plots"),
+            directory(paths.PLOTS_DIR),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
             category="Plots",
         ),
-        summary=report(
-            "results/report/summary.txt", caption="../report/summary.rst", category="LogME vs fine-tuning"
-        ),
+        summary=report(paths.SUMMARY_TXT, caption="../report/summary.rst", category="LogME vs fine-tuning"),
     log:
-        "logs/report/report.log",
+        paths.log_file("report"),
     benchmark:
-        "benchmarks/report/report.tsv"
+        paths.benchmark_file("report")
     conda:
         "../../envs/ptmbench.yaml"
     resources:

@@ -4,14 +4,14 @@
 
 rule tokenize:
     input:
-        model="resources/models/{base}",
+        model=paths.MODEL_DIR,
         data=lambda wc: task_data(wc.task),
     output:
-        directory("results/tokenized/{base}/{task}"),
+        directory(paths.TOKENIZED_DIR),
     log:
-        "logs/tokenize/{base}/{task}.log",
+        paths.log_file("tokenize"),
     benchmark:
-        "benchmarks/tokenize/{base}/{task}.tsv"
+        paths.benchmark_file("tokenize")
     conda:
         "../../envs/ptmbench.yaml"
     threads: 1
