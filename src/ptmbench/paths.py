@@ -24,8 +24,8 @@ from ptmbench import naming
 
 MODEL_DIR = "resources/models/{base}"
 GLUE_DIR = "resources/data/glue/{glue_task}"
-SQUAD_SPLITS = ("train", "dev")
-SQUAD_JSON = "resources/data/squad_v2/{split}-v2.0.json"  # one per SQUAD_SPLITS
+SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")  # SQuAD v2's official names, kept by the acquired copies
+SQUAD_TRAIN_JSON, SQUAD_DEV_JSON = (f"resources/data/squad_v2/{f}" for f in SQUAD_FILES)
 TOKENIZED_DIR = "results/tokenized/{base}/{task}"
 METRICS_JSON = "results/finetune/{ptm}/{task}/metrics.json"
 FINETUNED_MODEL_DIR = "results/finetune/{base}/{task}/model"
@@ -99,13 +99,9 @@ def glue_dir(task: str) -> str:
     return fill(GLUE_DIR, glue_task=task)
 
 
-def squad_files() -> list[str]:
-    return [fill(SQUAD_JSON, split=s) for s in SQUAD_SPLITS]
-
-
 def task_data(task: str) -> list[str]:
     """The acquired data of one task: a GLUE folder, or SQuAD v2's train and dev files."""
-    return squad_files() if task == "squad_v2" else [glue_dir(task)]
+    return [SQUAD_TRAIN_JSON, SQUAD_DEV_JSON] if task == "squad_v2" else [glue_dir(task)]
 
 
 def tokenized_dir(base: str, task: str) -> str:

@@ -42,8 +42,8 @@ rule acquire_glue:
 
 rule acquire_squad:
     output:
-        train=paths.fill(paths.SQUAD_JSON, split="train"),
-        dev=paths.fill(paths.SQUAD_JSON, split="dev"),
+        train=paths.SQUAD_TRAIN_JSON,
+        dev=paths.SQUAD_DEV_JSON,
     log:
         paths.log_file("acquire_squad"),
     benchmark:
