@@ -92,11 +92,11 @@ def benchmark_file(rule: str, **values: str) -> str:
 
 
 def model_dir(base: str) -> str:
-    return fill(MODEL_DIR, base=base)
+    return MODEL_DIR.format(base=base)
 
 
 def glue_dir(task: str) -> str:
-    return fill(GLUE_DIR, glue_task=task)
+    return GLUE_DIR.format(glue_task=task)
 
 
 def task_data(task: str) -> list[str]:
@@ -105,27 +105,27 @@ def task_data(task: str) -> list[str]:
 
 
 def tokenized_dir(base: str, task: str) -> str:
-    return fill(TOKENIZED_DIR, base=base, task=task)
+    return TOKENIZED_DIR.format(base=base, task=task)
 
 
 def finetuned_model_dir(base: str, task: str) -> str:
-    return fill(FINETUNED_MODEL_DIR, base=base, task=task)
+    return FINETUNED_MODEL_DIR.format(base=base, task=task)
 
 
 def merged_dir(base: str, pair: str, ratio: str) -> str:
-    return fill(MERGED_DIR, base=base, pair=pair, ratio=ratio)
+    return MERGED_DIR.format(base=base, pair=pair, ratio=ratio)
 
 
 def metrics_json(ptm: str, task: str) -> str:
-    return fill(METRICS_JSON, ptm=ptm, task=task)
+    return METRICS_JSON.format(ptm=ptm, task=task)
 
 
 def graph_file(ptm: str) -> str:
-    return fill(GRAPH_FILE, ptm=ptm)
+    return GRAPH_FILE.format(ptm=ptm)
 
 
 def logme_json(ptm: str, task: str) -> str:
-    return fill(LOGME_JSON, ptm=ptm, glue_task=task)
+    return LOGME_JSON.format(ptm=ptm, glue_task=task)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -61,13 +61,8 @@ def model_spec(base):
     return config["models"].get(base) or config["unseen_models"][base]
 
 
-def ptm_of(ptm):
-    return ZOO.parse(ptm)
-
-
-def ptm_dir(ptm):
-    """Directory of a PTM's weights: the acquired base model or a merged model."""
-    return ZOO.ptm_dir(ptm)
+ptm_of = ZOO.parse  # PTM name -> naming.PTM (base, t1, t2, ratio)
+ptm_dir = ZOO.ptm_dir  # PTM name -> the directory of its weights (base model or merged model)
 
 
 def merged_output(path):
