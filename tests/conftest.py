@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,20 +17,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REAL_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
 
-# Session fixtures that run a workflow or plan the paper DAG are built once per process. `make test`
-# runs two pytest-xdist workers (`-n 2 --dist loadgroup`): every test that uses one of them is put in
-# that fixture's group, so one worker builds it once and runs all its tests, while the other worker
-# runs everything else. The assertions do not depend on which worker runs what, or when.
-SHARED_FIXTURES = ("tiny_run", "paper_plan")
+def shared_once(tmp_path_factory, name: str, build):
+    """``build(folder)`` once per test session, also when pytest-xdist runs the tests in several worker
+    processes (`make test` runs two): the first process to ask builds it under a file lock in the
+    session's shared temp folder; the others wait for it and reuse it. A failed build is not kept."""
+    from filelock import FileLock
 
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        for name in SHARED_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(name))
-                break
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session
+    folder, ok = root / name, root / f"{name}.ok"
+    with FileLock(str(root / f"{name}.lock")):
+        if not ok.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            ok.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -78,18 +82,21 @@ def snakemake_cmd(workdir: Path, *args, config: Path = TEST_CONFIG) -> list[str]
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The work directory of ONE finished end-to-end run of config/test.yaml, shared by the tests that
-    read a finished workflow (end to end, permissions, Slurm comparison, faults). Run under umask 022,
-    as on a typical cluster account. Read-only: copy it (:func:`copy_run`) before changing anything."""
-    wd = tmp_path_factory.mktemp("tiny-run") / "wd"
-    old = os.umask(0o022)
-    try:
-        proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2")],
-                              capture_output=True, text=True)
-    finally:
-        os.umask(old)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    (wd / "snakemake.out").write_text(proc.stdout + proc.stderr)
-    return wd
+    read a finished workflow (end to end, permissions, reference export, Slurm comparison, faults). Run
+    under umask 022, as on a typical cluster account. Read-only: copy it (:func:`copy_run`) first."""
+
+    def build(folder: Path) -> None:
+        wd = folder / "wd"
+        old = os.umask(0o022)
+        try:
+            proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2")],
+                                  capture_output=True, text=True)
+        finally:
+            os.umask(old)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        (folder / "snakemake.out").write_text(proc.stdout + proc.stderr)
+
+    return shared_once(tmp_path_factory, "tiny-run", build) / "wd"
 
 
 # In a copy of tiny_run, what a run killed mid-way through tiny-bert's sst2 fine-tune: that job and everything after it not done.
@@ -128,4 +135,9 @@ def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeou
 def paper_plan(tmp_path_factory) -> dict:
     """The paper DAG as the Slurm profile plans it (rule -> per-job resources), planned ONCE for the
     tests of job counts and of cluster resources (a plan of 11,725 jobs takes most of a minute here)."""
-    return dry_run_resources(tmp_path_factory.mktemp("paper-plan"), "--profile", REPO / "profiles" / "slurm")
+
+    def build(folder: Path) -> None:
+        jobs = dry_run_resources(folder, "--profile", REPO / "profiles" / "slurm")
+        (folder / "plan.json").write_text(json.dumps(jobs))
+
+    return json.loads((shared_once(tmp_path_factory, "paper-plan", build) / "plan.json").read_text())
