@@ -34,38 +34,23 @@ from collections import defaultdict
 from pathlib import Path
 
 from ptmbench import naming
+from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, atomic_path, provenance, sha256, write_json
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_KEYS = ("eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation",
-                       "eval_pearson", "eval_spearman")
-SQUAD_KEYS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
-              "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
-SQUAD_OPTIONAL = tuple(k for k in SQUAD_KEYS if k.startswith(("HasAns_", "NoAns_")))  # empty subsets
-
-# The metric the consumer (and the paper's evaluation) reads per task; squad_v2's f1 is 0-100.
-CONSUMER_METRIC = {"cola": "eval_matthews_correlation", "mnli": "eval_accuracy", "mrpc": "eval_accuracy",
-                   "qnli": "eval_accuracy", "qqp": "eval_accuracy", "rte": "eval_accuracy",
-                   "sst2": "eval_accuracy", "stsb": "eval_pearson", "wnli": "eval_accuracy", "squad_v2": "f1"}
-CONSUMER_SCALE = {"squad_v2": 0.01}
+# The metric the consumer (and the paper's evaluation) reads per task, its scale (squad_v2's f1 is
+# 0-100), the exported split and metric keys: the task's registry entry (ptmbench.tasks).
 
 
 def export_split(task: str) -> str:
-    """The validation split whose metrics are exported: mnli's mismatched one (published meaning)."""
-    return "validation_mismatched" if task == "mnli" else "validation"
+    """The validation split whose metrics are exported (mnli: the mismatched one, published meaning)."""
+    return registry.get(task).export_split
 
 
 def metric_keys(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) exported metric keys of ``task``, in the published order (DESIGN §3)."""
-    kind = naming.task_kind(task)
-    if kind == "qa":
-        return tuple(k for k in SQUAD_KEYS if k not in SQUAD_OPTIONAL), SQUAD_OPTIONAL
-    if kind == "regression":
-        return ("eval_pearson", "eval_spearman"), ()
-    if task == "mnli":
-        return ("eval_accuracy",), CLASSIFICATION_KEYS[1:]
-    return CLASSIFICATION_KEYS, ()
+    return registry.get(task).export_keys
 
 
 def performance_entry(task: str, metrics: dict, source: str = "metrics") -> dict:
@@ -80,7 +65,7 @@ def performance_entry(task: str, metrics: dict, source: str = "metrics") -> dict
     if missing:
         raise ValueError(f"{source}: split '{split}' lacks metric(s) {missing} that the published "
                          f"{task} files carry (DESIGN.md §3); it has {sorted(values)}")
-    order = SQUAD_KEYS if task == "squad_v2" else (*required, *optional)
+    order = registry.get(task).metric_keys if registry.get(task).kind == "qa" else (*required, *optional)
     return {k: values[k] for k in order if k in values}
 
 
@@ -144,7 +129,7 @@ def performance_files(finetune: list[dict], logme: list[dict], models, unseen, t
     groups = ["merged", "seen"] + (["unseen"] if unseen else [])
     tasks = naming.ordered(tasks)
     perf = {(g, t): {} for g in groups for t in tasks}
-    scores = {(g, t): {} for g in groups for t in tasks if t in naming.GLUE_TASKS}
+    scores = {(g, t): {} for g in groups for t in tasks if registry.get(t).has_logme}
     for rec in finetune:
         key = (_group(rec["ptm"], models, unseen), rec["task"])
         if key not in perf:
@@ -246,7 +231,7 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "unseen_models": unseen,
             "tasks": naming.ordered(tasks),
             "metric_split": {t: export_split(t) for t in naming.ordered(tasks)},
-            "consumer_metric": {t: CONSUMER_METRIC[t] for t in naming.ordered(tasks)},
+            "consumer_metric": {t: registry.get(t).consumer_metric for t in naming.ordered(tasks)},
             "graphs": dict(modes),
             "diverged": [{"ptm": r["ptm"], "task": r["task"]} for r in finetune if r.get("diverged")],
             "input_versions": _versions([*finetune, *logme]),
@@ -344,8 +329,9 @@ def consumer_performance(perf):
 
     parts = []
     for task, group in perf.groupby("eval_task", sort=False):
-        sel = group[(group["split"] == export_split(task)) & (group["metric"] == CONSUMER_METRIC[task])]
-        sel = sel.assign(value=sel["value"] * CONSUMER_SCALE.get(task, 1.0), metric=CONSUMER_METRIC[task])
+        entry = registry.get(task)
+        sel = group[(group["split"] == entry.export_split) & (group["metric"] == entry.consumer_metric)]
+        sel = sel.assign(value=sel["value"] * entry.consumer_scale, metric=entry.consumer_metric)
         parts.append(sel)
     cols = [*ID_COLUMNS, "eval_task", "metric", "value", "diverged"]
     return pd.concat(parts)[cols].reset_index(drop=True) if parts else pd.DataFrame(columns=cols)
@@ -392,7 +378,7 @@ def correlation_table(perf, logme):
         sub = joined[joined["eval_task"] == task]
         groups = [("(all)", sub)] + [(b, g) for b, g in sub.groupby("base", sort=False)]
         for name, g in groups:
-            rows.append({"eval_task": task, "metric": CONSUMER_METRIC[task], "base": name,
+            rows.append({"eval_task": task, "metric": registry.get(task).consumer_metric, "base": name,
                          **correlations(g["score"], g["value"])})
     return pd.DataFrame(rows, columns=["eval_task", "metric", "base", "n", "kendall_tau", "kendall_p",
                                        "pearson", "pearson_p", "spearman", "spearman_p", "note"])
@@ -415,10 +401,11 @@ def plot_logme_scatter(joined, task, corr_row, path) -> None:
         ax.scatter(g.loc[~merged, "score"], g.loc[~merged, "value"], s=90, marker="*", color=cmap(i % cmap.N),
                    edgecolor="black", linewidth=0.6)
     tau = corr_row.get("kendall_tau", math.nan) if corr_row is not None else math.nan
-    ax.set_title(f"{task}: LogME vs fine-tuned {CONSUMER_METRIC[task]}\n"
+    entry = registry.get(task)
+    ax.set_title(f"{task}: LogME vs fine-tuned {entry.consumer_metric}\n"
                  f"Kendall tau = {tau:.3f} (n = {len(joined)}; stars: base models)", fontsize=9)
     ax.set_xlabel("LogME score")
-    ax.set_ylabel(CONSUMER_METRIC[task] + (" (mismatched)" if task == "mnli" else ""))
+    ax.set_ylabel(entry.consumer_metric + (" (mismatched)" if entry.export_split.endswith("mismatched") else ""))
     if len(bases) > 1:
         ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
@@ -483,7 +470,8 @@ def summary_text(perf, logme, corr) -> str:
         base_best = sub[sub["task_1"] == ""]["value"].max()
         tau = corr[(corr["eval_task"] == task) & (corr["base"] == "(all)")]
         tau_txt = "-" if tau.empty or math.isnan(tau.iloc[0]["kendall_tau"]) else f"{tau.iloc[0]['kendall_tau']:.3f}"
-        metric = CONSUMER_METRIC[task] + (" / 100" if task in CONSUMER_SCALE else "")
+        entry = registry.get(task)
+        metric = entry.consumer_metric + (f" x {entry.consumer_scale:g}" if entry.consumer_scale != 1 else "")
         lines.append(f"{task:<9} {metric:<26} {len(sub):>4} {best['value']:>7.3f} {base_best:>9.3f} "
                      f"{tau_txt:>9}  {best['ptm']}")
     notes = corr[corr["note"].fillna("") != ""] if len(corr) else corr

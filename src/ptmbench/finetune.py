@@ -34,22 +34,14 @@ import numpy as np
 
 from ptmbench import metrics as M
 from ptmbench import naming
+from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 
 log = logging.getLogger("ptmbench.finetune")
 
-GLUE_TEXT = {
-    "cola": ("sentence", None), "sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"),
-    "qqp": ("question1", "question2"), "stsb": ("sentence1", "sentence2"),
-    "mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
-    "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2"),
-}
-SQUAD_EVAL_SPLITS = ("validation",)
-
-
 def eval_splits(task: str) -> tuple[str, ...]:
-    """Validation split(s) a task is evaluated on (mnli: matched and mismatched)."""
-    return ("validation_matched", "validation_mismatched") if task == "mnli" else ("validation",)
+    """Validation split(s) a task is evaluated on (its registry entry; mnli: matched and mismatched)."""
+    return registry.get(task).eval_splits
 
 
 # ------------------------------------------------------------------------------------ tokenisation
@@ -70,7 +62,8 @@ def check_labels(task: str, split: str, labels, where: str) -> None:
         row, problem = bad
         raise ValueError(
             f"{where}, split {split}, row {row} (0-based): {problem}. The task data are bad: fix them and "
-            f"re-acquire (delete resources/data/glue/{task} and the tokenised features, then re-run)")
+            f"re-acquire (delete resources/data/{registry.get(task).data}/{task} and the tokenised features, then "
+            "re-run)")
 
 
 def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: str = "GLUE data"):
@@ -79,7 +72,8 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
     (:func:`check_labels`; ``where`` names the data in the error)."""
     import datasets
 
-    a, b = GLUE_TEXT[task]
+    entry = registry.get(task)
+    a, b = (*entry.text, None)[:2]
     out = {}
     for split in ("train", *eval_splits(task)):
         if split not in dataset_dict:
@@ -89,7 +83,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
         need = [c for c in (a, b, "label") if c and c not in ds.column_names]
         if need:
             raise ValueError(f"{task}/{split}: columns {need} missing (have {ds.column_names}); "
-                             "the data must have the nyu-mll/glue schema")
+                             "the data must have the schema of ptmbench.data.features")
         check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
 
         def enc(batch):
@@ -100,7 +94,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
 
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
                     desc=f"tokenize {task}/{split}")
-        dtype = "float32" if task == "stsb" else "int64"
+        dtype = "float32" if entry.kind == "regression" else "int64"
         out[split] = ds.cast_column("labels", datasets.Value(dtype))  # in memory: no cache file
     return datasets.DatasetDict(out)
 
@@ -225,7 +219,7 @@ def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
 
     start = time.perf_counter()
     tok = _tokenizer(model_dir)
-    if naming.task_kind(task) == "qa":
+    if registry.get(task).kind == "qa":
         if isinstance(data, str | os.PathLike) or len(data) != 2:
             raise ValueError(f"squad_v2 data must be [train_json, dev_json], got {data!r}")
         dd = squad_dataset(tok, data[0], data[1], int(hp["max_length"]), int(hp["doc_stride"]))
@@ -370,14 +364,15 @@ def load_task_model(model_dir, task: str, label_names=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
-    kind = naming.task_kind(task)
+    entry = registry.get(task)
+    kind = entry.kind
     if kind == "qa":
         return AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
     if kind == "regression":
         return AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), num_labels=1, problem_type="regression", dtype=torch.float32)
     names = list(label_names or [])
-    n = len(names) or (3 if task == "mnli" else 2)
+    n = len(names) or entry.n_outputs
     names = names or [str(i) for i in range(n)]
     return AutoModelForSequenceClassification.from_pretrained(
         str(model_dir), num_labels=n, problem_type="single_label_classification", dtype=torch.float32,
@@ -416,10 +411,11 @@ def chance_predictions(task: str, train_labels):
     stsb: the mean training score for every pair (so both correlations are 0.0 by convention).
     squad_v2: no answer for every question, with no-answer probability 1.0.
     """
-    if task == "squad_v2":
+    kind = registry.get(task).kind
+    if kind == "qa":
         return None
     y = np.asarray(train_labels)
-    if task == "stsb":
+    if kind == "regression":
         return float(y.mean())
     values, counts = np.unique(y.astype(np.int64), return_counts=True)
     return int(values[np.argmax(counts)])
@@ -528,7 +524,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     from transformers import DataCollatorWithPadding, set_seed
 
     t_start = time.perf_counter()
-    kind = naming.task_kind(task)
+    kind = registry.get(task).kind
     tokenized_dir = Path(tokenized_dir)
     info_path = tokenized_dir / "info.json"
     if not info_path.exists():
@@ -611,9 +607,9 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
 
 
 def chance_description(task: str) -> str:
-    return {"squad_v2": "no answer for every question (no-answer probability 1.0)",
-            "stsb": "the mean training score for every pair (correlations 0.0)"}.get(
-        task, "the most frequent training label for every example")
+    return {"qa": "no answer for every question (no-answer probability 1.0)",
+            "regression": "the mean training score for every pair (correlations 0.0)"}.get(
+        registry.get(task).kind, "the most frequent training label for every example")
 
 
 def _finite_or_none(x):
@@ -626,7 +622,7 @@ def base_of(ptm: str) -> str:
 
 
 def _evaluate(trainer, task, dd, tok, hp) -> dict:
-    if task == "squad_v2":
+    if registry.get(task).kind == "qa":
         feats = _sorted_by_length(dd["validation"])
         pred = trainer.predict(feats.select_columns([c for c in feats.column_names
                                                      if c not in ("example_id", "offset_mapping")]))
@@ -641,13 +637,13 @@ def _evaluate(trainer, task, dd, tok, hp) -> dict:
         ds = _sorted_by_length(dd[split])
         pred = trainer.predict(ds)
         logits = np.asarray(pred.predictions, dtype=np.float32)
-        p = logits.reshape(-1) if task == "stsb" else logits.argmax(-1)
+        p = logits.reshape(-1) if registry.get(task).kind == "regression" else logits.argmax(-1)
         results[split] = M.glue(task, p, np.asarray(pred.label_ids))
     return results
 
 
 def _chance_metrics(task, dd, train_labels) -> dict:
-    if task == "squad_v2":
+    if registry.get(task).kind == "qa":
         examples = dd["validation_examples"]
         refs = _squad_references(examples)
         return {"validation": M.squad_v2({q: "" for q in refs}, refs, {q: 1.0 for q in refs})}

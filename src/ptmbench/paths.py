@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ptmbench import naming
+from ptmbench import tasks as registry
 
 STAGES: tuple[str, ...] = (
     "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export",
@@ -59,7 +60,18 @@ class Zoo:
 
     @property
     def glue(self) -> list[str]:
-        return [t for t in self.tasks if t in naming.GLUE_TASKS]
+        """Tasks acquired by rule acquire_glue."""
+        return [t for t in self.tasks if registry.get(t).acquire_rule == "acquire_glue"]
+
+    @property
+    def custom(self) -> list[str]:
+        """Custom tasks (config key custom_tasks), acquired by rule acquire_custom."""
+        return [t for t in self.tasks if registry.get(t).custom]
+
+    @property
+    def logme_tasks(self) -> list[str]:
+        """Tasks scored by LogME (classification and regression)."""
+        return [t for t in self.tasks if registry.get(t).has_logme]
 
     @property
     def pairs(self) -> list[str]:
@@ -95,9 +107,11 @@ class Job:
 
 
 def task_data(task: str) -> list[str]:
-    if task == "squad_v2":
-        return [f"resources/data/squad_v2/{s}-v2.0.json" for s in ("train", "dev")]
-    return [f"resources/data/glue/{task}"]
+    """Acquired data of one task: a ``save_to_disk`` folder, or SQuAD v2's two JSON files."""
+    entry = registry.get(task)
+    if entry.kind == "qa":
+        return [f"resources/data/{entry.data}/{s}-v2.0.json" for s in ("train", "dev")]
+    return [f"resources/data/{entry.data}/{task}"]
 
 
 def model_dir(base: str) -> str:
@@ -137,10 +151,8 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     job comes after the jobs that write its inputs)."""
     for b in zoo.bases:
         yield _job("acquire", "acquire_model", b, b, [model_dir(b)])
-    for t in zoo.glue:
-        yield _job("acquire", "acquire_glue", DATA, t, task_data(t))
-    if "squad_v2" in zoo.tasks:
-        yield _job("acquire", "acquire_squad", DATA, "squad_v2", task_data("squad_v2"))
+    for t in zoo.tasks:
+        yield _job("acquire", registry.get(t).acquire_rule, DATA, t, task_data(t))
     for b in zoo.bases:
         for t in zoo.tasks:
             yield _job("tokenize", "tokenize", b, f"{b}/{t}", [tokenized_dir(b, t)], [model_dir(b), *task_data(t)])
@@ -168,13 +180,13 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     for ptm, b in ptms:
         yield _job("graph", "graph", b, ptm, [graph_file(ptm)], [ptm_dirs[ptm]])
     for ptm, b in ptms:
-        for t in zoo.glue:
+        for t in zoo.logme_tasks:
             yield _job("logme", "logme", b, f"{ptm}/{t}", [logme_json(ptm, t)], [ptm_dirs[ptm], tokenized_dir(b, t)])
     names = [p for p, _ in ptms]
     yield _job("export", "export", ALL, "export",
                [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
                [*(metrics_json(p, t) for p in names for t in zoo.tasks),
-                *(logme_json(p, t) for p in names for t in zoo.glue),
+                *(logme_json(p, t) for p in names for t in zoo.logme_tasks),
                 *(graph_file(p) for p in names)])
     yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
                [PERFORMANCE_CSV, LOGME_CSV])
@@ -197,7 +209,8 @@ TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, re.compile(p)) 
     ("results/finetune/{base}/{task}/model", rf"results/finetune/(?P<base>{_NAME})/(?P<task>{_NAME})/model"),
     ("results/merged/{base}/{t1}_{t2}_{ratio}", rf"results/merged/(?P<mbase>{_NAME})/(?P<pair_ratio>{_NAME})"),
     ("results/graphs/{ptm}.dill", rf"results/graphs/(?P<ptm>{_NAME})\.dill"),
-    ("results/logme/{ptm}/{glue_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<glue>{_NAME})\.json"),
+    ("resources/data/custom/{custom_task}", rf"resources/data/custom/(?P<custom>{_NAME})"),
+    ("results/logme/{ptm}/{logme_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<scored>{_NAME})\.json"),
 ))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
                  PLOTS_DIR, SUMMARY_TXT)
@@ -227,16 +240,19 @@ def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
                     f"{parts['base']!r} is a merged PTM: ask for results/finetune/{parts['base']}/"
                     f"{parts['task']}/metrics.json")
         checks = [(parts[k], kinds) for k, kinds in (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)),
-                                                     ("glue", ("task",))) if k in parts]
+                                                     ("glue", ("task",)), ("custom", ("task",)),
+                                                     ("scored", ("task",))) if k in parts]
         if "mbase" in parts:
             checks.insert(0, (f"{parts['mbase']}_{parts['pair_ratio']}", ("ptm",)))
         for name, kinds in checks:
             check = naming.check_name(name, zoo, kinds)
             if not check.ok:
                 return f"target {target} ({template}): {check.message()}"
-        if "glue" in parts and parts["glue"] not in zoo.glue:
-            return (f"target {target} ({template}): {parts['glue']!r} is not a GLUE task of this config "
-                    f"(GLUE data and LogME scores exist per GLUE task): {list(zoo.glue)}")
+        for key, have, what in (("glue", zoo.glue, "a GLUE task"), ("custom", zoo.custom, "a custom task"),
+                                ("scored", zoo.logme_tasks, "a task LogME scores (classification, regression)")):
+            if key in parts and parts[key] not in have:
+                return (f"target {target} ({template}): {parts[key]!r} is not {what} of this config: "
+                        f"{list(have)}")
         return None
     if target.startswith("resources/") or exists(target):
         return None

@@ -40,6 +40,22 @@ rule acquire_glue:
         "../scripts/acquire.py"
 
 
+rule acquire_custom:
+    output:
+        directory("resources/data/custom/{custom_task}"),
+    log:
+        "logs/acquire_custom/{custom_task}.log",
+    benchmark:
+        "benchmarks/acquire_custom/{custom_task}.tsv"
+    conda:
+        "../../envs/ptmbench.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/acquire.py"
+
+
 rule acquire_squad:
     output:
         train="resources/data/squad_v2/train-v2.0.json",

@@ -5,12 +5,16 @@ import re
 import sys
 
 from ptmbench import naming, paths
+from ptmbench import tasks as registry
 
 MODELS = list(config["models"])  # merged, fine-tuned and scored
 UNSEEN = list(config.get("unseen_models", {}))  # fine-tuned and scored, never merged
 BASES = MODELS + UNSEEN
 TASKS = config["tasks"]  # validated, in the fixed task order
-GLUE = [t for t in TASKS if t in naming.GLUE_TASKS]
+_ZOO = paths.Zoo.from_config(config)
+GLUE = _ZOO.glue  # acquired by rule acquire_glue
+CUSTOM = _ZOO.custom  # custom tasks (config key custom_tasks), acquired by rule acquire_custom
+LOGME_TASKS = _ZOO.logme_tasks  # scored by LogME (classification and regression)
 PAIRS = [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(TASKS)]
 RATIOS = [naming.format_ratio(r) for r in config["merge"]["ratios"]]
 # Every PTM name -> its parsed form, built once: input functions and resources look names up
@@ -42,7 +46,7 @@ def requested_targets():
 
 # A typo'd PTM or a task pair in the wrong order would otherwise end in Snakemake's generic
 # MissingRuleException; name the target, the nearest valid names and the fixed task order instead.
-paths.check_targets(requested_targets(), paths.Zoo.from_config(config))
+paths.check_targets(requested_targets(), _ZOO)
 
 
 def _alt(names):
@@ -59,6 +63,8 @@ wildcard_constraints:
     base=_alt(BASES),
     task=_alt(TASKS),
     glue_task=_alt(GLUE),
+    custom_task=_alt(CUSTOM),
+    logme_task=_alt(LOGME_TASKS),
     pair=_alt(PAIRS),
     ratio=_alt(RATIOS),
     ptm=f"(?:{_alt(BASES)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?",
@@ -88,9 +94,8 @@ def merged_output(path):
 
 def task_data(task):
     """Acquired data of one task."""
-    if task == "squad_v2":
-        return [f"resources/data/squad_v2/{s}-v2.0.json" for s in ("train", "dev")]
-    return f"resources/data/glue/{task}"
+    data = paths.task_data(task)
+    return data if len(data) > 1 else data[0]
 
 
 # Hyper-parameters of every (base, task), resolved once; shared by all PTMs of a base (read-only).

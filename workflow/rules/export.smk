@@ -18,7 +18,7 @@ EXPORT_OUTPUTS = [
 rule export:
     input:
         finetune=[f"results/finetune/{p}/{t}/metrics.json" for p in PTMS for t in TASKS],
-        logme=[f"results/logme/{p}/{t}.json" for p in PTMS for t in GLUE],
+        logme=[f"results/logme/{p}/{t}.json" for p in PTMS for t in LOGME_TASKS],
         graphs=[f"results/graphs/{p}.dill" for p in PTMS],
     output:
         bench=directory("results/ptm_model_bench"),
