@@ -186,3 +186,33 @@ def test_acquire_custom_errors_name_file_row_and_value(real_fixtures, tmp_path):
     with pytest.raises(ValueError, match=r"'custom_tasks.rte-copy.label'.*no column\(s\) \['verdict'\]"):
         acquire.acquire_custom("rte-copy", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_custom_task_end_to_end(real_fixtures, tmp_path):
+    """config/test.yaml plus a custom task (the real RTE sample under another name and other column
+    names, from CSV and JSON Lines files) goes through every stage into the export and the report."""
+    import subprocess
+
+    from conftest import snakemake_cmd
+
+    rows = _rte_rows(real_fixtures)[:48]
+    cfg = _config(train=_write(tmp_path / "train.csv", rows[:32], "csv"),
+                  validation=_write(tmp_path / "dev.jsonl", rows[32:], "jsonl"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    wd = tmp_path / "wd"
+    proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2", config=config)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert datasets.load_from_disk(str(wd / "resources/data/custom/rte-copy"))["validation"].num_rows == 16
+    bench = wd / "results/ptm_model_bench/performance"
+    perf = json.loads((bench / "merged_models/rte-copy_performance_score.json").read_text())["rte-copy"]
+    assert set(perf) == {"tiny-bert_sst2_stsb_0.5", "tiny-bert_sst2_rte-copy_0.5", "tiny-bert_stsb_rte-copy_0.5"}
+    assert all(set(v) == set(registry.CLASSIFICATION_KEYS) for v in perf.values())
+    assert set(json.loads((bench / "merged_models/rte-copy_logme.json").read_text())) == set(perf)
+    assert (bench / "seen_base_models/base_rte-copy_performance_score.json").is_file()
+    manifest = json.loads((wd / "results/ptm_model_bench/MANIFEST.json").read_text())
+    assert manifest["tasks"] == ["sst2", "stsb", "rte-copy"]
+    assert manifest["consumer_metric"]["rte-copy"] == "eval_accuracy"
+    assert "rte-copy" in (wd / "results/report/summary.txt").read_text()
