@@ -471,7 +471,7 @@ def summary_text(perf, logme, corr) -> str:
         tau = corr[(corr["eval_task"] == task) & (corr["base"] == "(all)")]
         tau_txt = "-" if tau.empty or math.isnan(tau.iloc[0]["kendall_tau"]) else f"{tau.iloc[0]['kendall_tau']:.3f}"
         entry = registry.get(task)
-        metric = entry.consumer_metric + (f" x {entry.consumer_scale:g}" if entry.consumer_scale != 1 else "")
+        metric = entry.consumer_metric + (f" / {1 / entry.consumer_scale:g}" if entry.consumer_scale != 1 else "")
         lines.append(f"{task:<9} {metric:<26} {len(sub):>4} {best['value']:>7.3f} {base_best:>9.3f} "
                      f"{tau_txt:>9}  {best['ptm']}")
     notes = corr[corr["note"].fillna("") != ""] if len(corr) else corr
