@@ -30,7 +30,7 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/snakefmt --check .
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 clean-demo:
 	rm -rf results resources/models resources/data logs benchmarks .snakemake

@@ -1,6 +1,6 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
-# Stages (one rule file, one script and one library module each): acquire -> finetune -> merge
-# -> graph -> logme -> export.  See README.md; the design reference is DESIGN.md.
+# Stages (one rule file, one script and one library module each): acquire -> tokenize -> finetune
+# -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
 
 import os
 import sys
@@ -26,11 +26,13 @@ validate(config, workflow.source_path("config/schema.yaml"))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/acquire.smk"
+include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/graph.smk"
 include: "workflow/rules/logme.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/report.smk"
 
 
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
@@ -38,4 +40,4 @@ include: "workflow/rules/export.smk"
 rule all:
     default_target: True
     input:
-        EXPORT_OUTPUTS,
+        paths.FINAL_TARGETS,

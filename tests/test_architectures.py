@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptmbench import data, finetune, graph, logme, merge
+from ptmbench import data, finetune, graph, logme, merge, tokenize
 from ptmbench.checkpoint import Checkpoint
 from ptmbench.provenance import write_json
 from ptmbench.tiny import TINY_FAMILIES
@@ -69,7 +69,7 @@ def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, famil
     for task in TASKS:
         hp = SQUAD_HP if task == "squad_v2" else HP
         tok = tmp_path / "tok" / task
-        finetune.tokenize(base, task, task_data[task], tok, hp)
+        tokenize.tokenize(base, task, task_data[task], tok, hp)
         assert (tok / "info.json").is_file()
         ft[task] = tmp_path / "ft" / task
         record = finetune.finetune(f"tiny-{family}", base, tok, task, hp, tmp_path / f"{task}.json",

@@ -19,7 +19,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ptmbench import export, naming, provenance
+from ptmbench import export, naming, provenance, report
 from ptmbench import tasks as registry
 
 CLASSIFICATION = ["eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation", "eval_pearson",
@@ -305,7 +305,7 @@ def test_tidy_tables(bench):
 
 def test_correlations_of_a_hand_made_table_equal_hand_values_and_scipy():
     x, y = [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]
-    c = export.correlations(x, y)
+    c = report.correlations(x, y)
     # 5 concordant, 1 discordant pair of 6; sum d^2 = 2; centred cross products 4 over sqrt(5 * 5)
     assert c["kendall_tau"] == pytest.approx(4 / 6)
     assert c["spearman"] == pytest.approx(1 - 6 * 2 / (4 * 15))
@@ -313,7 +313,7 @@ def test_correlations_of_a_hand_made_table_equal_hand_values_and_scipy():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=20), rng.normal(size=20)
     b[3] = b[7]  # a tie
-    c = export.correlations(a, b)
+    c = report.correlations(a, b)
     assert c["kendall_tau"] == pytest.approx(stats.kendalltau(a, b).statistic)
     assert c["kendall_p"] == pytest.approx(stats.kendalltau(a, b).pvalue)
     assert c["pearson"] == pytest.approx(stats.pearsonr(a, b).statistic)
@@ -322,13 +322,13 @@ def test_correlations_of_a_hand_made_table_equal_hand_values_and_scipy():
 
 
 def test_correlations_are_nan_safe():
-    c = export.correlations([1.0, 2.0], [3.0, 4.0])
+    c = report.correlations([1.0, 2.0], [3.0, 4.0])
     assert math.isnan(c["kendall_tau"]) and c["note"] == "fewer than 3 PTMs (2)"
-    c = export.correlations([1.0, 1.0, 1.0], [3.0, 4.0, 5.0])
+    c = report.correlations([1.0, 1.0, 1.0], [3.0, 4.0, 5.0])
     assert math.isnan(c["pearson"]) and c["note"] == "constant LogME scores"
-    c = export.correlations([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
+    c = report.correlations([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
     assert math.isnan(c["spearman"]) and c["note"] == "constant performance"
-    c = export.correlations([1.0, 2.0, 3.0, 4.0], [1.0, float("nan"), 2.0, 3.0])
+    c = report.correlations([1.0, 2.0, 3.0, 4.0], [1.0, float("nan"), 2.0, 3.0])
     assert c["n"] == 3 and c["kendall_tau"] == pytest.approx(1.0)
 
 
@@ -358,7 +358,7 @@ def hand_tables():
 
 def test_correlation_table_uses_the_consumer_metric_per_task_and_base():
     perf, logme = hand_tables()
-    corr = export.correlation_table(perf, logme).set_index(["eval_task", "base"])
+    corr = report.correlation_table(perf, logme).set_index(["eval_task", "base"])
     cola = corr.loc[("cola", "(all)")]
     assert cola["metric"] == "eval_matthews_correlation" and cola["n"] == 5
     assert cola["kendall_tau"] == pytest.approx(stats.kendalltau([0.1, 0.3, 0.2, 0.5, 0.4],
@@ -373,7 +373,7 @@ def test_correlation_table_uses_the_consumer_metric_per_task_and_base():
 
 def test_report_writes_correlations_plots_and_summary(bench, tmp_path):
     root, _, _ = bench
-    export.report(root / "results/tables/performance.csv", root / "results/tables/logme.csv",
+    report.report(root / "results/tables/performance.csv", root / "results/tables/logme.csv",
                   tmp_path / "correlations.csv", tmp_path / "plots", tmp_path / "summary.txt")
     corr = pd.read_csv(tmp_path / "correlations.csv")
     assert set(corr["eval_task"]) == {"cola", "mnli", "mrpc", "sst2", "stsb"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptmbench import data, finetune, provenance
+from ptmbench import data, finetune, provenance, squad, tokenize
 from ptmbench import metrics as M
 from ptmbench import tasks as registry
 from ptmbench.provenance import write_json
@@ -43,7 +43,7 @@ def make_data(root: Path, task: str, n_train=64, n_val=32):
 def prepare(root: Path, model_dir: Path, task: str, n_train=64, n_val=32, **hp):
     hp = {**(SQUAD_HP if task == "squad_v2" else GLUE_HP), **hp}
     src = make_data(root, task, n_train, n_val)
-    finetune.tokenize(model_dir, task, src, root / "tok" / task, hp)
+    tokenize.tokenize(model_dir, task, src, root / "tok" / task, hp)
     return root / "tok" / task, hp
 
 
@@ -59,14 +59,14 @@ def test_tokenize_glue_contract(tmp_path, tiny_model, family, task):
     cut = {"sst2": 14, "mrpc": 57, "stsb": 27, "mnli": 39}[task]  # about the median length
     tok_dir, hp = prepare(tmp_path, tiny_model(family), task, n_train=40, n_val=20, max_length=cut)
     dd = datasets.load_from_disk(str(tok_dir))
-    assert set(dd) == {"train", *finetune.eval_splits(task)}
+    assert set(dd) == {"train", *tokenize.eval_splits(task)}
     tok = AutoTokenizer.from_pretrained(str(tiny_model(family)))
     cols = {"input_ids", "attention_mask", "labels"} | ({"token_type_ids"} if "token_type_ids" in
                                                         tok.model_input_names else set())
     for split, ds in dd.items():
         assert set(ds.column_names) == cols, (split, ds.column_names)
         assert ds.features["labels"].dtype == ("float32" if task == "stsb" else "int64")
-        lens = finetune.lengths(ds)
+        lens = tokenize.lengths(ds)
         assert max(lens) == cut and min(lens) < cut  # truncated to max_length, not padded
         assert all(sum(m) == n for m, n in zip(ds["attention_mask"], lens, strict=True))
     raw = datasets.load_from_disk(str(tmp_path / "glue" / task))
@@ -83,10 +83,10 @@ def _squad_checks(tok, tok_dir: Path, json_paths, max_length: int):
 
     dd = datasets.load_from_disk(str(tok_dir))
     assert set(dd) == {"train", "validation", "validation_examples"}
-    examples = finetune.read_squad(json_paths[0])
+    examples = tokenize.read_squad(json_paths[0])
     train = dd["train"]
     assert {"input_ids", "attention_mask", "start_positions", "end_positions"} <= set(train.column_names)
-    assert max(finetune.lengths(train)) <= max_length
+    assert max(tokenize.lengths(train)) <= max_length
     # the windows of an answerable question: the answer tokens decode to the answer text wherever
     # the window holds the whole answer; unanswerable questions point at CLS in every window.
     stride = int(json.loads((tok_dir / "info.json").read_text())["hp"]["doc_stride"])
@@ -138,7 +138,7 @@ def test_tokenize_squad_positions_real(tmp_path, minilm_dir, real_fixtures):
 
     src = [real_fixtures / "squad_v2" / "train-v2.0.json", real_fixtures / "squad_v2" / "dev-v2.0.json"]
     hp = {**SQUAD_HP, "max_length": 128, "doc_stride": 32}
-    finetune.tokenize(minilm_dir, "squad_v2", src, tmp_path / "tok", hp)
+    tokenize.tokenize(minilm_dir, "squad_v2", src, tmp_path / "tok", hp)
     _squad_checks(AutoTokenizer.from_pretrained(str(minilm_dir)), tmp_path / "tok", src, 128)
 
 
@@ -148,12 +148,12 @@ def test_squad_postprocess_picks_span_and_null():
     examples = [{"id": "a", "context": "the Paris"}, {"id": "b", "context": "hello yo"}]
     s = np.array([[0.0, 1.0, 5.0, -1.0], [3.0, 1.0, 0.0, 0.0]])
     e = np.array([[0.0, 0.0, 4.0, -1.0], [3.0, 0.0, 1.0, 0.0]])
-    preds, na = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 30, 0.0)
+    preds, na = squad.postprocess(examples, feats, s, e, [0, 0], 20, 30, 0.0)
     assert preds == {"a": "Paris", "b": ""}  # a: span 9 > null 0; b: null 6 > best span 1 + 1
     assert na["a"] == pytest.approx(1 / (1 + math.exp(9))) and na["b"] == pytest.approx(1 / (1 + math.exp(-4)))
-    preds, _ = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 30, 10.0)
+    preds, _ = squad.postprocess(examples, feats, s, e, [0, 0], 20, 30, 10.0)
     assert preds["b"] == "hello yo"  # threshold 10: the span wins
-    preds, _ = finetune.squad_postprocess(examples, feats, s, e, [0, 0], 20, 1, 0.0)
+    preds, _ = squad.postprocess(examples, feats, s, e, [0, 0], 20, 1, 0.0)
     assert preds["b"] == ""  # max_answer_length 1 excludes the 2-token span
 
 
@@ -163,7 +163,7 @@ def test_squad_postprocess_picks_span_and_null():
 def check_record(rec: dict, task: str):
     assert set(rec) >= {"ptm", "base", "task", "metrics", "diverged", "hyperparameters", "train_examples",
                         "train_time_s", "eval_time_s", "provenance"}
-    assert set(rec["metrics"]) == set(finetune.eval_splits(task))
+    assert set(rec["metrics"]) == set(tokenize.eval_splits(task))
     for values in rec["metrics"].values():
         if task == "squad_v2":
             assert set(values) == set(M.SQUAD_V2_KEYS)  # demo dev has answerable and unanswerable
@@ -239,7 +239,7 @@ def test_real_minilm_learns_sst2(tmp_path, minilm_dir, source):
         data.demo_glue("sst2", 0, 192, 128).save_to_disk(str(tmp_path / "glue"))
         floor = 0.85
     hp = {**GLUE_HP, "learning_rate": 1e-4, "batch_size": 16, "epochs": 3, "max_length": 40}
-    finetune.tokenize(minilm_dir, "sst2", tmp_path / "glue", tmp_path / "tok", hp)
+    tokenize.tokenize(minilm_dir, "sst2", tmp_path / "glue", tmp_path / "tok", hp)
     rec = finetune.finetune(ptm="minilm", model_dir=minilm_dir, tokenized_dir=tmp_path / "tok", task="sst2",
                             hp=hp, metrics_path=tmp_path / "m.json")
     assert rec["metrics"]["validation"]["eval_accuracy"] >= floor, rec["metrics"]
@@ -369,7 +369,7 @@ def test_tokenize_refuses_bad_labels_in_cached_data(tmp_path, tiny_model):
     dd["train"] = datasets.Dataset.from_dict(rows, features=dd["train"].features)
     dd.save_to_disk(str(tmp_path / "bad" / "stsb"))
     with pytest.raises(ValueError, match=r"GLUE stsb data .*bad/stsb, split train, row 3 \(0-based\): score nan"):
-        finetune.tokenize(tiny_model("bert"), "stsb", tmp_path / "bad" / "stsb", tmp_path / "tok", GLUE_HP)
+        tokenize.tokenize(tiny_model("bert"), "stsb", tmp_path / "bad" / "stsb", tmp_path / "tok", GLUE_HP)
     assert not (tmp_path / "tok").exists()
 
 
@@ -381,8 +381,8 @@ def test_squad_question_too_long_for_the_stride(tmp_path, tiny_model):
     paths = make_data(tmp_path, "squad_v2", 16, 8)
     hp = {**SQUAD_HP, "max_length": 32, "doc_stride": 24}
     with pytest.raises(ValueError) as err:
-        finetune.tokenize(tiny_model("bert"), "squad_v2", paths, tmp_path / "tok", hp)
-    first = finetune.read_squad(paths[0])[0]
+        tokenize.tokenize(tiny_model("bert"), "squad_v2", paths, tmp_path / "tok", hp)
+    first = tokenize.read_squad(paths[0])[0]
     n = len(AutoTokenizer.from_pretrained(str(tiny_model("bert")))(first["question"], add_special_tokens=False)
             ["input_ids"])
     msg = str(err.value)
@@ -394,11 +394,11 @@ def test_squad_question_too_long_for_the_stride(tmp_path, tiny_model):
     # stride one token below the room the question leaves
     tok = AutoTokenizer.from_pretrained(str(tiny_model("bert")))
     short = {"id": ["q"], "question": [first["question"]], "context": ["a short context ."]}
-    finetune.check_question_room(tok, short, short["question"], 32, 24)
+    tokenize.check_question_room(tok, short, short["question"], 32, 24)
     long = {**short, "context": ["a long context . " * 20]}
-    finetune.check_question_room(tok, long, long["question"], 32, 32 - n - 3 - 1)
+    tokenize.check_question_room(tok, long, long["question"], 32, 32 - n - 3 - 1)
     with pytest.raises(ValueError, match="more than doc_stride"):
-        finetune.check_question_room(tok, long, long["question"], 32, 32 - n - 3)
+        tokenize.check_question_room(tok, long, long["question"], 32, 32 - n - 3)
 
 
 # ------------------------------------------------------------------------------- failure behaviour
@@ -441,10 +441,10 @@ def test_bad_inputs_fail_clearly(tmp_path, tiny_model):
         finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="cola",
                           hp=GLUE_HP, metrics_path=tmp_path / "m.json")
     with pytest.raises(ValueError, match="columns \\['premise', 'hypothesis'\\] missing"):
-        finetune.tokenize(tiny_model("bert"), "mnli", tmp_path / "glue" / "sst2", tmp_path / "t2", GLUE_HP)
+        tokenize.tokenize(tiny_model("bert"), "mnli", tmp_path / "glue" / "sst2", tmp_path / "t2", GLUE_HP)
     import datasets
 
     datasets.DatasetDict({"train": data.demo_glue("sst2", 0, 8, 4)["train"]}).save_to_disk(str(tmp_path / "only"))
     with pytest.raises(ValueError, match="split 'validation' missing"):
-        finetune.tokenize(tiny_model("bert"), "sst2", tmp_path / "only", tmp_path / "t2", GLUE_HP)
+        tokenize.tokenize(tiny_model("bert"), "sst2", tmp_path / "only", tmp_path / "t2", GLUE_HP)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "t2").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from ptmbench import features, logme
+from ptmbench import features, logme, tokenize
 
 
 def direct_logme(F, y):
@@ -118,10 +118,13 @@ def test_bad_labels_give_clear_errors():
 
 
 def test_subsample_is_deterministic():
-    a, b = features.subsample(1000, 100), features.subsample(1000, 100)
+    a, b = tokenize.subsample(1000, 100, 0), tokenize.subsample(1000, 100, 0)
     np.testing.assert_array_equal(a, b)
     assert len(np.unique(a)) == 100 and np.all(np.diff(a) > 0) and a.max() < 1000
-    assert features.subsample(50, 100) is None and features.subsample(50, None) is None
+    assert not np.array_equal(a, tokenize.subsample(1000, 100, 1))
+    assert tokenize.subsample(50, 100, 0) is None and tokenize.subsample(50, None, 0) is None
+    with pytest.raises(ValueError, match="logme.max_examples must be >= 2"):
+        tokenize.subsample(50, 1, 0, key="logme.max_examples", minimum=2)
 
 
 # ---- features and score_ptm on the packaged real MiniLM encoder ---------------------------------

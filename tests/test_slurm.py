@@ -94,7 +94,7 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
            "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
            "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
            "--set-resources", *(f"{r}:slurm_partition=debug" for r in ("finetune_base", "finetune_merged", "logme")),
-           "--jobs", "2", "--latency-wait", "10", *ONE_THREAD]
+           "--jobs", "5", "--latency-wait", "10", *ONE_THREAD]
     planned = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"]).stdout  # what Slurm will run
     r = _run(cmd, env=env)
     log = r.stdout + r.stderr

@@ -23,6 +23,7 @@ from pathlib import Path
 from ptmbench import data
 from ptmbench import tasks as registry
 from ptmbench.checkpoint import WEIGHT_FILES
+from ptmbench.paths import SQUAD_FILES
 from ptmbench.tiny import TINY_SIZE, build_tiny
 
 # --------------------------------------------------------------------------------------------------
@@ -462,9 +463,7 @@ def _hub_dataset_sha(repo_id: str, revision: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# SQuAD v2
-
-SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")
+# SQuAD v2 (official file names: ptmbench.paths.SQUAD_FILES)
 
 
 def fetch_url(url: str, what: str, timeout: float = 60.0) -> bytes:
@@ -486,9 +485,7 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
     """Write SQuAD v2.0 ``train-v2.0.json`` and ``dev-v2.0.json`` from ``spec['source']``: ``url``
     (``train_url``, ``dev_url``; the bytes as published), ``path`` (a directory holding both files)
     or ``demo``. Each file is validated; ``provenance.json`` beside them records source and SHA-256."""
-    import hashlib
-
-    from ptmbench.provenance import atomic_bytes, provenance, write_json
+    from ptmbench.provenance import atomic_bytes, provenance, sha256, write_json
 
     source = spec.get("source")
     outs = [Path(train_json), Path(dev_json)]
@@ -521,7 +518,7 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
         atomic_bytes(out, blob)
     write_json(outs[0].parent / "provenance.json", provenance(
         dataset="squad_v2", source=spec, questions=counts,
-        sha256={f: hashlib.sha256(b).hexdigest() for f, b in zip(SQUAD_FILES, blobs, strict=True)}))
+        sha256={f: sha256(out) for f, out in zip(SQUAD_FILES, outs, strict=True)}))
 
 
 # --------------------------------------------------------------------------------------------------

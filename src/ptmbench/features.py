@@ -17,26 +17,11 @@ import logging
 
 import numpy as np
 
+from ptmbench.tokenize import lengths
+
 log = logging.getLogger(__name__)
 
 INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def subsample(n: int, max_examples: int | None, seed: int = 0) -> np.ndarray | None:
-    """Sorted indices of a uniform random subsample of ``max_examples`` of ``n`` (no replacement,
-    ``numpy.random.default_rng(seed)``, not stratified); None when every example is used."""
-    if max_examples is None or max_examples >= n:
-        return None
-    if max_examples < 2:
-        raise ValueError(f"logme.max_examples must be >= 2 (or null for all), got {max_examples}")
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_examples, replace=False))
-
-
-def lengths(dataset) -> np.ndarray:
-    """Number of tokens of every example (the tokenisation is unpadded)."""
-    import pyarrow.compute as pc
-
-    return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_numpy(zero_copy_only=False)
 
 
 def _pad(rows, pad_value, dtype):

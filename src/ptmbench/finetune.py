@@ -1,23 +1,19 @@
-"""Tokenise once per (base tokenizer, task) and fine-tune a PTM on a task with the transformers ``Trainer``.
+"""Stage finetune: fine-tune a PTM on a task with the transformers ``Trainer`` (rules ``finetune_base``
+and ``finetune_merged``; the features come from rule ``tokenize``, :mod:`ptmbench.tokenize`).
 
-Stage ``finetune`` of the workflow (DESIGN.md §1 steps 2 and 5):
-
-* :func:`tokenize` turns a task's data into model features with the base model's tokenizer
-  (GLUE: unpadded, truncated to ``max_length``; SQuAD v2: ``max_length`` windows with ``doc_stride``
-  overlap, answer start/end token positions, CLS for unanswerable or out-of-window answers).
-  The 540 merged PTMs of a base share its tokenizer, so every fine-tune reuses these features.
-* :func:`finetune` trains ``AutoModelForSequenceClassification`` (stsb: one regression output) or
-  ``AutoModelForQuestionAnswering`` (squad_v2) with the ``Trainer``: AdamW, linear schedule, no
-  warm-up, seed 0 (published), dynamic padding, length-grouped batches, CUDA with bf16 (fp16 where
-  bf16 is unsupported) or CPU, effective batch ``hp.batch_size`` = per-device batch x gradient
-  accumulation (``batch_split``). It evaluates on validation (mnli: matched and mismatched), writes
-  ``metrics.json`` and, for base PTMs, the fine-tuned model (``save_pretrained``, safetensors).
+:func:`finetune` trains ``AutoModelForSequenceClassification`` (stsb: one regression output) or
+``AutoModelForQuestionAnswering`` (squad_v2) with the ``Trainer``: AdamW, linear schedule, no
+warm-up, seed 0 (published), dynamic padding, length-grouped batches, CUDA with bf16 (fp16 where
+bf16 is unsupported) or CPU, effective batch ``hp.batch_size`` = per-device batch x gradient
+accumulation (``batch_split``). It evaluates on validation (mnli: matched and mismatched; squad_v2
+through :mod:`ptmbench.squad`), writes ``metrics.json`` and, for base PTMs, the fine-tuned model
+(``save_pretrained``, safetensors). See docs/finetune.md.
 
 A run whose training loss becomes NaN/inf stops, is recorded ``diverged: true`` and gets the metrics of
 a chance-level learner (:func:`chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
-of range are bad data, not divergence: :func:`tokenize` and :func:`finetune` refuse them
-(:func:`check_labels`) before any training step. Outputs appear atomically
-(model directory first, ``metrics.json`` last): a killed run leaves neither.
+of range are bad data, not divergence: :func:`ptmbench.tokenize.check_labels` refuses them before any
+training step. Outputs appear atomically (model directory first, ``metrics.json`` last): a killed run
+leaves neither.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -33,213 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from ptmbench import metrics as M
-from ptmbench import naming
+from ptmbench import naming, squad
 from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
+from ptmbench.tokenize import check_labels, eval_splits, lengths, load_tokenizer, subsample
 
 log = logging.getLogger("ptmbench.finetune")
 
-def eval_splits(task: str) -> tuple[str, ...]:
-    """Validation split(s) a task is evaluated on (its registry entry; mnli: matched and mismatched)."""
-    return registry.get(task).eval_splits
 
-
-# ------------------------------------------------------------------------------------ tokenisation
-def _tokenizer(model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir))
-
-
-def check_labels(task: str, split: str, labels, where: str) -> None:
-    """Refuse labels no model should be trained or scored on (NaN/inf or out-of-range STS-B scores,
-    ids outside the task's classes): they come from bad data, not from training, so they are an error
-    naming ``where``, the split, the row and the value, never a "diverged" run."""
-    from ptmbench import data
-
-    bad = data.first_bad_label(task, split, labels)
-    if bad:
-        row, problem = bad
-        raise ValueError(
-            f"{where}, split {split}, row {row} (0-based): {problem}. The task data are bad: fix them and "
-            f"re-acquire (delete resources/data/{registry.get(task).data}/{task} and the tokenised features, then "
-            "re-run)")
-
-
-def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: str = "GLUE data"):
-    """GLUE splits (train + eval splits) -> unpadded features ``input_ids, attention_mask[, token_type_ids],
-    labels`` (int64; float32 for stsb), truncated to ``max_length``. Labels are checked first
-    (:func:`check_labels`; ``where`` names the data in the error)."""
-    import datasets
-
-    entry = registry.get(task)
-    a, b = (*entry.text, None)[:2]
-    out = {}
-    for split in ("train", *eval_splits(task)):
-        if split not in dataset_dict:
-            raise ValueError(f"{task}: split {split!r} missing from the GLUE data (have {list(dataset_dict)}); "
-                             "re-run acquire_glue")
-        ds = dataset_dict[split]
-        need = [c for c in (a, b, "label") if c and c not in ds.column_names]
-        if need:
-            raise ValueError(f"{task}/{split}: columns {need} missing (have {ds.column_names}); "
-                             "the data must have the schema of ptmbench.data.features")
-        check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
-
-        def enc(batch):
-            texts = (batch[a],) if b is None else (batch[a], batch[b])
-            feats = tokenizer(*texts, truncation=True, max_length=max_length)
-            feats["labels"] = batch["label"]
-            return dict(feats)
-
-        ds = ds.map(enc, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
-                    desc=f"tokenize {task}/{split}")
-        dtype = "float32" if entry.kind == "regression" else "int64"
-        out[split] = ds.cast_column("labels", datasets.Value(dtype))  # in memory: no cache file
-    return datasets.DatasetDict(out)
-
-
-def read_squad(path) -> list[dict]:
-    """Official SQuAD v2 JSON -> one row per question (id, title, context, question, answers)."""
-    with open(path) as fh:
-        data = json.load(fh)
-    if "data" not in data:
-        raise ValueError(f"{path}: not a SQuAD JSON file (no 'data' key)")
-    rows = []
-    for article in data["data"]:
-        for par in article["paragraphs"]:
-            for qa in par["qas"]:
-                answers = [] if qa.get("is_impossible") else qa["answers"]
-                rows.append({"id": qa["id"], "title": article.get("title", ""), "context": par["context"],
-                             "question": qa["question"],
-                             "answers": {"text": [x["text"] for x in answers],
-                                         "answer_start": [int(x["answer_start"]) for x in answers]}})
-    return rows
-
-
-def check_question_room(tokenizer, examples, questions, max_length: int, doc_stride: int,
-                        where: str = "SQuAD v2") -> None:
-    """When a context must be split, each window holds the question, the special tokens and a slice of
-    the context overlapping the next by ``doc_stride`` tokens, so that slice must be longer than
-    ``doc_stride``. A question too long for that is an error naming it (the tokenizer would panic with
-    "stride must be strictly less than max_len"); questions are not truncated, which would change the task."""
-    special = tokenizer.num_special_tokens_to_add(pair=True)
-    lens = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
-    for k, (qid, q, n) in enumerate(zip(examples["id"], questions, lens, strict=True)):
-        room = max_length - n - special
-        if room > doc_stride:
-            continue
-        context = tokenizer(examples["context"][k], add_special_tokens=False)["input_ids"]
-        if len(context) > room:  # the context must be split into windows: the stride does not fit
-            raise ValueError(
-                f"{where}: question {qid!r} ({q[:80]!r}) has {n} tokens, which with {special} special tokens "
-                f"leaves {room} of max_length {max_length} for the context; that must be more than "
-                f"doc_stride {doc_stride}. Raise finetune.squad_v2.max_length, lower doc_stride (both can "
-                "be set per model: models.<name>.finetune.squad_v2), or shorten or remove this question "
-                "in the data")
-
-
-def _windows(tokenizer, examples, max_length, doc_stride, where: str = "SQuAD v2"):
-    right = tokenizer.padding_side == "right"
-    questions = [q.lstrip() for q in examples["question"]]
-    check_question_room(tokenizer, examples, questions, max_length, doc_stride, where)
-    pair = (questions, examples["context"]) if right else (examples["context"], questions)
-    enc = tokenizer(*pair, truncation="only_second" if right else "only_first", max_length=max_length,
-                    stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-    return enc, (1 if right else 0)
-
-
-def _cls_index(tokenizer, ids) -> int:
-    return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
-
-
-def squad_train_features(tokenizer, examples: dict, max_length: int, doc_stride: int,
-                         where: str = "SQuAD v2") -> dict:
-    """Question/context windows with ``start_positions``/``end_positions`` (token indices of the
-    answer's first and last token; the CLS index when unanswerable or outside the window)."""
-    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride, where)
-    sample = enc.pop("overflow_to_sample_mapping")
-    offsets = enc.pop("offset_mapping")
-    starts, ends = [], []
-    for i, off in enumerate(offsets):
-        cls = _cls_index(tokenizer, enc["input_ids"][i])
-        ans = examples["answers"][sample[i]]
-        seq = enc.sequence_ids(i)
-        context = [t for t, s in enumerate(seq) if s == ctx]
-        if not ans["answer_start"] or not context:
-            starts.append(cls), ends.append(cls)
-            continue
-        s_char = ans["answer_start"][0]
-        e_char = s_char + len(ans["text"][0])
-        if off[context[0]][0] > s_char or off[context[-1]][1] < e_char:  # answer not inside this window
-            starts.append(cls), ends.append(cls)
-            continue
-        starts.append(max(t for t in context if off[t][0] <= s_char))
-        ends.append(min(t for t in context if off[t][1] >= e_char))
-    feats = dict(enc)
-    feats["start_positions"], feats["end_positions"] = starts, ends
-    return feats
-
-
-def squad_eval_features(tokenizer, examples: dict, max_length: int, doc_stride: int,
-                        where: str = "SQuAD v2") -> dict:
-    """Evaluation windows with ``example_id`` and ``offset_mapping`` (None outside the context)."""
-    enc, ctx = _windows(tokenizer, examples, max_length, doc_stride, where)
-    sample = enc.pop("overflow_to_sample_mapping")
-    offsets = enc.pop("offset_mapping")
-    feats = dict(enc)
-    feats["example_id"] = [examples["id"][j] for j in sample]
-    feats["offset_mapping"] = [
-        [tuple(o) if s == ctx else None for o, s in zip(off, enc.sequence_ids(i), strict=True)]
-        for i, off in enumerate(offsets)]
-    return feats
-
-
-def squad_dataset(tokenizer, train_json, dev_json, max_length: int, doc_stride: int):
-    import datasets
-
-    if doc_stride >= max_length:
-        raise ValueError(f"doc_stride {doc_stride} must be smaller than max_length {max_length}")
-    train = datasets.Dataset.from_list(read_squad(train_json))
-    dev = datasets.Dataset.from_list(read_squad(dev_json))
-    kw = {"batched": True, "keep_in_memory": True}
-    tr = train.map(lambda b: squad_train_features(tokenizer, b, max_length, doc_stride,
-                                                  f"SQuAD v2 {train_json}"),
-                   remove_columns=train.column_names, desc="squad train windows", **kw)
-    va = dev.map(lambda b: squad_eval_features(tokenizer, b, max_length, doc_stride, f"SQuAD v2 {dev_json}"),
-                 remove_columns=dev.column_names, desc="squad validation windows", **kw)
-    ex = dev.select_columns(["id", "context", "question", "answers"])
-    return datasets.DatasetDict({"train": tr, "validation": va, "validation_examples": ex})
-
-
-def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
-    """Tokenise ``task`` with the tokenizer of ``model_dir`` into ``out_dir`` (``DatasetDict.save_to_disk``
-    + ``info.json``). ``data``: a GLUE ``save_to_disk`` directory, or ``[train_json, dev_json]`` for squad_v2."""
-    import datasets
-
-    start = time.perf_counter()
-    tok = _tokenizer(model_dir)
-    if registry.get(task).kind == "qa":
-        if isinstance(data, str | os.PathLike) or len(data) != 2:
-            raise ValueError(f"squad_v2 data must be [train_json, dev_json], got {data!r}")
-        dd = squad_dataset(tok, data[0], data[1], int(hp["max_length"]), int(hp["doc_stride"]))
-        labels = None
-    else:
-        raw = datasets.load_from_disk(str(data))
-        dd = glue_features(tok, task, raw, int(hp["max_length"]), str(data))
-        feat = raw["train"].features["label"]
-        labels = list(feat.names) if hasattr(feat, "names") else None
-    with atomic_dir(out_dir) as tmp:
-        dd.save_to_disk(str(tmp))
-        write_json(Path(tmp) / "info.json", {
-            "task": task, "tokenizer": str(model_dir), "tokenizer_class": type(tok).__name__,
-            "label_names": labels, "hp": hp, "rows": {k: len(v) for k, v in dd.items()},
-            "provenance": provenance(time_s=round(time.perf_counter() - start, 3)),
-        })
-    log.info("tokenized %s with %s: %s", task, model_dir, {k: len(v) for k, v in dd.items()})
-
-
-# ------------------------------------------------------------------------------------ fine-tuning
 def precision(mode: str = "auto") -> dict:
     """Mixed precision for the Trainer: ``{"bf16": bool, "fp16": bool}``.
 
@@ -264,24 +60,6 @@ def _cpu_native_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def subsample(ds, n: int | None, seed: int):
-    """A deterministic subset of ``n`` rows (in original order), or ``ds`` when n is None / >= len."""
-    if n is None or n >= len(ds):
-        return ds
-    if n < 1:
-        raise ValueError(f"max_train_examples must be >= 1 or null, got {n}")
-    idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
-    return ds.select(idx.tolist())
-
-
-def lengths(ds) -> list[int]:
-    """Token count of every row (from the Arrow column, without decoding rows)."""
-    import pyarrow.compute as pc
-
-    col = ds.with_format("arrow")[:]["input_ids"]
-    return pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(int).tolist()
 
 
 def length_grouped_indices(lengths, batch_size: int, mega: int = 50, generator=None) -> list[int]:
@@ -421,54 +199,6 @@ def chance_predictions(task: str, train_labels):
     return int(values[np.argmax(counts)])
 
 
-def squad_postprocess(examples, features, start_logits, end_logits, cls_index, n_best: int,
-                      max_answer_length: int, null_threshold: float):
-    """Answer text and no-answer probability per question from window logits (the standard recipe).
-
-    Per question: the null score s_null = min over its windows of start[CLS] + end[CLS]; candidates are
-    spans (i, j) of the n_best start and n_best end logits of a window, inside the context, i <= j,
-    j - i + 1 <= max_answer_length, scored start[i] + end[j]. With s* the best candidate score, the
-    prediction is "" (no answer) when there is no candidate or s_null - s* > null_threshold, else the
-    span's context text. The no-answer probability is sigmoid(s_null - s*) (1.0 without candidate),
-    which the official evaluation sweeps for best_exact/best_f1.
-    """
-    by_example: dict[str, list[int]] = {}
-    for k, eid in enumerate(features["example_id"]):
-        by_example.setdefault(eid, []).append(k)
-    offsets_all = features["offset_mapping"]
-    preds, na_probs = {}, {}
-    for ex in examples:
-        qid, context = ex["id"], ex["context"]
-        null, best, text = math.inf, -math.inf, ""
-        for k in by_example.get(qid, []):
-            s, e, offsets = start_logits[k], end_logits[k], offsets_all[k]
-            c = cls_index[k]
-            null = min(null, float(s[c] + e[c]))
-            n = len(offsets)
-            top_s = np.argsort(s[:n])[::-1][:n_best]
-            top_e = np.argsort(e[:n])[::-1][:n_best]
-            for i in top_s:
-                if offsets[i] is None:
-                    continue
-                for j in top_e:
-                    if offsets[j] is None or j < i or j - i + 1 > max_answer_length:
-                        continue
-                    score = float(s[i] + e[j])
-                    if score > best:
-                        best, text = score, context[offsets[i][0]:offsets[j][1]]
-        if best == -math.inf or not math.isfinite(null):
-            preds[qid], na_probs[qid] = "", 1.0
-            continue
-        diff = null - best
-        preds[qid] = "" if diff > null_threshold else text
-        na_probs[qid] = 1.0 / (1.0 + math.exp(-diff)) if diff > -700 else 0.0
-    return preds, na_probs
-
-
-def _squad_references(examples) -> dict[str, list[str]]:
-    return {ex["id"]: list(ex["answers"]["text"]) for ex in examples}
-
-
 def _sorted_by_length(ds):
     order = np.argsort(lengths(ds), kind="stable")
     return ds.select(order.tolist())
@@ -537,9 +267,10 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         for split in ("train", *eval_splits(task)):
             check_labels(task, split, dd[split].with_format("numpy")["labels"],
                          f"tokenised {task} {tokenized_dir}")
-    tok = _tokenizer(model_dir)
+    tok = load_tokenizer(model_dir)
     seed = int(hp["seed"])
-    train = subsample(dd["train"], hp.get("max_train_examples"), seed)
+    keep = subsample(len(dd["train"]), hp.get("max_train_examples"), seed, key="max_train_examples")
+    train = dd["train"] if keep is None else dd["train"].select(keep.tolist())
     if kind == "qa":
         train_labels = None
     else:
@@ -553,7 +284,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
             collator = DataCollatorWithPadding(tok, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
             trainer = _make_trainer_class()(
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
-                train_lengths=lengths(train))
+                train_lengths=lengths(train).tolist())
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
                      ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
@@ -579,7 +310,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
                             "grad_accum": args.gradient_accumulation_steps,
                             "effective_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
                             "bf16": args.bf16, "fp16": args.fp16, "length_grouped": True},
-        "train_examples": len(train), "train_tokens": int(sum(lengths(train))),
+        "train_examples": len(train), "train_tokens": int(lengths(train).sum()),
         "train_steps": int(out.global_step), "train_loss": None if diverged else _finite_or_none(out.training_loss),
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
@@ -627,11 +358,8 @@ def _evaluate(trainer, task, dd, tok, hp) -> dict:
         pred = trainer.predict(feats.select_columns([c for c in feats.column_names
                                                      if c not in ("example_id", "offset_mapping")]))
         start, end = (np.asarray(x, dtype=np.float32) for x in pred.predictions[:2])
-        cls = [_cls_index(tok, ids) for ids in feats["input_ids"]]
-        examples = dd["validation_examples"]
-        preds, na = squad_postprocess(examples, feats, start, end, cls, int(hp["n_best_size"]),
-                                      int(hp["max_answer_length"]), float(hp["null_score_diff_threshold"]))
-        return {"validation": M.squad_v2(preds, _squad_references(examples), na)}
+        cls = [squad.cls_index(tok, ids) for ids in feats["input_ids"]]
+        return {"validation": squad.score(dd["validation_examples"], feats, start, end, cls, hp)}
     results = {}
     for split in eval_splits(task):
         ds = _sorted_by_length(dd[split])
@@ -644,9 +372,7 @@ def _evaluate(trainer, task, dd, tok, hp) -> dict:
 
 def _chance_metrics(task, dd, train_labels) -> dict:
     if registry.get(task).kind == "qa":
-        examples = dd["validation_examples"]
-        refs = _squad_references(examples)
-        return {"validation": M.squad_v2({q: "" for q in refs}, refs, {q: 1.0 for q in refs})}
+        return {"validation": squad.no_answer_score(dd["validation_examples"])}
     const = chance_predictions(task, train_labels)
     out = {}
     for split in eval_splits(task):

@@ -233,6 +233,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     from datasets import load_from_disk
 
     from . import features
+    from .tokenize import subsample
 
     if not registry.get(task).has_logme:
         raise ValueError(f"LogME is computed on classification and regression tasks only, not {task!r}")
@@ -243,7 +244,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
         raise ValueError(f"{tokenized_dir}: no 'train' split (has {list(data)}); expected the output "
                          "of the tokenize rule")
     train = data["train"]
-    idx = features.subsample(len(train), max_examples, seed)
+    idx = subsample(len(train), max_examples, seed, key="logme.max_examples", minimum=2)
     if idx is not None:
         train = train.select(idx)
     Y = targets(np.asarray(train["labels"]), task)

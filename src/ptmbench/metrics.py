@@ -1,4 +1,4 @@
-"""Evaluation metrics computed locally: the GLUE keys of DESIGN.md §3 and the official SQuAD v2 evaluation.
+"""Evaluation metrics computed locally: the GLUE keys of docs/formats.md and the official SQuAD v2 evaluation.
 
 No ``evaluate.load`` (it needs the hub). Conventions that the published files do not fix:
 
@@ -61,8 +61,8 @@ def spearman(x, y) -> float:
 
 
 def glue(task: str, predictions, references) -> dict[str, float]:
-    """The DESIGN.md §3 keys of GLUE-style ``task`` (its entry's ``metric_keys``) from predicted and gold
-    labels (regression: float scores).
+    """The keys (docs/formats.md) of GLUE-style ``task`` (its entry's ``metric_keys``) from predicted and
+    gold labels (regression: float scores).
 
     ``predictions`` are class ids (argmax of the logits), or scores for a regression task.
     """

@@ -1,9 +1,10 @@
 """Names of tasks, task pairs and PTMs, and the hyper-parameters a (model, task) gets.
 
-The task order is fixed (DESIGN.md §1): it decides how a pair is written. A merged PTM is named
+The task order is fixed (docs/formats.md): it decides how a pair is written. A merged PTM is named
 ``{base}_{t1}_{t2}_{ratio}``; ``squad_v2`` contains an underscore, so names are parsed against the
-known task list (:mod:`ptmbench.tasks`), never by splitting on ``_``; custom task names may not contain one. Base model names may not contain ``_`` (the config
-schema enforces it), which keeps every name unambiguous.
+known task list (:mod:`ptmbench.tasks`), never by splitting on ``_``; custom task names may not contain
+one. Base model names may not contain ``_`` (the config schema enforces it), which keeps every name
+unambiguous.
 
     python -m ptmbench.naming NAME [NAME ...] [--configfile config/config.yaml]
 
@@ -61,6 +62,11 @@ def format_ratio(ratio) -> str:
     return repr(r)
 
 
+# A merged PTM's name: its base model, its task pair ({t1}_{t2}, :func:`pair_name`) and its ratio
+# (:func:`format_ratio`). The workflow's rules use it as the wildcard pattern of merged PTMs.
+MERGED_NAME = "{base}_{pair}_{ratio}"
+
+
 @dataclass(frozen=True)
 class PTM:
     """A pre-trained model of the zoo: a base model, or a merge of two of its fine-tunes."""
@@ -82,7 +88,7 @@ class PTM:
     def name(self) -> str:
         if not self.is_merged:
             return self.base
-        return f"{self.base}_{self.t1}_{self.t2}_{self.ratio}"
+        return MERGED_NAME.format(base=self.base, pair=f"{self.t1}_{self.t2}", ratio=self.ratio)
 
 
 def merged_name(base: str, t1: str, t2: str, ratio) -> str:

@@ -1,11 +1,12 @@
-"""The zoo a config implies and every job's output, input and log paths, without Snakemake.
+"""The zoo a config implies and every path the workflow writes: the one place both are defined.
 
 :class:`Zoo` turns a validated config into the name lists the rules use (MODELS, UNSEEN, BASES,
-TASKS, GLUE, PAIRS, RATIOS, MERGED, PTMS; ``workflow/rules/common.smk`` builds the same lists).
-:func:`jobs` lists the jobs of every stage with the outputs and inputs the rule files declare, so
-tools that must not run Snakemake (``ptmbench.status``, ``ptmbench.naming``) see the same plan. Keep
-the templates here in step with ``workflow/rules/*.smk``; ``tests/test_status.py`` checks them
-against ``snakemake -n``.
+TASKS, GLUE, CUSTOM, LOGME_TASKS, PAIRS, RATIOS, MERGED, PTMS: ``workflow/rules/common.smk`` takes them from here).
+The path templates below are every output's path, with Snakemake's wildcards: the rule files
+declare their outputs, inputs, logs and benchmarks with them, and the functions fill them for one
+job. :func:`jobs` lists the jobs of every stage with those outputs and inputs, so tools that must not
+run Snakemake (``ptmbench.status``, ``ptmbench.naming``, ``ptmbench.plan``) see the same plan;
+``tests/test_status.py`` checks it against ``snakemake -n``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from ptmbench import naming
 from ptmbench import tasks as registry
 
-STAGES: tuple[str, ...] = (
-    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export",
-)
-DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
-ALL = "(all)"  # ... and of jobs that gather every model (export, report)
+# --------------------------------------------------------------------------------------------------
+# Path templates ({wildcards} as in the rule files)
+
+MODEL_DIR = "resources/models/{base}"
+GLUE_DIR = "resources/data/glue/{glue_task}"
+CUSTOM_DIR = "resources/data/custom/{custom_task}"  # custom tasks (config key custom_tasks)
+SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")  # SQuAD v2's official names, kept by the acquired copies
+SQUAD_TRAIN_JSON, SQUAD_DEV_JSON = (f"resources/data/squad_v2/{f}" for f in SQUAD_FILES)
+TOKENIZED_DIR = "results/tokenized/{base}/{task}"
+METRICS_JSON = "results/finetune/{ptm}/{task}/metrics.json"
+FINETUNED_MODEL_DIR = "results/finetune/{base}/{task}/model"
+MERGED_PTM = naming.MERGED_NAME  # "{base}_{pair}_{ratio}": a merged PTM's name, as a wildcard pattern
+MERGED_DIR = "results/merged/{base}/{pair}_{ratio}"
+GRAPH_FILE = "results/graphs/{ptm}.dill"
+LOGME_JSON = "results/logme/{ptm}/{logme_task}.json"
 
 EXPORT_DIR = "results/ptm_model_bench"
 PERFORMANCE_CSV = "results/tables/performance.csv"
@@ -32,6 +44,104 @@ LOGME_PARQUET = "results/tables/logme.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
+# What `rule all` asks for: the export needs every fine-tune, LogME score and graph, so these build
+# the whole DAG (listing every per-PTM file there too would only add edges to plan).
+FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
+
+LOG = "logs/{rule}/{job}.log"
+BENCHMARK = "benchmarks/{rule}/{job}.tsv"
+# Every rule (in the order of its stage, :data:`STAGES`) and the name of one of its jobs: the
+# wildcards that tell its jobs apart, as its log and benchmark files are named.
+JOB_NAMES: dict[str, str] = {
+    "acquire_model": "{base}",
+    "acquire_glue": "{glue_task}",
+    "acquire_custom": "{custom_task}",
+    "acquire_squad": "squad_v2",
+    "tokenize": "{base}/{task}",
+    "finetune_base": "{base}/{task}",
+    "merge": "{base}/{pair}_{ratio}",
+    "finetune_merged": MERGED_PTM + "/{task}",
+    "graph": "{ptm}",
+    "logme": "{ptm}/{logme_task}",
+    "export": "export",
+    "report": "report",
+}
+RULES = tuple(JOB_NAMES)
+STAGES: tuple[str, ...] = (
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export", "report",
+)
+DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
+ALL = "(all)"  # ... and of jobs that gather every model (export, report)
+
+
+class _Keep(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, **values: str) -> str:
+    """``template`` with the given wildcards filled in; the others stay wildcards (``{name}``)."""
+    return template.format_map(_Keep(values))
+
+
+def log_file(rule: str, **values: str) -> str:
+    """The log of a job of ``rule`` (all of its wildcards left open unless given)."""
+    return fill(LOG, rule=rule, job=fill(JOB_NAMES[rule], **values))
+
+
+def benchmark_file(rule: str, **values: str) -> str:
+    """The benchmark file of a job of ``rule`` (all of its wildcards left open unless given)."""
+    return fill(BENCHMARK, rule=rule, job=fill(JOB_NAMES[rule], **values))
+
+
+def model_dir(base: str) -> str:
+    return MODEL_DIR.format(base=base)
+
+
+def glue_dir(task: str) -> str:
+    return GLUE_DIR.format(glue_task=task)
+
+
+def custom_dir(task: str) -> str:
+    return CUSTOM_DIR.format(custom_task=task)
+
+
+# the acquired data of a task, by the rule that acquires it
+_DATA_OF_RULE = {"acquire_glue": lambda t: [glue_dir(t)], "acquire_custom": lambda t: [custom_dir(t)],
+                 "acquire_squad": lambda t: [SQUAD_TRAIN_JSON, SQUAD_DEV_JSON]}
+
+
+def task_data(task: str) -> list[str]:
+    """The acquired data of one task: a GLUE or custom task's folder, or SQuAD v2's train and dev files."""
+    return _DATA_OF_RULE[registry.get(task).acquire_rule](task)
+
+
+def tokenized_dir(base: str, task: str) -> str:
+    return TOKENIZED_DIR.format(base=base, task=task)
+
+
+def finetuned_model_dir(base: str, task: str) -> str:
+    return FINETUNED_MODEL_DIR.format(base=base, task=task)
+
+
+def merged_dir(base: str, pair: str, ratio: str) -> str:
+    return MERGED_DIR.format(base=base, pair=pair, ratio=ratio)
+
+
+def metrics_json(ptm: str, task: str) -> str:
+    return METRICS_JSON.format(ptm=ptm, task=task)
+
+
+def graph_file(ptm: str) -> str:
+    return GRAPH_FILE.format(ptm=ptm)
+
+
+def logme_json(ptm: str, task: str) -> str:
+    return LOGME_JSON.format(ptm=ptm, logme_task=task)
+
+
+# --------------------------------------------------------------------------------------------------
+# The zoo
 
 
 @dataclass(frozen=True)
@@ -77,19 +187,50 @@ class Zoo:
     def pairs(self) -> list[str]:
         return [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(self.tasks)]
 
+    @cached_property
+    def parsed(self) -> dict[str, naming.PTM]:
+        """Every PTM name -> its parsed form, built once: the rules' input functions look names up
+        here instead of parsing them (the paper DAG asks ~15,000 times)."""
+        pairs = naming.task_pairs(self.tasks)
+        return {b: naming.PTM(b) for b in self.bases} | {
+            p.name: p for p in (naming.PTM(b, t1, t2, r) for b in self.models for t1, t2 in pairs for r in self.ratios)}
+
     @property
     def merged(self) -> list[str]:
-        return [f"{b}_{p}_{r}" for b in self.models for p in self.pairs for r in self.ratios]
+        return [p for p, parsed in self.parsed.items() if parsed.is_merged]
 
     @property
     def ptms(self) -> list[str]:
-        return self.bases + self.merged
+        return list(self.parsed)
 
     def ptms_with_base(self) -> list[tuple[str, str]]:
         """(PTM, its base model) for every PTM, in the order of :attr:`ptms`."""
-        return [(b, b) for b in self.bases] + [
-            (f"{b}_{p}_{r}", b) for b in self.models for p in self.pairs for r in self.ratios
-        ]
+        return [(p, parsed.base) for p, parsed in self.parsed.items()]
+
+    def parse(self, ptm: str) -> naming.PTM:
+        """The parsed form of PTM name ``ptm`` (a clear error for a name of no PTM of this zoo)."""
+        parsed = self.parsed.get(ptm)
+        return parsed if parsed is not None else naming.parse_ptm(ptm, self.bases)
+
+    @cached_property
+    def _ptm_dirs(self) -> dict[str, str]:
+        return {name: merged_dir(p.base, p.pair, p.ratio) if p.is_merged else model_dir(p.base)
+                for name, p in self.parsed.items()}
+
+    def ptm_dir(self, ptm: str) -> str:
+        """Directory of a PTM's weights: the acquired base model or a merged model."""
+        found = self._ptm_dirs.get(ptm)
+        if found is None:
+            self.parse(ptm)  # the error naming a PTM of no model of this zoo
+            raise KeyError(ptm)
+        return found
+
+    def export_inputs(self) -> dict[str, list[str]]:
+        """The inputs of rule ``export``: every fine-tune's metrics, LogME score and graph file."""
+        ptms = self.ptms
+        return {"finetune": [metrics_json(p, t) for p in ptms for t in self.tasks],
+                "logme": [logme_json(p, t) for p in ptms for t in self.logme_tasks],
+                "graphs": [graph_file(p) for p in ptms]}
 
 
 @dataclass(frozen=True)
@@ -99,97 +240,67 @@ class Job:
     stage: str
     rule: str
     base: str
-    name: str  # the job's wildcards, as a path-like label
+    name: str  # the job's wildcards, as a path-like label (JOB_NAMES)
     outputs: tuple[str, ...]
     log: str
     temp: bool = False  # outputs are deleted by Snakemake once every consumer has run
     inputs: tuple[str, ...] = ()  # as the rule's `input:` declares them
+    task: str = ""  # the task whose data the job reads or writes ("" for none)
 
 
-def task_data(task: str) -> list[str]:
-    """Acquired data of one task: a ``save_to_disk`` folder, or SQuAD v2's two JSON files."""
-    entry = registry.get(task)
-    if entry.kind == "qa":
-        return [f"resources/data/{entry.data}/{s}-v2.0.json" for s in ("train", "dev")]
-    return [f"resources/data/{entry.data}/{task}"]
+_TASK_WILDCARDS = ("task", "glue_task", "custom_task", "logme_task")
 
 
-def model_dir(base: str) -> str:
-    return f"resources/models/{base}"
+def _job(stage: str, rule: str, owner: str, outputs, inputs=(), wc: dict | None = None, temp: bool = False,
+         task: str | None = None) -> Job:
+    """A job of ``rule`` with wildcards ``wc``; ``owner``: its base model (or DATA / ALL)."""
+    wc = wc or {}
+    name = fill(JOB_NAMES[rule], **wc)
+    task = task if task is not None else next((wc[k] for k in _TASK_WILDCARDS if k in wc), "")
+    return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, tuple(inputs), task)
 
 
-def tokenized_dir(base: str, task: str) -> str:
-    return f"results/tokenized/{base}/{task}"
-
-
-def finetuned_model_dir(base: str, task: str) -> str:
-    return f"results/finetune/{base}/{task}/model"
-
-
-def merged_dir(base: str, pair: str, ratio: str) -> str:
-    return f"results/merged/{base}/{pair}_{ratio}"
-
-
-def metrics_json(ptm: str, task: str) -> str:
-    return f"results/finetune/{ptm}/{task}/metrics.json"
-
-
-def graph_file(ptm: str) -> str:
-    return f"results/graphs/{ptm}.dill"
-
-
-def logme_json(ptm: str, task: str) -> str:
-    return f"results/logme/{ptm}/{task}.json"
-
-
-def _job(stage, rule, base, name, outputs, inputs=(), temp=False) -> Job:
-    return Job(stage, rule, base, name, tuple(outputs), f"logs/{rule}/{name}.log", temp, tuple(inputs))
+# the wildcard naming the task in the jobs of each acquire rule (acquire_squad has none: one job)
+_ACQUIRE_WILDCARD = {"acquire_glue": "glue_task", "acquire_custom": "custom_task", "acquire_squad": None}
 
 
 def jobs(zoo: Zoo) -> Iterator[Job]:
     """Every job of the full DAG of ``zoo``, stage by stage (the order of :data:`STAGES`, so every
     job comes after the jobs that write its inputs)."""
     for b in zoo.bases:
-        yield _job("acquire", "acquire_model", b, b, [model_dir(b)])
-    for t in zoo.tasks:
-        yield _job("acquire", registry.get(t).acquire_rule, DATA, t, task_data(t))
+        yield _job("acquire", "acquire_model", b, [model_dir(b)], wc={"base": b})
+    for t in zoo.tasks:  # one job per task, of the rule that acquires it
+        rule = registry.get(t).acquire_rule
+        wildcard = _ACQUIRE_WILDCARD[rule]
+        yield _job("acquire", rule, DATA, task_data(t), wc={wildcard: t} if wildcard else None, task=t)
     for b in zoo.bases:
         for t in zoo.tasks:
-            yield _job("tokenize", "tokenize", b, f"{b}/{t}", [tokenized_dir(b, t)], [model_dir(b), *task_data(t)])
+            yield _job("tokenize", "tokenize", b, [tokenized_dir(b, t)], [model_dir(b), *task_data(t)],
+                       wc={"base": b, "task": t})
     for b in zoo.bases:
         for t in zoo.tasks:
-            yield _job("finetune_base", "finetune_base", b, f"{b}/{t}",
-                       [metrics_json(b, t), finetuned_model_dir(b, t)], [model_dir(b), tokenized_dir(b, t)])
-    pairs = [(naming.pair_name(t1, t2), t1, t2) for t1, t2 in naming.task_pairs(zoo.tasks)]
-    for b in zoo.models:
-        for p, t1, t2 in pairs:
-            for r in zoo.ratios:
-                yield _job("merge", "merge", b, f"{b}/{p}_{r}", [merged_dir(b, p, r)],
-                           [model_dir(b), finetuned_model_dir(b, t1), finetuned_model_dir(b, t2)],
-                           temp=not zoo.keep_merged)
-    for b in zoo.models:
-        for p in zoo.pairs:
-            for r in zoo.ratios:
-                for t in zoo.tasks:
-                    m = f"{b}_{p}_{r}"
-                    yield _job("finetune_merged", "finetune_merged", b, f"{m}/{t}", [metrics_json(m, t)],
-                               [merged_dir(b, p, r), tokenized_dir(b, t)])
+            yield _job("finetune_base", "finetune_base", b, [metrics_json(b, t), finetuned_model_dir(b, t)],
+                       [model_dir(b), tokenized_dir(b, t)], wc={"base": b, "task": t})
+    merged = [(p, {"base": p.base, "pair": p.pair, "ratio": p.ratio}) for p in zoo.parsed.values() if p.is_merged]
+    for p, wc in merged:
+        yield _job("merge", "merge", p.base, [fill(MERGED_DIR, **wc)],
+                   [model_dir(p.base), finetuned_model_dir(p.base, p.t1), finetuned_model_dir(p.base, p.t2)],
+                   wc, temp=not zoo.keep_merged)
+    for p, wc in merged:
+        for t in zoo.tasks:
+            yield _job("finetune_merged", "finetune_merged", p.base, [metrics_json(p.name, t)],
+                       [fill(MERGED_DIR, **wc), tokenized_dir(p.base, t)], {**wc, "task": t})
     ptms = zoo.ptms_with_base()
-    ptm_dirs = {b: model_dir(b) for b in zoo.bases} | {
-        f"{b}_{p}_{r}": merged_dir(b, p, r) for b in zoo.models for p in zoo.pairs for r in zoo.ratios}
     for ptm, b in ptms:
-        yield _job("graph", "graph", b, ptm, [graph_file(ptm)], [ptm_dirs[ptm]])
+        yield _job("graph", "graph", b, [graph_file(ptm)], [zoo.ptm_dir(ptm)], {"ptm": ptm})
     for ptm, b in ptms:
         for t in zoo.logme_tasks:
-            yield _job("logme", "logme", b, f"{ptm}/{t}", [logme_json(ptm, t)], [ptm_dirs[ptm], tokenized_dir(b, t)])
-    names = [p for p, _ in ptms]
-    yield _job("export", "export", ALL, "export",
-               [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
-               [*(metrics_json(p, t) for p in names for t in zoo.tasks),
-                *(logme_json(p, t) for p in names for t in zoo.logme_tasks),
-                *(graph_file(p) for p in names)])
-    yield _job("export", "report", ALL, "report", [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT],
-               [PERFORMANCE_CSV, LOGME_CSV])
+            yield _job("logme", "logme", b, [logme_json(ptm, t)], [zoo.ptm_dir(ptm), tokenized_dir(b, t)],
+                       {"ptm": ptm, "logme_task": t})
+    export_inputs = zoo.export_inputs()
+    yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
+               [*export_inputs["finetune"], *export_inputs["logme"], *export_inputs["graphs"]])
+    yield _job("report", "report", ALL, [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT], [PERFORMANCE_CSV, LOGME_CSV])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -199,21 +310,23 @@ class TargetError(ValueError):
     """A requested target is no output of the workflow for this config."""
 
 
-_NAME = "[^/]+"
-TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, re.compile(p)) for t, p in (
-    ("resources/models/{base}", rf"resources/models/(?P<base>{_NAME})"),
-    ("resources/data/glue/{glue_task}", rf"resources/data/glue/(?P<glue>{_NAME})"),
-    ("results/tokenized/{base}/{task}", rf"results/tokenized/(?P<base>{_NAME})/(?P<task>{_NAME})"),
-    ("results/finetune/{ptm}/{task}/metrics.json",
-     rf"results/finetune/(?P<ptm>{_NAME})/(?P<task>{_NAME})/metrics\.json"),
-    ("results/finetune/{base}/{task}/model", rf"results/finetune/(?P<base>{_NAME})/(?P<task>{_NAME})/model"),
-    ("results/merged/{base}/{t1}_{t2}_{ratio}", rf"results/merged/(?P<mbase>{_NAME})/(?P<pair_ratio>{_NAME})"),
-    ("results/graphs/{ptm}.dill", rf"results/graphs/(?P<ptm>{_NAME})\.dill"),
-    ("resources/data/custom/{custom_task}", rf"resources/data/custom/(?P<custom>{_NAME})"),
-    ("results/logme/{ptm}/{logme_task}.json", rf"results/logme/(?P<ptm>{_NAME})/(?P<scored>{_NAME})\.json"),
-))
+def _pattern(template: str) -> re.Pattern:
+    """A regex of the paths of ``template``: each wildcard one path-free group named after it; a
+    folder name made of several wildcards (``{pair}_{ratio}``) one group named after all of them
+    (``pair_ratio``: its parts are checked together, as one name)."""
+    out = []
+    for part in re.split(r"((?:\{\w+\}_?)+)", template):
+        names = re.findall(r"\{(\w+)\}", part)
+        out.append(f"(?P<{'_'.join(names)}>[^/]+)" if names else re.escape(part))
+    return re.compile("".join(out))
+
+
+TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
+    MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
                  PLOTS_DIR, SUMMARY_TXT)
+_CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
+           ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"
 
 
@@ -232,24 +345,22 @@ def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
         if m is None:
             continue
         parts = m.groupdict()
-        if parts.get("mbase") in zoo.unseen:
-            return (f"target {target}: {parts['mbase']!r} is an unseen model (config key unseen_models), "
-                    f"never merged; merged base models: {list(zoo.models)}")
-        if template.endswith("/model") and parts["base"] in zoo.ptms and parts["base"] not in zoo.bases:
+        if "pair_ratio" in parts:  # a merged model's folder: its base, pair and ratio make one PTM name
+            if parts["base"] in zoo.unseen:
+                return (f"target {target}: {parts['base']!r} is an unseen model (config key unseen_models), "
+                        f"never merged; merged base models: {list(zoo.models)}")
+            checks = [(f"{parts['base']}_{parts['pair_ratio']}", ("ptm",))]
+        else:
+            checks = [(parts[k], kinds) for k, kinds in _CHECKS if k in parts]
+        if template == FINETUNED_MODEL_DIR and parts["base"] in zoo.parsed and parts["base"] not in zoo.bases:
             return (f"target {target}: only the fine-tunes of base models keep their weights (model/); "
-                    f"{parts['base']!r} is a merged PTM: ask for results/finetune/{parts['base']}/"
-                    f"{parts['task']}/metrics.json")
-        checks = [(parts[k], kinds) for k, kinds in (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)),
-                                                     ("glue", ("task",)), ("custom", ("task",)),
-                                                     ("scored", ("task",))) if k in parts]
-        if "mbase" in parts:
-            checks.insert(0, (f"{parts['mbase']}_{parts['pair_ratio']}", ("ptm",)))
+                    f"{parts['base']!r} is a merged PTM: ask for {metrics_json(parts['base'], parts['task'])}")
         for name, kinds in checks:
             check = naming.check_name(name, zoo, kinds)
             if not check.ok:
                 return f"target {target} ({template}): {check.message()}"
-        for key, have, what in (("glue", zoo.glue, "a GLUE task"), ("custom", zoo.custom, "a custom task"),
-                                ("scored", zoo.logme_tasks, "a task LogME scores (classification, regression)")):
+        for key, have, what in (("glue_task", zoo.glue, "a GLUE task"), ("custom_task", zoo.custom, "a custom task"),
+                                ("logme_task", zoo.logme_tasks, "a task LogME scores (classification, regression)")):
             if key in parts and parts[key] not in have:
                 return (f"target {target} ({template}): {parts[key]!r} is not {what} of this config: "
                         f"{list(have)}")

@@ -29,7 +29,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ptmbench import naming
+from ptmbench import naming, paths
 from ptmbench import tasks as registry
 from ptmbench.checkpoint import WEIGHTS, stored_parameters
 
@@ -101,7 +101,7 @@ def _from_config_json(cfg: dict, stored: int | None = None) -> ModelSize:
 
 def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
     """Size of model ``name``: its acquired weights, else its config.json, else the built-in table."""
-    acquired = workdir / "resources" / "models" / name
+    acquired = workdir / paths.model_dir(name)
     candidates = [acquired]
     if spec.get("source") == "path":
         candidates.append(Path(spec["path"]))
@@ -179,61 +179,82 @@ def logme_seconds(size: ModelSize, train: int, length: int, batch: int) -> float
     return flops / (PEAK_FLOPS * MFU) + train / batch * FWD_STEP_S * size.layers / 12 + JOB_S
 
 
+class _Costs:
+    """Per-job costs of one config, memoised per (base model, task)."""
+
+    def __init__(self, config: dict, sizes: dict[str, ModelSize], data: dict[str, tuple[int, int, int]]):
+        self.config, self.sizes, self.data = config, sizes, data
+        self._ft: dict[tuple[str, str], float] = {}
+        self._lm: dict[tuple[str, str], float] = {}
+
+    def weights_gb(self, base: str) -> float:
+        return self.sizes[base].params * BYTES_PER_PARAM * 1e-9
+
+    def finetune_h(self, base: str, task: str) -> float:
+        if (base, task) not in self._ft:
+            train, evaluation, length = self.data[task]
+            hp = naming.hyperparameters(self.config, base, task)
+            self._ft[base, task] = finetune_seconds(self.sizes[base], train, evaluation, length, hp) / 3600
+        return self._ft[base, task]
+
+    def logme_h(self, base: str, task: str) -> float:
+        if (base, task) not in self._lm:
+            train, _, length = self.data[task]
+            cap = self.config["logme"]["max_examples"]
+            train = train if cap is None else min(train, cap)
+            self._lm[base, task] = logme_seconds(self.sizes[base], train, length,
+                                                 self.config["logme"]["batch_size"]) / 3600
+        return self._lm[base, task]
+
+    def tokens(self, task: str) -> float:
+        train, evaluation, length = self.data[task]
+        return (train + evaluation) * length
+
+    def graph_gb(self, base: str) -> float:
+        size = self.sizes[base]
+        return size.layers * size.heads * 2 * self.config["graph"]["feature_length"] * 8 * 1e-9
+
+
+# (GPU-hours, CPU-hours besides CPU_JOB_S, disk GB) of one job of each rule, from its base model and task.
+COSTS = {
+    "acquire_model": lambda c, b, t: (0.0, 0.0, c.weights_gb(b)),
+    "acquire_glue": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
+    "acquire_custom": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
+    "acquire_squad": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
+    "tokenize": lambda c, b, t: (0.0, c.tokens(t) / TOKENIZE_TOKENS_PER_S / 3600, c.tokens(t) * TOKEN_BYTES * 1e-9),
+    "finetune_base": lambda c, b, t: (c.finetune_h(b, t), 0.0, c.weights_gb(b)),
+    "merge": lambda c, b, t: (0.0, 0.0, c.weights_gb(b)),
+    "finetune_merged": lambda c, b, t: (c.finetune_h(b, t), 0.0, 0.0),
+    "graph": lambda c, b, t: (0.0, 0.0, c.graph_gb(b)),
+    "logme": lambda c, b, t: (c.logme_h(b, t), 0.0, 0.0),
+    "export": lambda c, b, t: (0.0, 0.0, 0.0),
+    "report": lambda c, b, t: (0.0, 0.0, 0.0),
+}
+
+
 def plan(config: dict, workdir: Path = Path("."), jobs: int = 200) -> dict:
-    """The bill of ``config`` (validated): per-stage rows, totals, and disk with/without merge.keep."""
-    models, unseen = list(config["models"]), list(config.get("unseen_models", {}))
-    bases, tasks = models + unseen, config["tasks"]
-    entries = {t: registry.get(t) for t in tasks}
-    n_pairs, n_ratios = len(naming.task_pairs(tasks)), len(config["merge"]["ratios"])
-    per_base = {b: 1 + (n_pairs * n_ratios if b in models else 0) for b in bases}  # PTMs per base
+    """The bill of ``config`` (validated): per-stage rows, totals, and disk with/without merge.keep.
+
+    Every job of the DAG (:func:`ptmbench.paths.jobs`) is costed by its rule (:data:`COSTS`)."""
+    zoo = paths.Zoo.from_config(config)
     specs = config["models"] | config.get("unseen_models", {})
-    sizes = {b: model_size(b, specs[b], workdir) for b in bases}
-    data = {t: task_examples(config, t) for t in tasks}
+    sizes = {b: model_size(b, specs[b], workdir) for b in zoo.bases}
+    data = {t: task_examples(config, t) for t in zoo.tasks}
+    cost = _Costs(config, sizes, data)
+    rules = [r for r in paths.RULES if r != "acquire_custom" or zoo.custom]  # no row without custom tasks
+    st = {r: Stage(r, 0) for r in (*rules, "all")}
+    st["all"].jobs = 1
+    for job in paths.jobs(zoo):
+        s = st[job.rule]
+        s.jobs += 1
+        gpu_h, cpu_h, disk_gb = COSTS[job.rule](cost, job.base, job.task)
+        s.gpu_hours += gpu_h
+        s.cpu_hours += cpu_h + CPU_JOB_S.get(job.rule, 0) / 3600
+        s.disk_gb += disk_gb
     gb = 1e-9
-    acquire = ("acquire_glue", "acquire_squad") + (("acquire_custom",) if any(e.custom for e in entries.values())
-                                                   else ())
-    st = {r: Stage(r, 0) for r in ("acquire_model", *acquire, "tokenize",
-                                   "finetune_base", "merge", "finetune_merged", "graph", "logme",
-                                   "export", "report", "all")}
-    st["acquire_model"].jobs = len(bases)
-    for e in entries.values():  # one job per task
-        st[e.acquire_rule].jobs += 1
-        st[e.acquire_rule].disk_gb += e.disk_mb * 1e-3
-    for r in ("export", "report", "all"):
-        st[r].jobs = 1
-    for b, size in sizes.items():
-        w = size.params * BYTES_PER_PARAM * gb
-        st["acquire_model"].disk_gb += w
-        n_merged = per_base[b] - 1
-        for t in tasks:
-            train, evaluation, length = data[t]
-            hp = naming.hyperparameters(config, b, t)
-            ft_h = finetune_seconds(size, train, evaluation, length, hp) / 3600
-            st["tokenize"].jobs += 1
-            st["tokenize"].cpu_hours += (train + evaluation) * length / TOKENIZE_TOKENS_PER_S / 3600
-            st["tokenize"].disk_gb += (train + evaluation) * length * TOKEN_BYTES * gb
-            st["finetune_base"].jobs += 1
-            st["finetune_base"].gpu_hours += ft_h
-            st["finetune_base"].disk_gb += w
-            st["finetune_merged"].jobs += n_merged
-            st["finetune_merged"].gpu_hours += n_merged * ft_h
-            if entries[t].has_logme:
-                lm_train = train if config["logme"]["max_examples"] is None else min(
-                    train, config["logme"]["max_examples"])
-                lm_h = logme_seconds(size, lm_train, length, config["logme"]["batch_size"]) / 3600
-                st["logme"].jobs += per_base[b]
-                st["logme"].gpu_hours += per_base[b] * lm_h
-        st["merge"].jobs += n_merged
-        st["merge"].disk_gb += n_merged * w
-        st["graph"].jobs += per_base[b]
-        graph_bytes = size.layers * size.heads * 2 * config["graph"]["feature_length"] * 8
-        st["graph"].disk_gb += per_base[b] * graph_bytes * gb
-    for r, s in st.items():
-        if r in CPU_JOB_S:
-            s.cpu_hours += s.jobs * CPU_JOB_S[r] / 3600
     merged_gb = st["merge"].disk_gb
     total_gb = sum(s.disk_gb for s in st.values())
-    biggest_merged = max((sizes[b].params * BYTES_PER_PARAM * gb for b in models), default=0.0)
+    biggest_merged = max((sizes[b].params * BYTES_PER_PARAM * gb for b in zoo.models), default=0.0)
     in_flight = min(st["merge"].jobs, jobs) * biggest_merged
     return {
         "stages": [asdict(s) for s in st.values()],

@@ -108,7 +108,7 @@ def _glue(name, text, labels, glue_dir, tsv_columns, size, disk_mb, *, metric="e
 _S1S2 = ("sentence1", "sentence2")
 _S1S2_TSV = {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"}
 
-# the fixed task order (DESIGN.md §1); published sizes: train / evaluation examples and mean BERT
+# the fixed task order (docs/formats.md); published sizes: train / evaluation examples and mean BERT
 # WordPiece tokens per example (both segments + special tokens; SQuAD: question + context)
 PUBLISHED: Mapping[str, Task] = MappingProxyType({t.name: t for t in (
     _glue("cola", ("sentence",), ("unacceptable", "acceptable"), "CoLA", {"sentence": 3, "label": 1},

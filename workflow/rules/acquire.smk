@@ -6,11 +6,11 @@
 
 rule acquire_model:
     output:
-        directory("resources/models/{base}"),
+        directory(paths.MODEL_DIR),
     log:
-        "logs/acquire_model/{base}.log",
+        paths.log_file("acquire_model"),
     benchmark:
-        "benchmarks/acquire_model/{base}.tsv"
+        paths.benchmark_file("acquire_model")
     conda:
         "../../envs/ptmbench.yaml"
     resources:
@@ -24,11 +24,11 @@ rule acquire_model:
 
 rule acquire_glue:
     output:
-        directory("resources/data/glue/{glue_task}"),
+        directory(paths.GLUE_DIR),
     log:
-        "logs/acquire_glue/{glue_task}.log",
+        paths.log_file("acquire_glue"),
     benchmark:
-        "benchmarks/acquire_glue/{glue_task}.tsv"
+        paths.benchmark_file("acquire_glue")
     conda:
         "../../envs/ptmbench.yaml"
     resources:
@@ -42,11 +42,11 @@ rule acquire_glue:
 
 rule acquire_custom:
     output:
-        directory("resources/data/custom/{custom_task}"),
+        directory(paths.CUSTOM_DIR),
     log:
-        "logs/acquire_custom/{custom_task}.log",
+        paths.log_file("acquire_custom"),
     benchmark:
-        "benchmarks/acquire_custom/{custom_task}.tsv"
+        paths.benchmark_file("acquire_custom")
     conda:
         "../../envs/ptmbench.yaml"
     resources:
@@ -58,12 +58,12 @@ rule acquire_custom:
 
 rule acquire_squad:
     output:
-        train="resources/data/squad_v2/train-v2.0.json",
-        dev="resources/data/squad_v2/dev-v2.0.json",
+        train=paths.SQUAD_TRAIN_JSON,
+        dev=paths.SQUAD_DEV_JSON,
     log:
-        "logs/acquire_squad/squad_v2.log",
+        paths.log_file("acquire_squad"),
     benchmark:
-        "benchmarks/acquire_squad/squad_v2.tsv"
+        paths.benchmark_file("acquire_squad")
     conda:
         "../../envs/ptmbench.yaml"
     resources:

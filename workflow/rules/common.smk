@@ -1,5 +1,5 @@
-# Names, paths and input functions shared by every stage. All naming logic lives in
-# ptmbench.naming; this file only turns the validated config into lists and paths.
+# Names, paths and input functions shared by every stage. The zoo (every name list) and every path
+# template come from ptmbench.paths (names: ptmbench.naming); this file only gives them to the rules.
 
 import re
 import sys
@@ -7,26 +7,18 @@ import sys
 from ptmbench import naming, paths
 from ptmbench import tasks as registry
 
-MODELS = list(config["models"])  # merged, fine-tuned and scored
-UNSEEN = list(config.get("unseen_models", {}))  # fine-tuned and scored, never merged
-BASES = MODELS + UNSEEN
-TASKS = config["tasks"]  # validated, in the fixed task order
-_ZOO = paths.Zoo.from_config(config)
-GLUE = _ZOO.glue  # acquired by rule acquire_glue
-CUSTOM = _ZOO.custom  # custom tasks (config key custom_tasks), acquired by rule acquire_custom
-LOGME_TASKS = _ZOO.logme_tasks  # scored by LogME (classification and regression)
-PAIRS = [naming.pair_name(t1, t2) for t1, t2 in naming.task_pairs(TASKS)]
-RATIOS = [naming.format_ratio(r) for r in config["merge"]["ratios"]]
-# Every PTM name -> its parsed form, built once: input functions and resources look names up
-# here instead of parsing them (the paper DAG asks ~15,000 times).
-_PARSED = {b: naming.PTM(b) for b in BASES} | {
-    naming.merged_name(b, t1, t2, r): naming.PTM(b, t1, t2, naming.format_ratio(r))
-    for b in MODELS
-    for t1, t2 in naming.task_pairs(TASKS)
-    for r in config["merge"]["ratios"]
-}
-MERGED = [p for p, parsed in _PARSED.items() if parsed.is_merged]
-PTMS = BASES + MERGED
+ZOO = paths.Zoo.from_config(config)
+MODELS = list(ZOO.models)  # merged, fine-tuned and scored
+UNSEEN = list(ZOO.unseen)  # fine-tuned and scored, never merged
+BASES = ZOO.bases
+TASKS = list(ZOO.tasks)  # in the fixed task order
+GLUE = ZOO.glue  # acquired by rule acquire_glue
+CUSTOM = ZOO.custom  # custom tasks (config key custom_tasks), acquired by rule acquire_custom
+LOGME_TASKS = ZOO.logme_tasks  # scored by LogME (classification and regression)
+PAIRS = ZOO.pairs
+RATIOS = list(ZOO.ratios)
+MERGED = ZOO.merged
+PTMS = ZOO.ptms
 
 
 def requested_targets():
@@ -46,7 +38,7 @@ def requested_targets():
 
 # A typo'd PTM or a task pair in the wrong order would otherwise end in Snakemake's generic
 # MissingRuleException; name the target, the nearest valid names and the fixed task order instead.
-paths.check_targets(requested_targets(), _ZOO)
+paths.check_targets(requested_targets(), ZOO)
 
 
 def _alt(names):
@@ -74,17 +66,8 @@ def model_spec(base):
     return config["models"].get(base) or config["unseen_models"][base]
 
 
-def ptm_of(ptm):
-    parsed = _PARSED.get(ptm)
-    return parsed if parsed is not None else naming.parse_ptm(ptm, BASES)
-
-
-def ptm_dir(ptm):
-    """Directory of a PTM's weights: the acquired base model or a merged model."""
-    p = ptm_of(ptm)
-    if p.is_merged:
-        return f"results/merged/{p.base}/{p.pair}_{p.ratio}"
-    return f"resources/models/{p.base}"
+ptm_of = ZOO.parse  # PTM name -> naming.PTM (base, t1, t2, ratio)
+ptm_dir = ZOO.ptm_dir  # PTM name -> the directory of its weights (base model or merged model)
 
 
 def merged_output(path):
@@ -93,7 +76,7 @@ def merged_output(path):
 
 
 def task_data(task):
-    """Acquired data of one task."""
+    """Acquired data of one task: its folder, or SQuAD v2's [train, dev] files."""
     data = paths.task_data(task)
     return data if len(data) > 1 else data[0]
 

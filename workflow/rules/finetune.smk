@@ -1,5 +1,5 @@
-# Stage finetune: tokenise once per (base tokenizer, task), fine-tune every base model on every
-# task (weights kept: merge needs them) and every merged PTM on every task (metrics only).
+# Stage finetune: fine-tune every base model on every task (weights kept: merge needs them) and
+# every merged PTM on every task (metrics only), on the features of rule tokenize.
 #
 # Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.finetune.retry_out_of_memory): the
 # per-device batch is halved and gradient accumulation doubled, so the effective batch, the
@@ -15,39 +15,17 @@
 # (ptmbench.tasks). Runtime grows by half on each retry.
 
 
-rule tokenize:
-    input:
-        model="resources/models/{base}",
-        data=lambda wc: task_data(wc.task),
-    output:
-        directory("results/tokenized/{base}/{task}"),
-    log:
-        "logs/tokenize/{base}/{task}.log",
-    benchmark:
-        "benchmarks/tokenize/{base}/{task}.tsv"
-    conda:
-        "../../envs/ptmbench.yaml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        hp=lambda wc: hyperparameters(wc.base, wc.task),
-    script:
-        "../scripts/finetune.py"
-
-
 rule finetune_base:
     input:
-        model="resources/models/{base}",
-        data="results/tokenized/{base}/{task}",
+        model=paths.MODEL_DIR,
+        data=paths.TOKENIZED_DIR,
     output:
-        metrics="results/finetune/{base}/{task}/metrics.json",
-        model=directory("results/finetune/{base}/{task}/model"),
+        metrics=paths.fill(paths.METRICS_JSON, ptm="{base}"),
+        model=directory(paths.FINETUNED_MODEL_DIR),
     log:
-        "logs/finetune_base/{base}/{task}.log",
+        paths.log_file("finetune_base"),
     benchmark:
-        "benchmarks/finetune_base/{base}/{task}.tsv"
+        paths.benchmark_file("finetune_base")
     conda:
         "../../envs/ptmbench.yaml"
     threads: 1
@@ -70,14 +48,14 @@ rule finetune_base:
 
 rule finetune_merged:
     input:
-        model="results/merged/{base}/{pair}_{ratio}",
-        data="results/tokenized/{base}/{task}",
+        model=paths.MERGED_DIR,
+        data=paths.TOKENIZED_DIR,
     output:
-        metrics="results/finetune/{base}_{pair}_{ratio}/{task}/metrics.json",
+        metrics=paths.fill(paths.METRICS_JSON, ptm=paths.MERGED_PTM),
     log:
-        "logs/finetune_merged/{base}_{pair}_{ratio}/{task}.log",
+        paths.log_file("finetune_merged"),
     benchmark:
-        "benchmarks/finetune_merged/{base}_{pair}_{ratio}/{task}.tsv"
+        paths.benchmark_file("finetune_merged")
     conda:
         "../../envs/ptmbench.yaml"
     threads: 1
@@ -92,7 +70,7 @@ rule finetune_merged:
         batch_split=lambda wc, attempt: 2 ** (attempt - 1),
         gpu=1,
     params:
-        ptm="{base}_{pair}_{ratio}",
+        ptm=paths.MERGED_PTM,
         hp=lambda wc: hyperparameters(wc.base, wc.task),
     script:
         "../scripts/finetune.py"

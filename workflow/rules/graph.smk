@@ -6,11 +6,11 @@ rule graph:
     input:
         lambda wc: ptm_dir(wc.ptm),
     output:
-        "results/graphs/{ptm}.dill",
+        paths.GRAPH_FILE,
     log:
-        "logs/graph/{ptm}.log",
+        paths.log_file("graph"),
     benchmark:
-        "benchmarks/graph/{ptm}.tsv"
+        paths.benchmark_file("graph")
     conda:
         "../../envs/ptmbench.yaml"
     resources:

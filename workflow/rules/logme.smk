@@ -10,13 +10,13 @@
 rule logme:
     input:
         model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: f"results/tokenized/{ptm_of(wc.ptm).base}/{wc.logme_task}",
+        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.logme_task),
     output:
-        "results/logme/{ptm}/{logme_task}.json",
+        paths.LOGME_JSON,
     log:
-        "logs/logme/{ptm}/{logme_task}.log",
+        paths.log_file("logme"),
     benchmark:
-        "benchmarks/logme/{ptm}/{logme_task}.tsv"
+        paths.benchmark_file("logme")
     conda:
         "../../envs/ptmbench.yaml"
     threads: 1

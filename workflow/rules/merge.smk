@@ -5,15 +5,15 @@
 
 rule merge:
     input:
-        base="resources/models/{base}",
-        a=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[0]}/model",
-        b=lambda wc: f"results/finetune/{wc.base}/{naming.parse_pair(wc.pair)[1]}/model",
+        base=paths.MODEL_DIR,
+        a=lambda wc: paths.finetuned_model_dir(wc.base, naming.parse_pair(wc.pair)[0]),
+        b=lambda wc: paths.finetuned_model_dir(wc.base, naming.parse_pair(wc.pair)[1]),
     output:
-        merged_output("results/merged/{base}/{pair}_{ratio}"),
+        merged_output(paths.MERGED_DIR),
     log:
-        "logs/merge/{base}/{pair}_{ratio}.log",
+        paths.log_file("merge"),
     benchmark:
-        "benchmarks/merge/{base}/{pair}_{ratio}.tsv"
+        paths.benchmark_file("merge")
     conda:
         "../../envs/ptmbench.yaml"
     resources:

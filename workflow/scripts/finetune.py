@@ -2,19 +2,13 @@ from ptmbench import finetune
 from ptmbench.provenance import job
 
 with job(snakemake):
-    if snakemake.rule == "tokenize":
-        finetune.tokenize(
-            snakemake.input.model, snakemake.wildcards.task, snakemake.input.data,
-            snakemake.output[0], snakemake.params.hp,
-        )
-    else:
-        finetune.finetune(
-            ptm=snakemake.params.ptm,
-            model_dir=snakemake.input.model,
-            tokenized_dir=snakemake.input.data,
-            task=snakemake.wildcards.task,
-            hp=snakemake.params.hp,
-            metrics_path=snakemake.output.metrics,
-            save_dir=snakemake.output.get("model"),
-            batch_split=snakemake.resources.batch_split,
-        )
+    finetune.finetune(
+        ptm=snakemake.params.ptm,
+        model_dir=snakemake.input.model,
+        tokenized_dir=snakemake.input.data,
+        task=snakemake.wildcards.task,
+        hp=snakemake.params.hp,
+        metrics_path=snakemake.output.metrics,
+        save_dir=snakemake.output.get("model"),
+        batch_split=snakemake.resources.batch_split,
+    )

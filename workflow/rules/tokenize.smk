@@ -1,0 +1,24 @@
+# Stage tokenize: a task's data as model features, once per (base tokenizer, task); every fine-tune
+# and LogME score of the base and of its merged PTMs reuses them (ptmbench.tokenize).
+
+
+rule tokenize:
+    input:
+        model=paths.MODEL_DIR,
+        data=lambda wc: task_data(wc.task),
+    output:
+        directory(paths.TOKENIZED_DIR),
+    log:
+        paths.log_file("tokenize"),
+    benchmark:
+        paths.benchmark_file("tokenize")
+    conda:
+        "../../envs/ptmbench.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        hp=lambda wc: hyperparameters(wc.base, wc.task),
+    script:
+        "../scripts/tokenize.py"
