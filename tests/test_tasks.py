@@ -190,8 +190,9 @@ def test_acquire_custom_errors_name_file_row_and_value(real_fixtures, tmp_path):
 
 @pytest.mark.slow
 def test_custom_task_end_to_end(real_fixtures, tmp_path):
-    """config/test.yaml plus a custom task (the real RTE sample under another name and other column
-    names, from CSV and JSON Lines files) goes through every stage into the export and the report."""
+    """config/test.yaml with its regression task swapped for a custom task (the real RTE sample under
+    another name and other column names, from CSV and JSON Lines files) goes through every stage into
+    the export and the report. Sized as the tiny run: one base, two tasks, one merge, 32 + 16 rows."""
     import subprocess
 
     from conftest import snakemake_cmd
@@ -199,6 +200,7 @@ def test_custom_task_end_to_end(real_fixtures, tmp_path):
     rows = _rte_rows(real_fixtures)[:48]
     cfg = _config(train=_write(tmp_path / "train.csv", rows[:32], "csv"),
                   validation=_write(tmp_path / "dev.jsonl", rows[32:], "jsonl"))
+    cfg["tasks"] = ["rte-copy", "sst2"]  # the custom task and a published one: one merged PTM
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     wd = tmp_path / "wd"
@@ -208,11 +210,12 @@ def test_custom_task_end_to_end(real_fixtures, tmp_path):
     assert datasets.load_from_disk(str(wd / "resources/data/custom/rte-copy"))["validation"].num_rows == 16
     bench = wd / "results/ptm_model_bench/performance"
     perf = json.loads((bench / "merged_models/rte-copy_performance_score.json").read_text())["rte-copy"]
-    assert set(perf) == {"tiny-bert_sst2_stsb_0.5", "tiny-bert_sst2_rte-copy_0.5", "tiny-bert_stsb_rte-copy_0.5"}
+    assert set(perf) == {"tiny-bert_sst2_rte-copy_0.5"}
     assert all(set(v) == set(registry.CLASSIFICATION_KEYS) for v in perf.values())
     assert set(json.loads((bench / "merged_models/rte-copy_logme.json").read_text())) == set(perf)
-    assert (bench / "seen_base_models/base_rte-copy_performance_score.json").is_file()
+    base = json.loads((bench / "seen_base_models/base_rte-copy_performance_score.json").read_text())["rte-copy"]
+    assert set(base) == {"tiny-bert"}
     manifest = json.loads((wd / "results/ptm_model_bench/MANIFEST.json").read_text())
-    assert manifest["tasks"] == ["sst2", "stsb", "rte-copy"]
+    assert manifest["tasks"] == ["sst2", "rte-copy"]
     assert manifest["consumer_metric"]["rte-copy"] == "eval_accuracy"
     assert "rte-copy" in (wd / "results/report/summary.txt").read_text()
