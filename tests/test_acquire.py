@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from ptmbench import acquire, data, tiny
+from ptmbench import tasks as registry
 from ptmbench.acquire import SourceUnavailable
 from ptmbench.tiny import TINY_FAMILIES
 
@@ -251,12 +252,12 @@ def test_squad_url_fails_fast_offline(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------------------------- GLUE
 
 
-@pytest.mark.parametrize("task", list(data.GLUE_FEATURES))
+@pytest.mark.parametrize("task", [t for t, e in registry.PUBLISHED.items() if e.glue_dir])
 def test_glue_demo_source(tmp_path, task):
     acquire.acquire_glue(task, {"source": "demo", "seed": 0, "n_train": 32, "n_validation": 16}, tmp_path / task)
     dd = datasets.load_from_disk(str(tmp_path / task))
-    assert tuple(dd) == data.GLUE_SPLITS[task]
-    assert all(ds.features == data.GLUE_FEATURES[task] for ds in dd.values())
+    assert tuple(dd) == registry.get(task).splits
+    assert all(ds.features == data.features(task) for ds in dd.values())
     assert len(dd["train"]) == 32
     assert json.loads((tmp_path / task / "provenance.json").read_text())["rows"]["train"] == 32
 
@@ -273,13 +274,13 @@ HUB_FIRST_TRAIN_ROW = {
 }
 
 
-@pytest.mark.parametrize("task", list(data.GLUE_FEATURES))
+@pytest.mark.parametrize("task", [t for t, e in registry.PUBLISHED.items() if e.glue_dir])
 def test_glue_path_source_real_tsv(real_fixtures, tmp_path, task):
     acquire.acquire_glue(task, {"source": "path", "path": str(real_fixtures / "glue")}, tmp_path / task)
     dd = datasets.load_from_disk(str(tmp_path / task))
-    assert tuple(dd) == data.GLUE_SPLITS[task]
+    assert tuple(dd) == registry.get(task).splits
     for split, ds in dd.items():
-        assert ds.features == data.GLUE_FEATURES[task]
+        assert ds.features == data.features(task)
         assert ds["idx"] == list(range(len(ds)))
         if not split.startswith("test"):
             assert len(ds) >= 10 and min(ds["label"]) >= 0
@@ -433,7 +434,7 @@ def _poisoned_stsb(row: int, value):
     dd = data.demo_glue("stsb", n_train=32, n_validation=16)
     train = dd["train"].to_dict()
     train["label"][row] = value
-    dd["train"] = datasets.Dataset.from_dict(train, features=data.GLUE_FEATURES["stsb"])
+    dd["train"] = datasets.Dataset.from_dict(train, features=data.features("stsb"))
     return dd
 
 
@@ -462,7 +463,7 @@ def test_glue_missing_text_from_a_folder_is_refused(tmp_path):
     dd = data.demo_glue("qnli", n_train=16, n_validation=8)
     val = dd["validation"].to_dict()
     val["sentence"][6] = None
-    dd["validation"] = datasets.Dataset.from_dict(val, features=data.GLUE_FEATURES["qnli"])
+    dd["validation"] = datasets.Dataset.from_dict(val, features=data.features("qnli"))
     dd.save_to_disk(str(tmp_path / "saved" / "qnli"))
     with pytest.raises(ValueError, match=r"split validation, data row 7 \(idx 6\): column 'sentence' has no text"):
         acquire.acquire_glue("qnli", {"source": "path", "path": str(tmp_path / "saved")}, tmp_path / "out" / "qnli")
@@ -525,7 +526,7 @@ def test_hub_glue_is_conformed(monkeypatch, tmp_path):
     monkeypatch.setattr(acquire, "_probe", lambda url, timeout=0: None)
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: data.demo_glue("wnli", n_train=16, n_validation=8))
     acquire.acquire_glue("wnli", {"source": "hub", "id": "nyu-mll/glue"}, tmp_path / "wnli")
-    assert datasets.load_from_disk(str(tmp_path / "wnli"))["train"].features == data.GLUE_FEATURES["wnli"]
+    assert datasets.load_from_disk(str(tmp_path / "wnli"))["train"].features == data.features("wnli")
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: data.demo_glue("rte", n_train=16, n_validation=8))
     with pytest.raises(ValueError, match="lacks column|label names"):
         acquire.acquire_glue("mrpc", {"source": "hub", "id": "nyu-mll/glue"}, tmp_path / "mrpc")

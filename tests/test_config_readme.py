@@ -56,6 +56,9 @@ def test_every_allowed_value_is_documented():
             yield from node.get("enum", [])
             for sub in node.values():
                 yield from enums(sub)
+        elif isinstance(node, list):  # anyOf / allOf
+            for sub in node:
+                yield from enums(sub)
 
     values = {str(v) for v in enums(cfgmod.load_schema())}
     assert {"cola", "squad_v2", "hub", "tiny", "ties", "cosine", "xlm-roberta"} <= values

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from ptmbench import data
+from ptmbench import tasks as registry
 
-GLUE = list(data.GLUE_FEATURES)
+GLUE = [t for t, e in registry.PUBLISHED.items() if e.glue_dir]
 HUB_COLUMNS = {  # nyu-mll/glue on the Hugging Face Hub
     "cola": ["sentence", "label", "idx"], "sst2": ["sentence", "label", "idx"],
     "mrpc": ["sentence1", "sentence2", "label", "idx"], "qqp": ["question1", "question2", "label", "idx"],
@@ -32,27 +33,27 @@ def demo():
 
 
 def test_schema_constants_match_the_hub():
-    assert len(data.GLUE_FEATURES) == 9
-    for task, feats in data.GLUE_FEATURES.items():
+    assert len(GLUE) == 9
+    for task, feats in ((t, data.features(t)) for t in GLUE):
         assert list(feats) == HUB_COLUMNS[task]
         assert feats["idx"] == datasets.Value("int32")
         if task == "stsb":
             assert feats["label"] == datasets.Value("float32")
         else:
             assert feats["label"].names == HUB_LABELS[task]
-    assert data.GLUE_SPLITS["mnli"] == ("train", "validation_matched", "validation_mismatched",
+    assert registry.get("mnli").splits == ("train", "validation_matched", "validation_mismatched",
                                         "test_matched", "test_mismatched")
-    assert all(data.GLUE_SPLITS[t] == ("train", "validation", "test") for t in GLUE if t != "mnli")
+    assert all(registry.get(t).splits == ("train", "validation", "test") for t in GLUE if t != "mnli")
 
 
 @pytest.mark.parametrize("task", GLUE)
 def test_demo_has_the_glue_schema(demo, task):
     dd = demo[task]
-    assert tuple(dd) == data.GLUE_SPLITS[task]
+    assert tuple(dd) == registry.get(task).splits
     for split, ds in dd.items():
-        assert ds.features == data.GLUE_FEATURES[task], split
+        assert ds.features == data.features(task), split
         assert ds["idx"] == list(range(len(ds)))
-        assert all(isinstance(s, str) and s.strip() for c in data.GLUE_COLUMNS[task] for s in ds[c])
+        assert all(isinstance(s, str) and s.strip() for c in registry.get(task).text for s in ds[c])
         labels = np.array(ds["label"])
         if split.startswith("test"):
             assert (labels == -1).all()
@@ -73,7 +74,7 @@ def test_sizes_and_determinism():
     assert a["train"].to_dict() == b["train"].to_dict()
     assert a["train"].to_dict() != c["train"].to_dict()
     assert a["train"]["sentence1"] != a["validation"]["sentence1"][:16]
-    with pytest.raises(ValueError, match="unknown GLUE task"):
+    with pytest.raises(ValueError, match="no GLUE demo data"):
         data.demo_glue("squad_v2")
 
 
@@ -88,7 +89,7 @@ def test_tasks_differ(demo):
     """Each task has its own vocabulary: no two tasks share most of their words."""
     def words(task):
         ds = demo[task]["train"]
-        return {w for c in data.GLUE_COLUMNS[task] for x in ds[c] for w in x.split() if len(w) > 3}
+        return {w for c in registry.get(task).text for x in ds[c] for w in x.split() if len(w) > 3}
     vocab = {t: words(t) for t in GLUE}
     for i, a in enumerate(GLUE):
         for b in GLUE[i + 1:]:
@@ -125,7 +126,7 @@ def test_demo_is_learnable(demo, task):
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    dd, cols = demo[task], data.GLUE_COLUMNS[task]
+    dd, cols = demo[task], registry.get(task).text
     ev = dd["validation_matched" if task == "mnli" else "validation"]
     vec = CountVectorizer(token_pattern=r"\S+", binary=True)
     x, xv = vec.fit_transform(_docs(dd["train"], cols)), vec.transform(_docs(ev, cols))

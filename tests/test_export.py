@@ -20,6 +20,7 @@ import torch
 from scipy import stats
 
 from ptmbench import export, naming, provenance, report
+from ptmbench import tasks as registry
 
 CLASSIFICATION = ["eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation", "eval_pearson",
                   "eval_spearman"]
@@ -95,7 +96,7 @@ def write_inputs(root: Path, models=MODELS, unseen=UNSEEN, tasks=TASKS, seed=0, 
                 "train_examples": 256, "train_time_s": 3.0, "eval_time_s": 0.5,
                 "provenance": {"versions": {"torch": "2.13.0"}}}))
             ft.append(p)
-            if task in naming.GLUE_TASKS:
+            if registry.get(task).has_logme:
                 q = root / f"results/logme/{ptm}/{task}.json"
                 q.parent.mkdir(parents=True, exist_ok=True)
                 q.write_text(json.dumps({"ptm": ptm, "base": base, "task": task, "score": float(rng.normal()),
@@ -134,7 +135,7 @@ def load(path):
 def test_published_file_names_and_nesting(bench):
     root, out, _ = bench
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
-    glue = [t for t in TASKS if t in naming.GLUE_TASKS]
+    glue = [t for t in TASKS if registry.get(t).has_logme]
     expected = {"MANIFEST.json"}
     expected |= {f"base_model_dataset/base_{b}.dill" for b in MODELS}
     expected |= {f"base_model_dataset/unseen_base_{b}.dill" for b in UNSEEN}  # as the published release

@@ -12,6 +12,7 @@ import torch
 
 from ptmbench import data, finetune, provenance, squad, tokenize
 from ptmbench import metrics as M
+from ptmbench import tasks as registry
 from ptmbench.provenance import write_json
 
 GLUE_HP = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "max_length": 48, "lr_scheduler": "linear",
@@ -172,7 +173,7 @@ def check_record(rec: dict, task: str):
             assert values["total"] == values["HasAns_total"] + values["NoAns_total"]
             assert 0.0 <= values["best_f1_thresh"] <= 1.0 and values["best_f1"] >= values["f1"] - 1e-9
         else:
-            assert set(values) == set(M.GLUE_KEYS[task])
+            assert set(values) == set(registry.get(task).metric_keys)
             for k, v in values.items():
                 assert (0.0 if k in ("eval_accuracy", "eval_acc", "eval_f1") else -1.0) <= v <= 1.0, k
     prov = rec["provenance"]
@@ -229,7 +230,7 @@ def test_real_minilm_learns_sst2(tmp_path, minilm_dir, source):
             rows = [r.split("\t") for r in (real / name).read_text().splitlines()[1:]][:n]
             return datasets.Dataset.from_dict(
                 {"sentence": [r[0] for r in rows], "label": [int(r[1]) for r in rows],
-                 "idx": list(range(len(rows)))}, features=data.GLUE_FEATURES["sst2"])
+                 "idx": list(range(len(rows)))}, features=data.features("sst2"))
 
         datasets.DatasetDict({"train": read("train.tsv", 320), "validation": read("dev.tsv", 200)}).save_to_disk(
             str(tmp_path / "glue"))

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from ptmbench import metrics as M
+from ptmbench import tasks as registry
 
 # ------------------------------------------------------------------------------------------- GLUE
 
@@ -14,7 +15,7 @@ from ptmbench import metrics as M
 def test_binary_glue_hand_checked():
     # tp=2, tn=1, fp=1, fn=0: acc 3/4, F1 = 2*(2/3)*1/(2/3+1) = 0.8, MCC = 2/sqrt(3*2*2*1)
     out = M.glue("mrpc", [1, 0, 1, 1], [1, 0, 0, 1])
-    assert set(out) == set(M.GLUE_KEYS["mrpc"])
+    assert set(out) == set(registry.get("mrpc").metric_keys)
     assert out["eval_accuracy"] == out["eval_acc"] == 0.75
     assert out["eval_f1"] == pytest.approx(0.8)
     mcc = 2 / math.sqrt(12)
@@ -48,7 +49,7 @@ def test_stsb_pearson_spearman_and_ties():
 def test_mnli_keys_macro_f1():
     # classes 0,1,2; per-class F1: c0 p=1 r=1/2 -> 2/3; c1 p=1/2 r=1 -> 2/3; c2 p=1 r=1 -> 1
     out = M.glue("mnli", [0, 1, 1, 2], [0, 0, 1, 2])
-    assert set(out) == set(M.GLUE_KEYS["mnli"])
+    assert set(out) == set(registry.get("mnli").metric_keys)
     assert out["eval_accuracy"] == 0.75
     assert out["eval_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
     assert -1 <= out["eval_matthews_correlation"] <= 1

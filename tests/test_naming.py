@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from ptmbench import naming, paths
+from ptmbench import tasks as registry
 from ptmbench.config import load
-from ptmbench.naming import PTM, TASKS
+from ptmbench.naming import PTM
+
+TASKS = registry.names()
 
 # names that are prefixes of each other, contain '-', '.' and the word 'large'
 BASES = ["bert-base", "bert-base-uncased", "roberta-large", "xlm-roberta-large", "minilm", "tiny-albert",
@@ -72,11 +75,6 @@ def test_pair_order_and_ratio_errors():
         naming.parse_pair("cola_sst3")
     with pytest.raises(ValueError, match="unknown task"):
         naming.ordered(["cola", "boolq"])
-
-
-def test_task_kinds():
-    assert naming.task_kind("squad_v2") == "qa" and naming.task_kind("stsb") == "regression"
-    assert {naming.task_kind(t) for t in naming.GLUE_TASKS} == {"classification", "regression"}
 
 
 def test_hyperparameters_large_rule():
@@ -169,7 +167,7 @@ def test_wrong_targets_name_the_fix(target, expected):
 def test_targets_outside_the_named_outputs_are_left_to_snakemake():
     zoo = zoo_of("demo.yaml")
     assert paths.target_problem("results/logme/minilm/squad_v2.json", zoo).endswith(
-        "not a GLUE task of this config (GLUE data and LogME scores exist per GLUE task): ['sst2', 'stsb']")
+        "is not a task LogME scores (classification, regression) of this config: ['sst2', 'stsb']")
     for target in ("all", "export", "/abs/results/x", "report.html", "resources/hub/anything",
                    "results/tables/performance.csv", "results/report/plots"):
         assert paths.target_problem(target, zoo) is None

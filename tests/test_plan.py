@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from ptmbench import plan
+from ptmbench import tasks as registry
 from ptmbench.config import load, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +67,9 @@ def test_paper_config_offline():
     assert d["merged_weights"] == pytest.approx(45 * sum(
         plan.MODELS[m][0] for m in p["models"]) * 4e-9)
     large = plan.finetune_seconds(plan.model_size("roberta-large", {"source": "hub", "id": "FacebookAI/roberta-large"}),
-                                  *plan.DATA["mnli"], {"epochs": 3, "batch_size": 16})
+                                  *registry.get("mnli").published_size, {"epochs": 3, "batch_size": 16})
     base = plan.finetune_seconds(plan.model_size("roberta-base", {"source": "hub", "id": "FacebookAI/roberta-base"}),
-                                 *plan.DATA["mnli"], {"epochs": 3, "batch_size": 32})
+                                 *registry.get("mnli").published_size, {"epochs": 3, "batch_size": 32})
     assert 2 < large / base < 8
 
 

@@ -9,7 +9,7 @@ with encoder keys, tokenizer files, ``provenance.json``), whatever their source:
 - ``tiny``: a small randomly initialised model of one of :data:`ptmbench.tiny.TINY_FAMILIES`.
 
 GLUE is written with ``DatasetDict.save_to_disk`` in the exact ``nyu-mll/glue`` schema
-(:data:`ptmbench.data.GLUE_FEATURES`); SQuAD v2 as the official JSON files. Sources needing the
+(:func:`ptmbench.data.features`); SQuAD v2 as the official JSON files. Sources needing the
 network (``hub``, ``url``) fail fast, naming the offline alternatives, when it is unreachable.
 """
 
@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from ptmbench import data
+from ptmbench import tasks as registry
 from ptmbench.checkpoint import WEIGHT_FILES
 from ptmbench.paths import SQUAD_FILES
 from ptmbench.tiny import TINY_SIZE, build_tiny
@@ -221,41 +222,22 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
 # --------------------------------------------------------------------------------------------------
 # GLUE
 
-GLUE_DIR_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B",
-                  "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
-# split -> TSV file in the original GLUE layout (glue_data/{Task}/...)
-GLUE_FILES = {
-    "mnli": {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
-             "validation_mismatched": "dev_mismatched.tsv", "test_matched": "test_matched.tsv",
-             "test_mismatched": "test_mismatched.tsv"},
-    **{t: {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
-       for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "qnli", "rte", "wnli")},
-}
-# hub column -> TSV header column (CoLA has no header: column positions)
-GLUE_TSV_COLUMNS = {
-    "cola": {"sentence": 3, "label": 1},
-    "sst2": {"sentence": "sentence", "label": "label"},
-    "mrpc": {"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"},
-    "qqp": {"question1": "question1", "question2": "question2", "label": "is_duplicate"},
-    "stsb": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "score"},
-    "mnli": {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"},
-    "qnli": {"question": "question", "sentence": "sentence", "label": "label"},
-    "rte": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
-    "wnli": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
-}
+# The GLUE TSV layout of each task (directory, split -> file, column -> header) is in its registry entry
+# (:mod:`ptmbench.tasks`: ``glue_dir``, ``tsv_files``, ``tsv_columns``).
 
 
 TSV_FIX = "correct or remove the row in the file (or use a good copy of the GLUE data) and re-run acquire"
 
 
-def _label(task: str, split: str, value: str, where: str):
+def _label(task: str, split: str, value: str, where: str, fix: str = TSV_FIX):
     """A TSV label field -> ClassLabel id (from a name or an id) or STS-B score, checked by
     :func:`data.label_problem`."""
-    names = data.GLUE_LABELS[task]
+    entry = registry.get(task)
+    names = entry.labels
     if names is None:
         if value.strip() == "":
-            raise ValueError(f"{where}: empty score (STS-B scores are numbers in "
-                             f"[{data.STSB_RANGE[0]:g}, {data.STSB_RANGE[1]:g}]); {TSV_FIX}")
+            bounds = " in [{:g}, {:g}]".format(*entry.score_range) if entry.score_range else ""
+            raise ValueError(f"{where}: empty score ({task} scores are numbers{bounds}); {fix}")
         try:
             label = float(value)
         except ValueError:
@@ -269,7 +251,7 @@ def _label(task: str, split: str, value: str, where: str):
             label = value
     problem = data.label_problem(task, split, label)
     if problem:
-        raise ValueError(f"{where}: {problem}; {TSV_FIX}")
+        raise ValueError(f"{where}: {problem}; {fix}")
     return label
 
 
@@ -301,12 +283,14 @@ def read_glue_tsv(task: str, path, split: str = "train") -> dict:
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
     while lines and lines[-1] == "":
         lines.pop()
-    cols = GLUE_TSV_COLUMNS[task]
-    out: dict[str, list] = {c: [] for c in (*data.GLUE_COLUMNS[task], "label", "idx")}
+    entry = registry.get(task)
+    cols = dict(entry.tsv_columns)
+    out: dict[str, list] = {c: [] for c in entry.columns}
     header_lines = 1
-    if task == "cola" and lines and lines[0].split("\t")[:2] == ["index", "sentence"]:  # CoLA test
-        cols, lines = {"sentence": 1}, lines[1:]
-    elif task != "cola":
+    headerless = all(isinstance(h, int) for h in cols.values())  # CoLA: columns by position
+    if headerless and lines and lines[0].split("\t")[:2] == ["index", entry.text[0]]:  # CoLA test
+        cols, lines = {entry.text[0]: 1}, lines[1:]
+    elif not headerless:
         header, lines = lines[0].split("\t") if lines else [], lines[1:]
         missing = [h for c, h in cols.items() if h not in header and c != "label"]
         if missing:
@@ -316,7 +300,7 @@ def read_glue_tsv(task: str, path, split: str = "train") -> dict:
         header_lines = 0
     unlabelled = "label" not in cols
     if unlabelled and not split.startswith("test"):
-        raise ValueError(f"GLUE {task} file {path}: no label column ({GLUE_TSV_COLUMNS[task]['label']!r}) "
+        raise ValueError(f"GLUE {task} file {path}: no label column ({entry.tsv_columns['label']!r}) "
                          f"in the {split} split")
     for n, line in enumerate(lines):
         fields = line.split("\t")
@@ -324,7 +308,7 @@ def read_glue_tsv(task: str, path, split: str = "train") -> dict:
         if len(fields) <= max(cols.values()):
             raise ValueError(f"{where}: {len(fields)} tab-separated fields, expected at least "
                              f"{max(cols.values()) + 1}")
-        for c in data.GLUE_COLUMNS[task]:
+        for c in entry.text:
             out[c].append(fields[cols[c]])
         out["label"].append(-1 if unlabelled else _label(task, split, fields[cols["label"]], where))
         out["idx"].append(n)
@@ -332,7 +316,8 @@ def read_glue_tsv(task: str, path, split: str = "train") -> dict:
 
 
 def _glue_task_dir(root: Path, task: str) -> Path | None:
-    for cand in (root / task, root / GLUE_DIR_NAMES[task], root / GLUE_DIR_NAMES[task].lower()):
+    glue_dir = registry.get(task).glue_dir
+    for cand in (root / task, root / glue_dir, root / glue_dir.lower()):
         if cand.is_dir():
             return cand
     return None
@@ -342,21 +327,23 @@ def conform_glue(task: str, dd, where: str = "dataset"):
     """Check ``dd`` has GLUE ``task``'s splits and columns and cast it to the hub features exactly."""
     import datasets
 
-    splits = data.GLUE_SPLITS[task]
+    entry = registry.get(task)
+    what = f"{'custom task' if entry.custom else 'GLUE'} {task} {where}"
+    splits = entry.splits
     missing = [s for s in splits if s not in dd]
     if missing:
-        raise ValueError(f"GLUE {task} {where}: missing split(s) {missing}; expected {list(splits)}")
-    feats = data.GLUE_FEATURES[task]
+        raise ValueError(f"{what}: missing split(s) {missing}; expected {list(splits)}")
+    feats = data.features(task)
     out = {}
     for s in splits:
         ds = dd[s]
         absent = [c for c in feats if c not in ds.column_names]
         if absent:
-            raise ValueError(f"GLUE {task} {where}: split {s} lacks column(s) {absent}; has {ds.column_names}")
+            raise ValueError(f"{what}: split {s} lacks column(s) {absent}; has {ds.column_names}")
         ds = ds.select_columns(list(feats))
         label = ds.features["label"]
         if isinstance(label, datasets.ClassLabel) and label.names != feats["label"].names:
-            raise ValueError(f"GLUE {task} {where}: label names {label.names} != {feats['label'].names}")
+            raise ValueError(f"{what}: label names {label.names} != {feats['label'].names}")
         out[s] = ds.cast(feats) if ds.features != feats else ds
     return datasets.DatasetDict(out)
 
@@ -369,24 +356,26 @@ def read_glue_dir(task: str, root):
     import datasets
 
     root = Path(root).expanduser()
+    entry = registry.get(task)
     task_dir = _glue_task_dir(root, task)
     if task_dir is None:
         raise FileNotFoundError(
-            f"GLUE {task}: no directory {root / task} or {root / GLUE_DIR_NAMES[task]} "
+            f"GLUE {task}: no directory {root / task} or {root / entry.glue_dir} "
             "(GLUE TSV files or a datasets.save_to_disk folder)")
     if (task_dir / "dataset_dict.json").is_file():
         return conform_glue(task, datasets.load_from_disk(str(task_dir)), f"folder {task_dir}")
     splits = {}
-    for split, fname in GLUE_FILES[task].items():
+    feats = data.features(task)
+    for split, fname in entry.tsv_files.items():
         f = task_dir / fname
         if not f.is_file():
             if split.startswith("test"):
                 f = None
             else:
                 raise FileNotFoundError(f"GLUE {task}: {task_dir} lacks {fname} (the {split} split); "
-                                        f"expected files {list(GLUE_FILES[task].values())} (test optional)")
-        cols = read_glue_tsv(task, f, split) if f else {c: [] for c in data.GLUE_FEATURES[task]}
-        splits[split] = datasets.Dataset.from_dict(cols, features=data.GLUE_FEATURES[task],
+                                        f"expected files {list(entry.tsv_files.values())} (test optional)")
+        cols = read_glue_tsv(task, f, split) if f else {c: [] for c in feats}
+        splits[split] = datasets.Dataset.from_dict(cols, features=feats,
                                                    split=datasets.NamedSplit(split))
     return datasets.DatasetDict(splits)
 
@@ -424,8 +413,10 @@ def acquire_glue(task: str, spec: dict, out_dir) -> None:
     """
     from ptmbench.provenance import atomic_dir, provenance, write_json
 
-    if task not in data.GLUE_FEATURES:
-        raise ValueError(f"unknown GLUE task {task!r}; GLUE tasks: {list(data.GLUE_FEATURES)}")
+    entry = registry.get(task)
+    if entry.glue_dir is None:
+        raise ValueError(f"{task!r} is not a GLUE task; GLUE tasks: "
+                         f"{[t for t, e in registry.PUBLISHED.items() if e.glue_dir]}")
     source = spec.get("source")
     extra: dict = {}
     if source == "hub":
@@ -455,7 +446,7 @@ def _glue_where(task: str, source: str, spec: dict) -> str | dict[str, str]:
         if (task_dir / "dataset_dict.json").is_file():
             return f"folder {task_dir}"
         return {s: f"file {task_dir / f}" if (task_dir / f).is_file() else f"folder {task_dir} (no {f})"
-                for s, f in GLUE_FILES[task].items()}
+                for s, f in registry.get(task).tsv_files.items()}
     return f"from source {source!r}"
 
 
@@ -528,3 +519,178 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
     write_json(outs[0].parent / "provenance.json", provenance(
         dataset="squad_v2", source=spec, questions=counts,
         sha256={f: sha256(out) for f, out in zip(SQUAD_FILES, outs, strict=True)}))
+
+
+# --------------------------------------------------------------------------------------------------
+# custom GLUE-style tasks (config key ``custom_tasks``)
+
+CUSTOM_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+CUSTOM_SPLITS = ("train", "validation")
+
+
+def _custom_fix(task: str) -> str:
+    return (f"correct or remove the row in the file (or fix config key 'custom_tasks.{task}') and re-run "
+            "acquire; nothing was written")
+
+
+def _label_text(value) -> str:
+    """A label as read from a file or dataset -> the text :func:`_label` parses (names, ids, scores)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_custom_file(task: str, path, split: str) -> dict:
+    """Rows of custom ``task``'s ``split`` from a CSV / TSV (header row, quoting as in Python's ``csv``) or
+    JSON Lines file (one object per line): the configured text columns and label column, labels turned
+    into class ids (from a class name or an id) or scores. A byte that is not UTF-8, a missing column, a
+    missing text or a bad label is an error naming the file, the data row (and its line) and the value."""
+    import csv
+
+    entry = registry.get(task)
+    spec = entry.source
+    path = Path(path).expanduser()
+    key = f"custom_tasks.{task}.{split}"
+    fmt = CUSTOM_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"config key '{key}': {path} has suffix {path.suffix!r}; a custom task's files are "
+                         f"{', '.join(CUSTOM_FORMATS)} (CSV, TSV, JSON Lines)")
+    if not path.is_file():
+        raise FileNotFoundError(f"config key '{key}': file {path} does not exist")
+    what = f"custom task {task} file {path} (split {split})"
+    fix = _custom_fix(task)
+    text = utf8_text(path.read_bytes(), what, UTF8_FIX)
+    wanted = [*entry.text, spec["label"]]
+    rows: list[tuple[int, dict]] = []  # (line, row)
+    if fmt == "jsonl":
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{what}, line {n}: not JSON ({err}); {fix}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{what}, line {n}: expected a JSON object per line, got {obj!r}; {fix}")
+            rows.append((n, obj))
+        present = set().union(*(r.keys() for _, r in rows)) if rows else set()
+    else:
+        reader = csv.DictReader(text.splitlines(), delimiter="," if fmt == "csv" else "\t")
+        present = set(reader.fieldnames or ())
+        rows = [(reader.line_num, row) for row in reader]
+    missing = [c for c in wanted if c not in present]
+    if missing and (rows or fmt != "jsonl"):
+        which = "label" if missing == [spec["label"]] else "text"
+        raise ValueError(f"config key 'custom_tasks.{task}.{which}': {what} has no column(s) {missing}; its "
+                         f"columns are {sorted(present)}: fix the column names in the config or the file")
+    out: dict[str, list] = {c: [] for c in entry.columns}
+    for i, (line, row) in enumerate(rows):
+        where = f"{what}, data row {i + 1} (line {line})"
+        for c in entry.text:
+            value = row.get(c)
+            if value is None or not isinstance(value, str):
+                raise ValueError(f"{where}: column {c!r} has no text ({value!r}); {fix}")
+            out[c].append(value)
+        out["label"].append(_label(task, split, _label_text(row.get(spec["label"])), where, fix))
+        out["idx"].append(i)
+    return out
+
+
+def hub_custom(task: str) -> dict:
+    """Custom ``task``'s splits from a Hugging Face dataset (``id``, ``revision``, ``subset``, ``splits``):
+    ``{split: (description, Dataset)}``."""
+    import datasets
+
+    spec = registry.get(task).source
+    repo_id, revision = spec["id"], spec.get("revision")
+    endpoint, offline = hub_endpoint(), _offline_mode()
+    reason = None if offline else _probe(endpoint)
+    help_ = (f"Offline, give custom task {task!r} local files: custom_tasks: {{{task}: {{source: path, "
+             "train: FILE, validation: FILE, ...}}} (CSV, TSV or JSON Lines)")
+    if reason:
+        raise SourceUnavailable(f"custom task {task}: cannot reach the Hugging Face Hub ({endpoint}) to load "
+                                f"{repo_id}: {reason}.\n{help_}")
+    try:
+        with _hub_offline(offline):
+            dd = datasets.load_dataset(repo_id, spec.get("subset"), revision=revision)
+    except Exception as err:
+        if not offline and not isinstance(err, ConnectionError | OSError):
+            raise
+        raise SourceUnavailable(f"custom task {task}: cannot load {repo_id} at revision {revision or 'main'}: "
+                                f"{type(err).__name__}: {err}.\n{help_}") from err
+    out = {}
+    for split, hub_split in {**dict.fromkeys(CUSTOM_SPLITS), **spec.get("splits", {})}.items():
+        hub_split = hub_split or split
+        if hub_split not in dd:
+            raise ValueError(f"config key 'custom_tasks.{task}.splits': {repo_id} has no split {hub_split!r} "
+                             f"(for {split}); its splits are {list(dd)}")
+        out[split] = (f"dataset {repo_id} split {hub_split}", dd[hub_split])
+    return out
+
+
+def _rows_of_dataset(task: str, split: str, ds, what: str) -> dict:
+    """Columns of custom ``task`` from a ``datasets.Dataset`` (a ``ClassLabel`` id is read as its name)."""
+    import datasets
+
+    entry = registry.get(task)
+    spec = entry.source
+    fix = _custom_fix(task)
+    missing = [c for c in (*entry.text, spec["label"]) if c not in ds.column_names]
+    if missing:
+        which = "label" if missing == [spec["label"]] else "text"
+        raise ValueError(f"config key 'custom_tasks.{task}.{which}': {what} has no column(s) {missing}; its "
+                         f"columns are {ds.column_names}")
+    feature = ds.features[spec["label"]]
+    out: dict[str, list] = {c: [] for c in entry.columns}
+    for i, row in enumerate(ds.select_columns([*entry.text, spec["label"]])):
+        where = f"custom task {task} {what}, data row {i + 1}"
+        for c in entry.text:
+            if not isinstance(row[c], str):
+                raise ValueError(f"{where}: column {c!r} has no text ({row[c]!r}); {fix}")
+            out[c].append(row[c])
+        value = row[spec["label"]]
+        if isinstance(feature, datasets.ClassLabel) and isinstance(value, int) and value >= 0:
+            value = feature.int2str(value)
+        out["label"].append(_label(task, split, _label_text(value), where, fix))
+        out["idx"].append(i)
+    return out
+
+
+def acquire_custom(task: str, out_dir) -> None:
+    """Write custom GLUE-style ``task`` (config ``custom_tasks``) to ``out_dir`` with ``save_to_disk``, in
+    the schema of :func:`ptmbench.data.features`: splits ``train`` and ``validation``, its text columns,
+    ``label`` (class id or score) and ``idx``.
+
+    Source ``path``: the ``train`` and ``validation`` files (CSV, TSV, JSON Lines); source ``hub``: a
+    Hugging Face dataset (``id``, ``revision``, optional ``subset`` and ``splits``). Labels are class names
+    or ids (classification) or numbers (regression). Every row is checked as it is read, and the whole
+    result by :func:`data.validate_glue`, before anything is written (errors name the file, data row and
+    value); on an error ``out_dir`` is not created.
+    """
+    import datasets
+
+    from ptmbench.provenance import atomic_dir, provenance, write_json
+
+    entry = registry.get(task)
+    if not entry.custom:
+        raise ValueError(f"{task!r} is not a custom task of this config (config key 'custom_tasks')")
+    spec, feats = entry.source, data.features(task)
+    where, splits = {}, {}
+    if spec["source"] == "path":
+        for split in CUSTOM_SPLITS:
+            path = Path(spec[split]).expanduser()
+            where[split] = f"file {path}"
+            splits[split] = read_custom_file(task, path, split)
+    else:
+        for split, (what, ds) in hub_custom(task).items():
+            where[split] = what
+            splits[split] = _rows_of_dataset(task, split, ds, what)
+    dd = datasets.DatasetDict({s: datasets.Dataset.from_dict(cols, features=feats, split=datasets.NamedSplit(s))
+                               for s, cols in splits.items()})
+    data.validate_glue(task, dd, where)
+    with atomic_dir(out_dir) as tmp:
+        dd.save_to_disk(str(tmp), num_shards={s: 1 for s in dd})
+        write_json(tmp / "provenance.json", provenance(
+            task=task, source=dict(spec), rows={s: len(d) for s, d in dd.items()}))

@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from ptmbench import naming
+from ptmbench import tasks as registry
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
@@ -84,8 +85,25 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
         raise ConfigError(f"config keys 'models' and 'unseen_models' both name {overlap}; "
                           "a model is either merged or unseen, not both")
     _check_doc_stride(config)
+    _check_tasks(config)
     config["tasks"] = naming.ordered(config["tasks"])
     return config
+
+
+def _check_tasks(config: dict) -> None:
+    """Custom tasks fit their kind and do not reuse a published name; every listed task is known. Then the
+    registry knows this config's custom tasks (:func:`ptmbench.tasks.configure`)."""
+    custom = config.get("custom_tasks", {})
+    for name, spec in custom.items():
+        problem = registry.custom_problem(name, spec)
+        if problem:
+            raise ConfigError(f"config key '{problem[0]}': {problem[1]}")
+    for i, task in enumerate(config["tasks"]):
+        if task not in registry.PUBLISHED and task not in custom:
+            raise ConfigError(f"config key 'tasks[{i}]': {task!r} is neither a published task "
+                              f"{list(registry.PUBLISHED)} nor declared under 'custom_tasks' "
+                              f"(declared: {list(custom) or 'none'})")
+    registry.configure(config)
 
 
 def _check_doc_stride(config: dict) -> None:

@@ -1,8 +1,9 @@
 """The GLUE / SQuAD v2 schemas and the embedded demo data, generated offline and deterministically.
 
-:data:`GLUE_FEATURES` is the single source of truth for the Hugging Face ``nyu-mll/glue`` schema of
-the 9 GLUE tasks (column names and order, ``ClassLabel`` names, ``idx`` int32, stsb float32) and
-:data:`GLUE_SPLITS` for their split names. Every GLUE source (hub, path, demo) is cast to them.
+:func:`features` builds the Hugging Face ``nyu-mll/glue`` schema of the 9 GLUE tasks (column names and
+order, ``ClassLabel`` names, ``idx`` int32, stsb float32) from their entries in :mod:`ptmbench.tasks`,
+and the same schema for the custom GLUE-style tasks a config declares; the entry's ``splits`` are
+their split names. Every GLUE-style source (hub, path, demo, custom files) is cast to them.
 
 The demo generator writes, per task, small datasets that a pretrained encoder can learn and that
 differ from task to task (own vocabulary, own templates, own decision rule), so fine-tuned and
@@ -36,6 +37,8 @@ import string
 
 import datasets
 
+from ptmbench import tasks as registry
+
 log = logging.getLogger("ptmbench.data")
 
 # --------------------------------------------------------------------------------------------------
@@ -49,34 +52,18 @@ def _cls(*names):
     return datasets.ClassLabel(names=list(names))
 
 
-GLUE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "cola": ("sentence",), "sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
-    "qqp": ("question1", "question2"), "stsb": ("sentence1", "sentence2"),
-    "mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
-    "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2"),
-}
-GLUE_LABELS: dict[str, tuple[str, ...] | None] = {
-    "cola": ("unacceptable", "acceptable"), "sst2": ("negative", "positive"),
-    "mrpc": ("not_equivalent", "equivalent"), "qqp": ("not_duplicate", "duplicate"),
-    "stsb": None, "mnli": ("entailment", "neutral", "contradiction"),
-    "qnli": ("entailment", "not_entailment"), "rte": ("entailment", "not_entailment"),
-    "wnli": ("not_entailment", "entailment"),
-}
-GLUE_FEATURES: dict[str, datasets.Features] = {
-    task: datasets.Features({
-        **{c: _STR for c in cols},
-        "label": datasets.Value("float32") if GLUE_LABELS[task] is None else _cls(*GLUE_LABELS[task]),
+def features(task: str) -> datasets.Features:
+    """The ``datasets`` schema of GLUE-style ``task`` (a published GLUE task: exactly ``nyu-mll/glue``'s):
+    its text columns (strings), ``label`` (``ClassLabel`` of its class names; float32 scores for
+    regression) and ``idx`` (int32)."""
+    entry = registry.get(task)
+    if entry.kind == "qa":
+        raise ValueError(f"task {task!r} is extractive QA (SQuAD v2 JSON), not a GLUE-style dataset")
+    return datasets.Features({
+        **{c: _STR for c in entry.text},
+        "label": datasets.Value("float32") if entry.labels is None else _cls(*entry.labels),
         "idx": _I32,
     })
-    for task, cols in GLUE_COLUMNS.items()
-}
-GLUE_SPLITS: dict[str, tuple[str, ...]] = {
-    task: ("train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched")
-    if task == "mnli" else ("train", "validation", "test")
-    for task in GLUE_COLUMNS
-}
-
-STSB_RANGE = (0.0, 5.0)  # STS-B similarity scores
 
 
 def is_test_split(split: str) -> bool:
@@ -87,18 +74,19 @@ def is_test_split(split: str) -> bool:
 def label_problem(task: str, split: str, label) -> str | None:
     """Why ``label`` (a ``ClassLabel`` id, or an STS-B score) is not a valid label of ``task`` in ``split``,
     or None when it is. Test splits also accept -1 (unlabelled)."""
-    names = GLUE_LABELS[task]
+    entry = registry.get(task)
+    names = entry.labels
     if is_test_split(split) and label == -1:
         return None
     if names is None:
-        lo, hi = STSB_RANGE
         try:
             x = float(label)
         except (TypeError, ValueError):
             return f"score {label!r} is not a number"
         if x != x or x in (float("inf"), float("-inf")):
             return f"score {label!r} is not finite"
-        if not lo <= x <= hi:
+        if entry.score_range and not entry.score_range[0] <= x <= entry.score_range[1]:
+            lo, hi = entry.score_range
             return f"score {label!r} is outside [{lo:g}, {hi:g}]"
         return None
     if isinstance(label, bool) or not isinstance(label, int | float) or label != int(label) \
@@ -113,10 +101,12 @@ def first_bad_label(task: str, split: str, labels) -> tuple[int, str] | None:
     import numpy as np
 
     labels = np.asarray(labels)
-    if GLUE_LABELS[task] is None:
-        ok = np.isfinite(labels) & (labels >= STSB_RANGE[0]) & (labels <= STSB_RANGE[1])
+    entry = registry.get(task)
+    if entry.labels is None:
+        lo, hi = entry.score_range or (-np.inf, np.inf)
+        ok = np.isfinite(labels) & (labels >= lo) & (labels <= hi)
     else:
-        ok = (labels >= 0) & (labels < len(GLUE_LABELS[task])) & (labels == np.round(labels))
+        ok = (labels >= 0) & (labels < len(entry.labels)) & (labels == np.round(labels))
     if is_test_split(split):
         ok |= labels == -1
     if ok.all():
@@ -129,7 +119,7 @@ def first_bad_label(task: str, split: str, labels) -> tuple[int, str] | None:
 def validate_glue(task: str, dd, where) -> None:
     """Refuse GLUE ``task`` data that would train or score wrongly; every source goes through here.
 
-    ``dd``: a DatasetDict in the :data:`GLUE_FEATURES` schema. ``where``: the source (a string, or one
+    ``dd``: a DatasetDict in the :func:`features` schema. ``where``: the source (a string, or one
     per split, e.g. the TSV file). Train and validation splits must have rows, test splits may be empty;
     text must be present (``None`` is refused; an empty string is kept: the tokenizer encodes it as
     special tokens only); labels must pass :func:`label_problem`. The error names the source, split,
@@ -139,17 +129,18 @@ def validate_glue(task: str, dd, where) -> None:
     import pyarrow.compute as pc
 
     fix = "fix the source data (or point the config at a good copy) and re-run; nothing was written"
-    for split in GLUE_SPLITS[task]:
+    entry = registry.get(task)
+    for split in entry.splits:
         ds = dd[split]
         src = where.get(split, "") if isinstance(where, dict) else where
-        head = f"GLUE {task} {src}".rstrip() + f", split {split}"
+        head = f"{'custom task' if entry.custom else 'GLUE'} {task} {src}".rstrip() + f", split {split}"
         if len(ds) == 0:
             if is_test_split(split):
                 continue
             raise ValueError(f"{head}: no data rows (only a header, or an empty file); a {split} split needs "
                              f"examples: {fix}")
         table = ds.data
-        for col in GLUE_COLUMNS[task]:
+        for col in entry.text:
             nulls = table.column(col).is_null().to_numpy(zero_copy_only=False)
             if nulls.any():
                 i = int(np.argmax(nulls))
@@ -448,26 +439,24 @@ def _wnli(rng, label, variant):
     return {"sentence1": s1, "sentence2": f"the {x} was too {adj} ."}
 
 
-_GENERATORS = {"cola": _cola, "sst2": _sst2, "mrpc": _mrpc, "qqp": _qqp, "stsb": _stsb, "mnli": _mnli,
-               "qnli": _qnli, "rte": _rte, "wnli": _wnli}
-
-
 def _glue_split(task: str, split: str, n: int, seed: int) -> dict:
     rng = random.Random(f"ptmbench-demo:{task}:{split}:{seed}")
     variant = "mismatched" if split.endswith("mismatched") else "matched"
-    names = GLUE_LABELS[task]
-    cols: dict[str, list] = {c: [] for c in (*GLUE_COLUMNS[task], "label", "idx")}
+    entry = registry.get(task)
+    names, generate = entry.labels, globals()[entry.demo]
+    cols: dict[str, list] = {c: [] for c in entry.columns}
     for i in range(n):
-        if names is None:  # stsb: label = 5 * (shared slots) / 5, plus noise, in [0, 5]
+        if names is None:  # regression (stsb): label = k shared slots of 5 (score range [0, 5]), plus noise
+            lo, hi = entry.score_range
             k = rng.randint(0, len(_STS_SLOTS))
-            row = _stsb(rng, k, variant)
-            label = round(min(5.0, max(0.0, k + rng.uniform(-0.4, 0.4))), 3)
+            row = generate(rng, k, variant)
+            label = round(min(hi, max(lo, k + rng.uniform(-0.4, 0.4))), 3)
         else:
             label = rng.randrange(len(names))
-            row = _GENERATORS[task](rng, label, variant)
+            row = generate(rng, label, variant)
             if rng.random() < NOISE:
                 label = rng.choice([x for x in range(len(names)) if x != label])
-        for c in GLUE_COLUMNS[task]:
+        for c in entry.text:
             cols[c].append(row[c])
         cols["label"].append(-1 if split.startswith("test") and names is not None
                              else (-1.0 if split.startswith("test") else label))
@@ -480,13 +469,16 @@ def demo_glue(task: str, seed: int = 0, n_train: int = 256, n_validation: int = 
 
     Test splits (``max(8, n_validation // 2)`` rows) are unlabelled (label -1), as on the hub.
     """
-    if task not in GLUE_FEATURES:
-        raise ValueError(f"unknown GLUE task {task!r}; GLUE tasks: {list(GLUE_FEATURES)}")
+    entry = registry.get(task)
+    if entry.kind == "qa" or entry.demo is None:
+        raise ValueError(f"task {task!r} has no GLUE demo data; GLUE tasks with demo data: "
+                         f"{[t for t in registry.PUBLISHED if registry.get(t).kind != 'qa']}")
     sizes = {"train": n_train}
-    for split in GLUE_SPLITS[task][1:]:
-        sizes[split] = n_validation if split.startswith("validation") else max(8, n_validation // 2)
+    for split in entry.splits[1:]:
+        sizes[split] = n_validation if split in entry.eval_splits else max(8, n_validation // 2)
+    feats = features(task)
     return datasets.DatasetDict({
-        split: datasets.Dataset.from_dict(_glue_split(task, split, n, seed), features=GLUE_FEATURES[task],
+        split: datasets.Dataset.from_dict(_glue_split(task, split, n, seed), features=feats,
                                           split=datasets.NamedSplit(split))
         for split, n in sizes.items()
     })

@@ -34,38 +34,23 @@ from collections import defaultdict
 from pathlib import Path
 
 from ptmbench import naming
+from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, atomic_path, provenance, sha256, write_json
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_KEYS = ("eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation",
-                       "eval_pearson", "eval_spearman")
-SQUAD_KEYS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
-              "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
-SQUAD_OPTIONAL = tuple(k for k in SQUAD_KEYS if k.startswith(("HasAns_", "NoAns_")))  # empty subsets
-
-# The metric the consumer (and the paper's evaluation) reads per task; squad_v2's f1 is 0-100.
-CONSUMER_METRIC = {"cola": "eval_matthews_correlation", "mnli": "eval_accuracy", "mrpc": "eval_accuracy",
-                   "qnli": "eval_accuracy", "qqp": "eval_accuracy", "rte": "eval_accuracy",
-                   "sst2": "eval_accuracy", "stsb": "eval_pearson", "wnli": "eval_accuracy", "squad_v2": "f1"}
-CONSUMER_SCALE = {"squad_v2": 0.01}
+# The metric the consumer (and the paper's evaluation) reads per task, its scale (squad_v2's f1 is
+# 0-100), the exported split and metric keys: the task's registry entry (ptmbench.tasks).
 
 
 def export_split(task: str) -> str:
-    """The validation split whose metrics are exported: mnli's mismatched one (published meaning)."""
-    return "validation_mismatched" if task == "mnli" else "validation"
+    """The validation split whose metrics are exported (mnli: the mismatched one, published meaning)."""
+    return registry.get(task).export_split
 
 
 def metric_keys(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) exported metric keys of ``task``, in the published order (docs/formats.md)."""
-    kind = naming.task_kind(task)
-    if kind == "qa":
-        return tuple(k for k in SQUAD_KEYS if k not in SQUAD_OPTIONAL), SQUAD_OPTIONAL
-    if kind == "regression":
-        return ("eval_pearson", "eval_spearman"), ()
-    if task == "mnli":
-        return ("eval_accuracy",), CLASSIFICATION_KEYS[1:]
-    return CLASSIFICATION_KEYS, ()
+    return registry.get(task).export_keys
 
 
 def performance_entry(task: str, metrics: dict, source: str = "metrics") -> dict:
@@ -80,7 +65,8 @@ def performance_entry(task: str, metrics: dict, source: str = "metrics") -> dict
     if missing:
         raise ValueError(f"{source}: split '{split}' lacks metric(s) {missing} that the published "
                          f"{task} files carry (docs/formats.md); it has {sorted(values)}")
-    order = SQUAD_KEYS if task == "squad_v2" else (*required, *optional)
+    entry = registry.get(task)
+    order = entry.metric_keys if entry.kind == "qa" else (*required, *optional)
     return {k: values[k] for k in order if k in values}
 
 
@@ -144,7 +130,7 @@ def performance_files(finetune: list[dict], logme: list[dict], models, unseen, t
     groups = ["merged", "seen"] + (["unseen"] if unseen else [])
     tasks = naming.ordered(tasks)
     perf = {(g, t): {} for g in groups for t in tasks}
-    scores = {(g, t): {} for g in groups for t in tasks if t in naming.GLUE_TASKS}
+    scores = {(g, t): {} for g in groups for t in tasks if registry.get(t).has_logme}
     for rec in finetune:
         key = (_group(rec["ptm"], models, unseen), rec["task"])
         if key not in perf:
@@ -246,7 +232,7 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "unseen_models": unseen,
             "tasks": naming.ordered(tasks),
             "metric_split": {t: export_split(t) for t in naming.ordered(tasks)},
-            "consumer_metric": {t: CONSUMER_METRIC[t] for t in naming.ordered(tasks)},
+            "consumer_metric": {t: registry.get(t).consumer_metric for t in naming.ordered(tasks)},
             "graphs": dict(modes),
             "diverged": [{"ptm": r["ptm"], "task": r["task"]} for r in finetune if r.get("diverged")],
             "input_versions": _versions([*finetune, *logme]),

@@ -29,6 +29,7 @@ import numpy as np
 
 from ptmbench import metrics as M
 from ptmbench import naming, squad
+from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 from ptmbench.tokenize import check_labels, eval_splits, lengths, load_tokenizer, subsample
 
@@ -141,14 +142,15 @@ def load_task_model(model_dir, task: str, label_names=None):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
-    kind = naming.task_kind(task)
+    entry = registry.get(task)
+    kind = entry.kind
     if kind == "qa":
         return AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
     if kind == "regression":
         return AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), num_labels=1, problem_type="regression", dtype=torch.float32)
     names = list(label_names or [])
-    n = len(names) or (3 if task == "mnli" else 2)
+    n = len(names) or entry.n_outputs
     names = names or [str(i) for i in range(n)]
     return AutoModelForSequenceClassification.from_pretrained(
         str(model_dir), num_labels=n, problem_type="single_label_classification", dtype=torch.float32,
@@ -187,10 +189,11 @@ def chance_predictions(task: str, train_labels):
     stsb: the mean training score for every pair (so both correlations are 0.0 by convention).
     squad_v2: no answer for every question, with no-answer probability 1.0.
     """
-    if task == "squad_v2":
+    kind = registry.get(task).kind
+    if kind == "qa":
         return None
     y = np.asarray(train_labels)
-    if task == "stsb":
+    if kind == "regression":
         return float(y.mean())
     values, counts = np.unique(y.astype(np.int64), return_counts=True)
     return int(values[np.argmax(counts)])
@@ -251,7 +254,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     from transformers import DataCollatorWithPadding, set_seed
 
     t_start = time.perf_counter()
-    kind = naming.task_kind(task)
+    kind = registry.get(task).kind
     tokenized_dir = Path(tokenized_dir)
     info_path = tokenized_dir / "info.json"
     if not info_path.exists():
@@ -335,9 +338,9 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
 
 
 def chance_description(task: str) -> str:
-    return {"squad_v2": "no answer for every question (no-answer probability 1.0)",
-            "stsb": "the mean training score for every pair (correlations 0.0)"}.get(
-        task, "the most frequent training label for every example")
+    return {"qa": "no answer for every question (no-answer probability 1.0)",
+            "regression": "the mean training score for every pair (correlations 0.0)"}.get(
+        registry.get(task).kind, "the most frequent training label for every example")
 
 
 def _finite_or_none(x):
@@ -350,7 +353,7 @@ def base_of(ptm: str) -> str:
 
 
 def _evaluate(trainer, task, dd, tok, hp) -> dict:
-    if task == "squad_v2":
+    if registry.get(task).kind == "qa":
         feats = _sorted_by_length(dd["validation"])
         pred = trainer.predict(feats.select_columns([c for c in feats.column_names
                                                      if c not in ("example_id", "offset_mapping")]))
@@ -362,13 +365,13 @@ def _evaluate(trainer, task, dd, tok, hp) -> dict:
         ds = _sorted_by_length(dd[split])
         pred = trainer.predict(ds)
         logits = np.asarray(pred.predictions, dtype=np.float32)
-        p = logits.reshape(-1) if task == "stsb" else logits.argmax(-1)
+        p = logits.reshape(-1) if registry.get(task).kind == "regression" else logits.argmax(-1)
         results[split] = M.glue(task, p, np.asarray(pred.label_ids))
     return results
 
 
 def _chance_metrics(task, dd, train_labels) -> dict:
-    if task == "squad_v2":
+    if registry.get(task).kind == "qa":
         return {"validation": squad.no_answer_score(dd["validation_examples"])}
     const = chance_predictions(task, train_labels)
     out = {}

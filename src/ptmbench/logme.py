@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import naming
+from . import tasks as registry
 from .provenance import provenance, write_json
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def targets(labels, task: str) -> np.ndarray:
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) < 2:
         raise ValueError(f"LogME on task {task!r}: need a 1-D label vector of >= 2 examples, got shape {y.shape}")
-    if naming.task_kind(task) == "regression":
+    if registry.get(task).kind == "regression":
         y = y.astype(np.float64)
         if not np.isfinite(y).all():
             raise ValueError(f"LogME on task {task!r}: labels contain NaN/inf")
@@ -235,8 +235,8 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     from . import features
     from .tokenize import subsample
 
-    if naming.task_kind(task) == "qa":
-        raise ValueError(f"LogME is computed on GLUE tasks only, not {task!r}")
+    if not registry.get(task).has_logme:
+        raise ValueError(f"LogME is computed on classification and regression tasks only, not {task!r}")
     base = base or Path(tokenized_dir).parent.name  # results/tokenized/{base}/{task}
     start = time.perf_counter()
     data = load_from_disk(str(tokenized_dir))

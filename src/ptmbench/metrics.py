@@ -27,15 +27,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-BINARY_TASKS = ("cola", "sst2", "mrpc", "qqp", "qnli", "rte", "wnli")
-GLUE_KEYS = {
-    **{t: ("eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation", "eval_pearson",
-           "eval_spearman") for t in BINARY_TASKS},
-    "mnli": ("eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation"),
-    "stsb": ("eval_pearson", "eval_spearman"),
-}
-SQUAD_V2_KEYS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
-                 "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
+from ptmbench import tasks as registry
+from ptmbench.tasks import SQUAD_V2_KEYS  # noqa: F401  (the keys squad_v2() writes)
 
 
 # --------------------------------------------------------------------------------------------- GLUE
@@ -68,24 +61,27 @@ def spearman(x, y) -> float:
 
 
 def glue(task: str, predictions, references) -> dict[str, float]:
-    """The keys (docs/formats.md) of GLUE ``task`` from predicted and gold labels (stsb: float scores).
+    """The keys (docs/formats.md) of GLUE-style ``task`` (its entry's ``metric_keys``) from predicted and
+    gold labels (regression: float scores).
 
-    ``predictions`` are class ids (argmax of the logits), or scores for stsb.
+    ``predictions`` are class ids (argmax of the logits), or scores for a regression task.
     """
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-    if task not in GLUE_KEYS:
-        raise ValueError(f"no GLUE metrics for task {task!r}; known: {sorted(GLUE_KEYS)}")
+    entry = registry.get(task)
+    if entry.kind == "qa":
+        raise ValueError(f"no GLUE metrics for task {task!r}: it is extractive QA (see squad_v2())")
     p, r = np.asarray(predictions), np.asarray(references)
     if p.shape != r.shape or p.ndim != 1 or len(p) == 0:
         raise ValueError(f"{task}: predictions {p.shape} and references {r.shape} must be equal, 1-D, non-empty")
-    if task == "stsb":
+    if entry.kind == "regression":
         return {"eval_pearson": pearson(p, r), "eval_spearman": spearman(p, r)}
     p, r = p.astype(np.int64), r.astype(np.int64)
     acc = float(accuracy_score(r, p))
     out = {"eval_accuracy": acc, "eval_acc": acc}
-    if task == "mnli":
-        out["eval_f1"] = float(f1_score(r, p, average="macro", labels=[0, 1, 2], zero_division=0))
+    if len(entry.labels) > 2:  # multi-class (mnli)
+        out["eval_f1"] = float(f1_score(r, p, average="macro", labels=list(range(len(entry.labels))),
+                                        zero_division=0))
         out["eval_matthews_correlation"] = float(matthews_corrcoef(r, p))
         return out
     out["eval_f1"] = float(f1_score(r, p, pos_label=1, average="binary", zero_division=0))

@@ -2,8 +2,9 @@
 
 The task order is fixed (docs/formats.md): it decides how a pair is written. A merged PTM is named
 ``{base}_{t1}_{t2}_{ratio}``; ``squad_v2`` contains an underscore, so names are parsed against the
-known task list, never by splitting on ``_``. Base model names may not contain ``_`` (the config
-schema enforces it), which keeps every name unambiguous.
+known task list (:mod:`ptmbench.tasks`), never by splitting on ``_``; custom task names may not contain
+one. Base model names may not contain ``_`` (the config schema enforces it), which keeps every name
+unambiguous.
 
     python -m ptmbench.naming NAME [NAME ...] [--configfile config/config.yaml]
 
@@ -20,29 +21,28 @@ import itertools
 import re
 from dataclasses import dataclass
 
-TASKS: tuple[str, ...] = (
-    "cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli", "squad_v2",
-)
-GLUE_TASKS: tuple[str, ...] = TASKS[:9]
-QA_TASKS: tuple[str, ...] = ("squad_v2",)
-REGRESSION_TASKS: tuple[str, ...] = ("stsb",)
+from ptmbench import tasks as registry
 
 
 def ordered(tasks) -> list[str]:
-    """``tasks`` in the fixed task order; unknown names raise ValueError."""
-    unknown = sorted(set(tasks) - set(TASKS))
+    """``tasks`` in the fixed task order (:func:`ptmbench.tasks.names`); unknown names raise ValueError."""
+    known = registry.names()
+    unknown = sorted(set(tasks) - set(known))
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; known tasks: {list(TASKS)}")
-    return [t for t in TASKS if t in set(tasks)]
+        raise ValueError(f"unknown task(s) {unknown}; known tasks: {list(known)} (a custom task must be declared "
+                         "under the config key 'custom_tasks')")
+    return [t for t in known if t in set(tasks)]
 
 
-def task_pairs(tasks=TASKS) -> list[tuple[str, str]]:
-    """Every unordered pair of ``tasks``, t1 before t2 in the fixed order (45 for all 10 tasks)."""
-    return list(itertools.combinations(ordered(tasks), 2))
+def task_pairs(tasks=None) -> list[tuple[str, str]]:
+    """Every unordered pair of ``tasks`` (default: every known task), t1 before t2 in the fixed order
+    (45 for the 10 published tasks)."""
+    return list(itertools.combinations(ordered(registry.names() if tasks is None else tasks), 2))
 
 
 def pair_name(t1: str, t2: str) -> str:
-    if TASKS.index(t1) >= TASKS.index(t2):
+    known = registry.names()
+    if known.index(t1) >= known.index(t2):
         raise ValueError(f"pair ({t1}, {t2}) is not in task order; write it as ({t2}, {t1})")
     return f"{t1}_{t2}"
 
@@ -51,7 +51,7 @@ def parse_pair(pair: str) -> tuple[str, str]:
     for t1, t2 in task_pairs():
         if pair == f"{t1}_{t2}":
             return t1, t2
-    raise ValueError(f"{pair!r} is not a task pair '{{t1}}_{{t2}}' of known tasks in order {list(TASKS)}")
+    raise ValueError(f"{pair!r} is not a task pair '{{t1}}_{{t2}}' of known tasks in order {list(registry.names())}")
 
 
 def format_ratio(ratio) -> str:
@@ -124,15 +124,6 @@ def is_large(model: str) -> bool:
     return "large" in model
 
 
-def task_kind(task: str) -> str:
-    """'qa' (squad_v2), 'regression' (stsb) or 'classification' (the other GLUE tasks)."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {list(TASKS)}")
-    if task in QA_TASKS:
-        return "qa"
-    return "regression" if task in REGRESSION_TASKS else "classification"
-
-
 def hyperparameters(config: dict, model: str, task: str) -> dict:
     """The fine-tuning hyper-parameters of (base model, task), from the validated config.
 
@@ -140,7 +131,7 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
     then ``finetune.large.<family>`` when the model name contains 'large', then the model's own
     ``finetune.<family>`` override; plus ``finetune.seed``. Merged PTMs use their base's values.
     """
-    family = "squad_v2" if task_kind(task) == "qa" else "glue"
+    family = registry.get(task).hp_family
     ft = config["finetune"]
     hp = copy.deepcopy(ft[family])
     if is_large(model):
@@ -190,7 +181,7 @@ class NameCheck:
 def order_note(zoo) -> str:
     """How pairs and merged PTM names are written, with the config's tasks, bases and ratios."""
     return (f"  A task pair is written {{t1}}_{{t2}} and a merged PTM {{base}}_{{t1}}_{{t2}}_{{ratio}}, with t1 "
-            f"before t2 in the fixed task order {', '.join(TASKS)}.\n"
+            f"before t2 in the fixed task order {', '.join(registry.names())}.\n"
             f"  This config: tasks {', '.join(zoo.tasks)}; base models {', '.join(zoo.bases)} (merged: "
             f"{', '.join(zoo.models) or 'none'}); ratios {', '.join(zoo.ratios)}.")
 

@@ -1,7 +1,7 @@
 """The zoo a config implies and every path the workflow writes: the one place both are defined.
 
 :class:`Zoo` turns a validated config into the name lists the rules use (MODELS, UNSEEN, BASES,
-TASKS, GLUE, PAIRS, RATIOS, MERGED, PTMS: ``workflow/rules/common.smk`` takes them from here).
+TASKS, GLUE, CUSTOM, LOGME_TASKS, PAIRS, RATIOS, MERGED, PTMS: ``workflow/rules/common.smk`` takes them from here).
 The path templates below are every output's path, with Snakemake's wildcards: the rule files
 declare their outputs, inputs, logs and benchmarks with them, and the functions fill them for one
 job. :func:`jobs` lists the jobs of every stage with those outputs and inputs, so tools that must not
@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ptmbench import naming
+from ptmbench import tasks as registry
 
 # --------------------------------------------------------------------------------------------------
 # Path templates ({wildcards} as in the rule files)
 
 MODEL_DIR = "resources/models/{base}"
 GLUE_DIR = "resources/data/glue/{glue_task}"
+CUSTOM_DIR = "resources/data/custom/{custom_task}"  # custom tasks (config key custom_tasks)
 SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")  # SQuAD v2's official names, kept by the acquired copies
 SQUAD_TRAIN_JSON, SQUAD_DEV_JSON = (f"resources/data/squad_v2/{f}" for f in SQUAD_FILES)
 TOKENIZED_DIR = "results/tokenized/{base}/{task}"
@@ -32,7 +34,7 @@ FINETUNED_MODEL_DIR = "results/finetune/{base}/{task}/model"
 MERGED_PTM = naming.MERGED_NAME  # "{base}_{pair}_{ratio}": a merged PTM's name, as a wildcard pattern
 MERGED_DIR = "results/merged/{base}/{pair}_{ratio}"
 GRAPH_FILE = "results/graphs/{ptm}.dill"
-LOGME_JSON = "results/logme/{ptm}/{glue_task}.json"
+LOGME_JSON = "results/logme/{ptm}/{logme_task}.json"
 
 EXPORT_DIR = "results/ptm_model_bench"
 PERFORMANCE_CSV = "results/tables/performance.csv"
@@ -53,13 +55,14 @@ BENCHMARK = "benchmarks/{rule}/{job}.tsv"
 JOB_NAMES: dict[str, str] = {
     "acquire_model": "{base}",
     "acquire_glue": "{glue_task}",
+    "acquire_custom": "{custom_task}",
     "acquire_squad": "squad_v2",
     "tokenize": "{base}/{task}",
     "finetune_base": "{base}/{task}",
     "merge": "{base}/{pair}_{ratio}",
     "finetune_merged": MERGED_PTM + "/{task}",
     "graph": "{ptm}",
-    "logme": "{ptm}/{glue_task}",
+    "logme": "{ptm}/{logme_task}",
     "export": "export",
     "report": "report",
 }
@@ -99,9 +102,18 @@ def glue_dir(task: str) -> str:
     return GLUE_DIR.format(glue_task=task)
 
 
+def custom_dir(task: str) -> str:
+    return CUSTOM_DIR.format(custom_task=task)
+
+
+# the acquired data of a task, by the rule that acquires it
+_DATA_OF_RULE = {"acquire_glue": lambda t: [glue_dir(t)], "acquire_custom": lambda t: [custom_dir(t)],
+                 "acquire_squad": lambda t: [SQUAD_TRAIN_JSON, SQUAD_DEV_JSON]}
+
+
 def task_data(task: str) -> list[str]:
-    """The acquired data of one task: a GLUE folder, or SQuAD v2's train and dev files."""
-    return [SQUAD_TRAIN_JSON, SQUAD_DEV_JSON] if task == "squad_v2" else [glue_dir(task)]
+    """The acquired data of one task: a GLUE or custom task's folder, or SQuAD v2's train and dev files."""
+    return _DATA_OF_RULE[registry.get(task).acquire_rule](task)
 
 
 def tokenized_dir(base: str, task: str) -> str:
@@ -125,7 +137,7 @@ def graph_file(ptm: str) -> str:
 
 
 def logme_json(ptm: str, task: str) -> str:
-    return LOGME_JSON.format(ptm=ptm, glue_task=task)
+    return LOGME_JSON.format(ptm=ptm, logme_task=task)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,7 +170,18 @@ class Zoo:
 
     @property
     def glue(self) -> list[str]:
-        return [t for t in self.tasks if t in naming.GLUE_TASKS]
+        """Tasks acquired by rule acquire_glue."""
+        return [t for t in self.tasks if registry.get(t).acquire_rule == "acquire_glue"]
+
+    @property
+    def custom(self) -> list[str]:
+        """Custom tasks (config key custom_tasks), acquired by rule acquire_custom."""
+        return [t for t in self.tasks if registry.get(t).custom]
+
+    @property
+    def logme_tasks(self) -> list[str]:
+        """Tasks scored by LogME (classification and regression)."""
+        return [t for t in self.tasks if registry.get(t).has_logme]
 
     @property
     def pairs(self) -> list[str]:
@@ -206,7 +229,7 @@ class Zoo:
         """The inputs of rule ``export``: every fine-tune's metrics, LogME score and graph file."""
         ptms = self.ptms
         return {"finetune": [metrics_json(p, t) for p in ptms for t in self.tasks],
-                "logme": [logme_json(p, t) for p in ptms for t in self.glue],
+                "logme": [logme_json(p, t) for p in ptms for t in self.logme_tasks],
                 "graphs": [graph_file(p) for p in ptms]}
 
 
@@ -225,13 +248,20 @@ class Job:
     task: str = ""  # the task whose data the job reads or writes ("" for none)
 
 
+_TASK_WILDCARDS = ("task", "glue_task", "custom_task", "logme_task")
+
+
 def _job(stage: str, rule: str, owner: str, outputs, inputs=(), wc: dict | None = None, temp: bool = False,
          task: str | None = None) -> Job:
     """A job of ``rule`` with wildcards ``wc``; ``owner``: its base model (or DATA / ALL)."""
     wc = wc or {}
     name = fill(JOB_NAMES[rule], **wc)
-    task = task if task is not None else wc.get("task") or wc.get("glue_task") or ""
+    task = task if task is not None else next((wc[k] for k in _TASK_WILDCARDS if k in wc), "")
     return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, tuple(inputs), task)
+
+
+# the wildcard naming the task in the jobs of each acquire rule (acquire_squad has none: one job)
+_ACQUIRE_WILDCARD = {"acquire_glue": "glue_task", "acquire_custom": "custom_task", "acquire_squad": None}
 
 
 def jobs(zoo: Zoo) -> Iterator[Job]:
@@ -239,10 +269,10 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     job comes after the jobs that write its inputs)."""
     for b in zoo.bases:
         yield _job("acquire", "acquire_model", b, [model_dir(b)], wc={"base": b})
-    for t in zoo.glue:
-        yield _job("acquire", "acquire_glue", DATA, task_data(t), wc={"glue_task": t})
-    if "squad_v2" in zoo.tasks:
-        yield _job("acquire", "acquire_squad", DATA, task_data("squad_v2"), task="squad_v2")
+    for t in zoo.tasks:  # one job per task, of the rule that acquires it
+        rule = registry.get(t).acquire_rule
+        wildcard = _ACQUIRE_WILDCARD[rule]
+        yield _job("acquire", rule, DATA, task_data(t), wc={wildcard: t} if wildcard else None, task=t)
     for b in zoo.bases:
         for t in zoo.tasks:
             yield _job("tokenize", "tokenize", b, [tokenized_dir(b, t)], [model_dir(b), *task_data(t)],
@@ -264,9 +294,9 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     for ptm, b in ptms:
         yield _job("graph", "graph", b, [graph_file(ptm)], [zoo.ptm_dir(ptm)], {"ptm": ptm})
     for ptm, b in ptms:
-        for t in zoo.glue:
+        for t in zoo.logme_tasks:
             yield _job("logme", "logme", b, [logme_json(ptm, t)], [zoo.ptm_dir(ptm), tokenized_dir(b, t)],
-                       {"ptm": ptm, "glue_task": t})
+                       {"ptm": ptm, "logme_task": t})
     export_inputs = zoo.export_inputs()
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
                [*export_inputs["finetune"], *export_inputs["logme"], *export_inputs["graphs"]])
@@ -292,10 +322,11 @@ def _pattern(template: str) -> re.Pattern:
 
 
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
-    MODEL_DIR, GLUE_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
+    MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
                  PLOTS_DIR, SUMMARY_TXT)
-_CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)))
+_CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
+           ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"
 
 
@@ -328,9 +359,11 @@ def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
             check = naming.check_name(name, zoo, kinds)
             if not check.ok:
                 return f"target {target} ({template}): {check.message()}"
-        if "glue_task" in parts and parts["glue_task"] not in zoo.glue:
-            return (f"target {target} ({template}): {parts['glue_task']!r} is not a GLUE task of this config "
-                    f"(GLUE data and LogME scores exist per GLUE task): {list(zoo.glue)}")
+        for key, have, what in (("glue_task", zoo.glue, "a GLUE task"), ("custom_task", zoo.custom, "a custom task"),
+                                ("logme_task", zoo.logme_tasks, "a task LogME scores (classification, regression)")):
+            if key in parts and parts[key] not in have:
+                return (f"target {target} ({template}): {parts[key]!r} is not {what} of this config: "
+                        f"{list(have)}")
         return None
     if target.startswith("resources/") or exists(target):
         return None

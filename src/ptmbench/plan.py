@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ptmbench import naming, paths
+from ptmbench import tasks as registry
 from ptmbench.checkpoint import WEIGHTS, stored_parameters
 
 # --- constants (documented in docs/cluster.md) ---------------------------------------------------
@@ -41,7 +42,7 @@ JOB_S = 120.0  # per GPU job: start-up, model/data loading, CUDA init, evaluatio
 PAD_FACTOR = 1.1  # padded / real tokens with length-grouped dynamic padding
 BYTES_PER_PARAM = 4  # fp32 safetensors
 TOKEN_BYTES = 8  # tokenised data on disk: input_ids int32 + mask/type ids + Arrow offsets
-CPU_JOB_S = {"acquire_model": 300, "acquire_glue": 120, "acquire_squad": 60, "merge": 60,
+CPU_JOB_S = {"acquire_model": 300, "acquire_glue": 120, "acquire_squad": 60, "acquire_custom": 60, "merge": 60,
              "graph": 120, "export": 1800, "report": 120}
 TOKENIZE_TOKENS_PER_S = 2e5  # fast tokenizer, one core
 
@@ -61,17 +62,10 @@ MODELS: dict[str, tuple[int, int, int]] = {
     "xlm-roberta-large": (559_890_432, 24, 1024),
 }
 
-# Published train / evaluation sizes (GLUE, SQuAD v2 examples) and typical mean tokens per example
-# (BERT WordPiece, both segments + special tokens; SQuAD: question + context).
-DATA: dict[str, tuple[int, int, int]] = {
-    "cola": (8_551, 1_043, 11), "mnli": (392_702, 19_647, 39), "mrpc": (3_668, 408, 53),
-    "qnli": (104_743, 5_463, 50), "qqp": (363_846, 40_430, 30), "rte": (2_490, 277, 70),
-    "sst2": (67_349, 872, 13), "stsb": (5_749, 1_500, 31), "wnli": (635, 71, 38),
-    "squad_v2": (130_319, 11_873, 170),
-}
-GLUE_DISK_MB = {"cola": 1, "mnli": 80, "mrpc": 2, "qnli": 35, "qqp": 65, "rte": 2, "sst2": 5,
-                "stsb": 2, "wnli": 1}
-SQUAD_DISK_MB = 46
+# Published train / evaluation sizes, typical tokens per example and data on disk: the task registry
+# (ptmbench.tasks: published_size, disk_mb). A custom task's sizes: its files' rows (source path), else these.
+CUSTOM_SIZE = (10_000, 1_000, 64)
+CUSTOM_TOKENS = 64  # mean tokens per example of a custom task
 
 
 @dataclass(frozen=True)
@@ -138,17 +132,38 @@ def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
 
 def task_examples(config: dict, task: str) -> tuple[int, int, int]:
     """(train examples used, evaluation examples, mean tokens per example) of ``task``."""
-    train, evaluation, length = DATA[task]
-    spec = config["data"]["squad_v2" if task == "squad_v2" else "glue"]
-    if spec.get("source") == "demo":
-        train = spec.get("n_train", train)
-        evaluation = spec.get("n_validation", evaluation)
-    family = "squad_v2" if task == "squad_v2" else "glue"
+    entry = registry.get(task)
+    if entry.custom:
+        train, evaluation, length = custom_size(entry)
+    else:
+        train, evaluation, length = entry.published_size
+        spec = config["data"][entry.data]
+        if spec.get("source") == "demo":
+            train = spec.get("n_train", train)
+            evaluation = spec.get("n_validation", evaluation)
+    family = entry.hp_family
     cap = config["finetune"][family].get("max_train_examples")
     if cap:
         train = min(train, cap)
     max_len = config["finetune"][family].get("max_length", 512)
     return train, evaluation, min(length, max_len)
+
+
+def custom_size(entry) -> tuple[int, int, int]:
+    """(train rows, validation rows, mean tokens) of a custom task: its files' lines when they are local
+    and exist (CSV / TSV less the header), else :data:`CUSTOM_SIZE`."""
+    spec = entry.source
+    if spec["source"] != "path":
+        return CUSTOM_SIZE
+    rows = []
+    for split in ("train", "validation"):
+        path = Path(spec[split]).expanduser()
+        if not path.is_file():
+            return CUSTOM_SIZE
+        with open(path, "rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+        rows.append(max(1, lines - (path.suffix.lower() in (".csv", ".tsv"))))
+    return rows[0], rows[1], CUSTOM_TOKENS
 
 
 def finetune_seconds(size: ModelSize, train: int, evaluation: int, length: int, hp: dict) -> float:
@@ -203,8 +218,9 @@ class _Costs:
 # (GPU-hours, CPU-hours besides CPU_JOB_S, disk GB) of one job of each rule, from its base model and task.
 COSTS = {
     "acquire_model": lambda c, b, t: (0.0, 0.0, c.weights_gb(b)),
-    "acquire_glue": lambda c, b, t: (0.0, 0.0, GLUE_DISK_MB[t] * 1e-3),
-    "acquire_squad": lambda c, b, t: (0.0, 0.0, SQUAD_DISK_MB * 1e-3),
+    "acquire_glue": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
+    "acquire_custom": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
+    "acquire_squad": lambda c, b, t: (0.0, 0.0, registry.get(t).disk_mb * 1e-3),
     "tokenize": lambda c, b, t: (0.0, c.tokens(t) / TOKENIZE_TOKENS_PER_S / 3600, c.tokens(t) * TOKEN_BYTES * 1e-9),
     "finetune_base": lambda c, b, t: (c.finetune_h(b, t), 0.0, c.weights_gb(b)),
     "merge": lambda c, b, t: (0.0, 0.0, c.weights_gb(b)),
@@ -225,7 +241,8 @@ def plan(config: dict, workdir: Path = Path("."), jobs: int = 200) -> dict:
     sizes = {b: model_size(b, specs[b], workdir) for b in zoo.bases}
     data = {t: task_examples(config, t) for t in zoo.tasks}
     cost = _Costs(config, sizes, data)
-    st = {r: Stage(r, 0) for r in (*paths.RULES, "all")}
+    rules = [r for r in paths.RULES if r != "acquire_custom" or zoo.custom]  # no row without custom tasks
+    st = {r: Stage(r, 0) for r in (*rules, "all")}
     st["all"].jobs = 1
     for job in paths.jobs(zoo):
         s = st[job.rule]

@@ -211,6 +211,9 @@ def job(smk):
     attempts left beside the outputs are removed, and every input is checked whole
     (:mod:`ptmbench.integrity`): a corrupt input fails the job at once, naming the file and the fix.
     """
+    from ptmbench import tasks
+
+    tasks.configure(smk.config)  # the custom tasks of the run's config are known to the script
     log_path = Path(smk.log[0]) if smk.log else None
     stream = open(log_path, "a", buffering=1) if log_path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)

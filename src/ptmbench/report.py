@@ -4,8 +4,8 @@
 LogME scores and the consumer's metric per GLUE task, over all PTMs and per base model
 (``correlations.csv``), a scatter plot per task and a heat map of the merged PTMs per base model
 (``plots/``), and a plain-text summary (``summary.txt``). All appear in ``snakemake --report``.
-The performance compared is the one the predictor reads (:data:`ptmbench.export.CONSUMER_METRIC`,
-from the exported split; squad_v2 f1 / 100).
+The performance compared is the one the predictor reads (the ``consumer_metric`` of its entry in
+:mod:`ptmbench.tasks`, from the exported split; squad_v2 f1 / 100).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import logging
 import math
 
 from ptmbench import naming
-from ptmbench.export import CONSUMER_METRIC, CONSUMER_SCALE, ID_COLUMNS, export_split
+from ptmbench import tasks as registry
+from ptmbench.export import ID_COLUMNS
 from ptmbench.provenance import atomic_dir, atomic_file, atomic_path
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def consumer_performance(perf):
 
     parts = []
     for task, group in perf.groupby("eval_task", sort=False):
-        sel = group[(group["split"] == export_split(task)) & (group["metric"] == CONSUMER_METRIC[task])]
-        sel = sel.assign(value=sel["value"] * CONSUMER_SCALE.get(task, 1.0), metric=CONSUMER_METRIC[task])
+        entry = registry.get(task)
+        sel = group[(group["split"] == entry.export_split) & (group["metric"] == entry.consumer_metric)]
+        sel = sel.assign(value=sel["value"] * entry.consumer_scale, metric=entry.consumer_metric)
         parts.append(sel)
     cols = [*ID_COLUMNS, "eval_task", "metric", "value", "diverged"]
     return pd.concat(parts)[cols].reset_index(drop=True) if parts else pd.DataFrame(columns=cols)
@@ -82,7 +84,7 @@ def correlation_table(perf, logme):
         sub = joined[joined["eval_task"] == task]
         groups = [("(all)", sub)] + [(b, g) for b, g in sub.groupby("base", sort=False)]
         for name, g in groups:
-            rows.append({"eval_task": task, "metric": CONSUMER_METRIC[task], "base": name,
+            rows.append({"eval_task": task, "metric": registry.get(task).consumer_metric, "base": name,
                          **correlations(g["score"], g["value"])})
     return pd.DataFrame(rows, columns=["eval_task", "metric", "base", "n", "kendall_tau", "kendall_p",
                                        "pearson", "pearson_p", "spearman", "spearman_p", "note"])
@@ -105,10 +107,11 @@ def plot_logme_scatter(joined, task, corr_row, path) -> None:
         ax.scatter(g.loc[~merged, "score"], g.loc[~merged, "value"], s=90, marker="*", color=cmap(i % cmap.N),
                    edgecolor="black", linewidth=0.6)
     tau = corr_row.get("kendall_tau", math.nan) if corr_row is not None else math.nan
-    ax.set_title(f"{task}: LogME vs fine-tuned {CONSUMER_METRIC[task]}\n"
+    entry = registry.get(task)
+    ax.set_title(f"{task}: LogME vs fine-tuned {entry.consumer_metric}\n"
                  f"Kendall tau = {tau:.3f} (n = {len(joined)}; stars: base models)", fontsize=9)
     ax.set_xlabel("LogME score")
-    ax.set_ylabel(CONSUMER_METRIC[task] + (" (mismatched)" if task == "mnli" else ""))
+    ax.set_ylabel(entry.consumer_metric + (" (mismatched)" if entry.export_split.endswith("mismatched") else ""))
     if len(bases) > 1:
         ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
@@ -173,7 +176,8 @@ def summary_text(perf, logme, corr) -> str:
         base_best = sub[sub["task_1"] == ""]["value"].max()
         tau = corr[(corr["eval_task"] == task) & (corr["base"] == "(all)")]
         tau_txt = "-" if tau.empty or math.isnan(tau.iloc[0]["kendall_tau"]) else f"{tau.iloc[0]['kendall_tau']:.3f}"
-        metric = CONSUMER_METRIC[task] + (" / 100" if task in CONSUMER_SCALE else "")
+        entry = registry.get(task)
+        metric = entry.consumer_metric + (f" / {1 / entry.consumer_scale:g}" if entry.consumer_scale != 1 else "")
         lines.append(f"{task:<9} {metric:<26} {len(sub):>4} {best['value']:>7.3f} {base_best:>9.3f} "
                      f"{tau_txt:>9}  {best['ptm']}")
     notes = corr[corr["note"].fillna("") != ""] if len(corr) else corr

@@ -21,23 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ptmbench import naming
+from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, write_json
 from ptmbench.squad import cls_index
 
 log = logging.getLogger("ptmbench.tokenize")
 
-GLUE_TEXT = {
-    "cola": ("sentence", None), "sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"),
-    "qqp": ("question1", "question2"), "stsb": ("sentence1", "sentence2"),
-    "mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
-    "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2"),
-}
-
-
 def eval_splits(task: str) -> tuple[str, ...]:
-    """Validation split(s) a task is evaluated on (mnli: matched and mismatched)."""
-    return ("validation_matched", "validation_mismatched") if task == "mnli" else ("validation",)
+    """Validation split(s) a task is evaluated on (its registry entry; mnli: matched and mismatched)."""
+    return registry.get(task).eval_splits
 
 
 
@@ -58,26 +50,28 @@ def check_labels(task: str, split: str, labels, where: str) -> None:
         row, problem = bad
         raise ValueError(
             f"{where}, split {split}, row {row} (0-based): {problem}. The task data are bad: fix them and "
-            f"re-acquire (delete resources/data/glue/{task} and the tokenised features, then re-run)")
+            f"re-acquire (delete resources/data/{registry.get(task).data}/{task} and the tokenised features, then "
+            "re-run)")
 
 
 def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: str = "GLUE data"):
     """GLUE splits (train + eval splits) -> unpadded features ``input_ids, attention_mask[, token_type_ids],
-    labels`` (int64; float32 for stsb), truncated to ``max_length``. Labels are checked first
+    labels`` (int64; float32 for regression tasks), truncated to ``max_length``. Labels are checked first
     (:func:`check_labels`; ``where`` names the data in the error)."""
     import datasets
 
-    a, b = GLUE_TEXT[task]
+    entry = registry.get(task)
+    a, b = (*entry.text, None)[:2]
     out = {}
     for split in ("train", *eval_splits(task)):
         if split not in dataset_dict:
             raise ValueError(f"{task}: split {split!r} missing from the GLUE data (have {list(dataset_dict)}); "
-                             "re-run acquire_glue")
+                             f"re-run {entry.acquire_rule}")
         ds = dataset_dict[split]
         need = [c for c in (a, b, "label") if c and c not in ds.column_names]
         if need:
             raise ValueError(f"{task}/{split}: columns {need} missing (have {ds.column_names}); "
-                             "the data must have the nyu-mll/glue schema")
+                             "the data must have the schema of ptmbench.data.features")
         check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
 
         def enc(batch):
@@ -88,7 +82,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
 
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
                     desc=f"tokenize {task}/{split}")
-        dtype = "float32" if task == "stsb" else "int64"
+        dtype = "float32" if entry.kind == "regression" else "int64"
         out[split] = ds.cast_column("labels", datasets.Value(dtype))  # in memory: no cache file
     return datasets.DatasetDict(out)
 
@@ -210,7 +204,7 @@ def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
 
     start = time.perf_counter()
     tok = load_tokenizer(model_dir)
-    if naming.task_kind(task) == "qa":
+    if registry.get(task).kind == "qa":
         if isinstance(data, str | os.PathLike) or len(data) != 2:
             raise ValueError(f"squad_v2 data must be [train_json, dev_json], got {data!r}")
         dd = squad_dataset(tok, data[0], data[1], int(hp["max_length"]), int(hp["doc_stride"]))

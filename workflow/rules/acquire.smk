@@ -40,6 +40,22 @@ rule acquire_glue:
         "../scripts/acquire.py"
 
 
+rule acquire_custom:
+    output:
+        directory(paths.CUSTOM_DIR),
+    log:
+        paths.log_file("acquire_custom"),
+    benchmark:
+        paths.benchmark_file("acquire_custom")
+    conda:
+        "../../envs/ptmbench.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/acquire.py"
+
+
 rule acquire_squad:
     output:
         train=paths.SQUAD_TRAIN_JSON,

@@ -5,13 +5,16 @@ import re
 import sys
 
 from ptmbench import naming, paths
+from ptmbench import tasks as registry
 
 ZOO = paths.Zoo.from_config(config)
 MODELS = list(ZOO.models)  # merged, fine-tuned and scored
 UNSEEN = list(ZOO.unseen)  # fine-tuned and scored, never merged
 BASES = ZOO.bases
 TASKS = list(ZOO.tasks)  # in the fixed task order
-GLUE = ZOO.glue
+GLUE = ZOO.glue  # acquired by rule acquire_glue
+CUSTOM = ZOO.custom  # custom tasks (config key custom_tasks), acquired by rule acquire_custom
+LOGME_TASKS = ZOO.logme_tasks  # scored by LogME (classification and regression)
 PAIRS = ZOO.pairs
 RATIOS = list(ZOO.ratios)
 MERGED = ZOO.merged
@@ -52,6 +55,8 @@ wildcard_constraints:
     base=_alt(BASES),
     task=_alt(TASKS),
     glue_task=_alt(GLUE),
+    custom_task=_alt(CUSTOM),
+    logme_task=_alt(LOGME_TASKS),
     pair=_alt(PAIRS),
     ratio=_alt(RATIOS),
     ptm=f"(?:{_alt(BASES)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?",
@@ -71,9 +76,9 @@ def merged_output(path):
 
 
 def task_data(task):
-    """Acquired data of one task: a GLUE folder, or SQuAD v2's [train, dev] files."""
+    """Acquired data of one task: its folder, or SQuAD v2's [train, dev] files."""
     data = paths.task_data(task)
-    return data if task == "squad_v2" else data[0]
+    return data if len(data) > 1 else data[0]
 
 
 # Hyper-parameters of every (base, task), resolved once; shared by all PTMs of a base (read-only).

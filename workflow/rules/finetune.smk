@@ -11,9 +11,8 @@
 # `gpu` is a local-scoped resource (common.smk): on one machine profiles/default limits it so GPU jobs
 # do not overlap; on a cluster every job gets its own GPU (profiles/slurm adds partition/model).
 
-# Hours on one GPU for a base-size model (x3 for 'large'), with a margin; tasks not listed: 0.5 h.
-# Runtime grows by half on each retry.
-FT_HOURS = {"mnli": 6, "qqp": 6, "squad_v2": 5, "qnli": 2, "sst2": 1.5}
+# Hours on one GPU for a base-size model (x3 for 'large'), with a margin: the task's finetune_hours
+# (ptmbench.tasks). Runtime grows by half on each retry.
 
 
 rule finetune_base:
@@ -34,7 +33,7 @@ rule finetune_base:
         mem_mb=mem_mb(16000, 32000),
         runtime=lambda wc, attempt: int(
             60
-            * FT_HOURS.get(wc.task, 0.5)
+            * registry.get(wc.task).finetune_hours
             * (3 if naming.is_large(wc.base) else 1)
             * (1 + 0.5 * (attempt - 1))
         ),
@@ -64,7 +63,7 @@ rule finetune_merged:
         mem_mb=mem_mb(16000, 32000),
         runtime=lambda wc, attempt: int(
             60
-            * FT_HOURS.get(wc.task, 0.5)
+            * registry.get(wc.task).finetune_hours
             * (3 if naming.is_large(wc.base) else 1)
             * (1 + 0.5 * (attempt - 1))
         ),

@@ -1,4 +1,4 @@
-# Stage logme: LogME transferability of every PTM on every GLUE task.
+# Stage logme: LogME transferability of every PTM on every classification and regression task.
 # Granularity: one job per (PTM, task). Feature extraction is the expensive part and is per task
 # anyway (each task has its own inputs); per-task jobs let a cluster spread 552 x 9 short GPU jobs,
 # a failure costs one task, and adding a task reruns nothing else. Loading the PTM again per task
@@ -10,7 +10,7 @@
 rule logme:
     input:
         model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.glue_task),
+        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.logme_task),
     output:
         paths.LOGME_JSON,
     log:

@@ -6,5 +6,7 @@ with job(snakemake):
         acquire.acquire_model(snakemake.wildcards.base, snakemake.params.spec, snakemake.output[0])
     elif snakemake.rule == "acquire_glue":
         acquire.acquire_glue(snakemake.wildcards.glue_task, snakemake.params.spec, snakemake.output[0])
+    elif snakemake.rule == "acquire_custom":
+        acquire.acquire_custom(snakemake.wildcards.custom_task, snakemake.output[0])
     else:
         acquire.acquire_squad(snakemake.params.spec, snakemake.output.train, snakemake.output.dev)

@@ -6,7 +6,7 @@ with job(snakemake):
         ptm=snakemake.wildcards.ptm,
         model_dir=snakemake.input.model,
         tokenized_dir=snakemake.input.data,
-        task=snakemake.wildcards.glue_task,
+        task=snakemake.wildcards.logme_task,
         out_path=snakemake.output[0],
         max_examples=snakemake.params.max_examples,
         batch_size=snakemake.params.batch_size,
