@@ -36,6 +36,17 @@ def shared_once(tmp_path_factory, name: str, build):
     return folder
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (the test machine is shared; one thread is also the fastest)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Factory: ``tiny_model(family, seed=0)`` -> Path of a tiny model (built once per session)."""

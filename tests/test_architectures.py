@@ -19,7 +19,7 @@ from ptmbench.checkpoint import Checkpoint
 from ptmbench.provenance import write_json
 from ptmbench.tiny import TINY_FAMILIES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 HP = {"learning_rate": 1e-3, "batch_size": 8, "epochs": 1, "max_length": 32, "lr_scheduler": "linear",
       "warmup_ratio": 0.0, "weight_decay": 0.0, "max_train_examples": None, "seed": 0}
@@ -29,14 +29,6 @@ TASKS = ("sst2", "stsb", "squad_v2")  # classification, regression, extractive Q
 # DeBERTa (v1) fails under bf16/fp16 autocast inside transformers (masked_fill with float32's minimum
 # into half-precision scores); it is fine-tuned in fp32 here. See docs/architectures.md.
 PRECISION = {"deberta": "fp32"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared; one thread is also the fastest there
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ GLUE_HP = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "max_length": 4
 SQUAD_HP = {**GLUE_HP, "max_length": 64, "doc_stride": 16, "n_best_size": 20, "max_answer_length": 30,
             "null_score_diff_threshold": 0.0}
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared; one thread is also the fastest there
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_data(root: Path, task: str, n_train=64, n_val=32):
