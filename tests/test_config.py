@@ -137,3 +137,84 @@ def test_doc_stride_checked_after_model_overrides():
 def test_both_data_sources_are_required():
     assert "'squad_v2' is a required property" in _bad(lambda c: c["data"].pop("squad_v2"))
     assert "'glue' is a required property" in _bad(lambda c: c["data"].pop("glue"))
+
+
+def test_transferability_defaults_are_filled_in():
+    cfg = cfgmod.load(CONFIGS / "test.yaml")
+    tcfg = cfg["transferability"]
+    assert tcfg["estimators"] == ["logme", "hscore", "transrate", "nleep", "sfda", "knn", "linear_probe"]
+    assert tcfg["knn"] == {"k": 10, "max_examples": 2000, "seed": 0}
+    assert tcfg["linear_probe"]["folds"] == 5 and tcfg["nleep"]["covariance_type"] == "diag"
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    del cfg["transferability"]
+    assert cfgmod.validate(cfg)["transferability"]["sfda"] == {"max_examples": 2000, "seed": 0}
+
+
+def test_transferability_schema_defaults_are_the_library_defaults():
+    from ptmbench import transferability
+
+    tcfg = cfgmod.load(CONFIGS / "config.yaml")["transferability"]
+    assert tcfg["estimators"] == list(transferability.ESTIMATORS)
+    for name, defaults in transferability.DEFAULTS.items():
+        assert tcfg.get(name, {}) == defaults, name
+
+
+def test_unknown_transferability_estimator():
+    msg = _bad(lambda c: c["transferability"].update(estimators=["logme", "leep"]))
+    assert "transferability.estimators[1]" in msg and "'leep'" in msg and "allowed values" in msg
+    assert all(n in msg for n in ("hscore", "transrate", "nleep", "sfda", "knn", "linear_probe"))
+
+
+def test_bad_transferability_parameters():
+    msg = _bad(lambda c: c["transferability"].update(knn={"k": 0}))
+    assert "transferability.knn.k" in msg and "0" in msg
+    msg = _bad(lambda c: c["transferability"].update(nleep={"covariance_type": "spherical"}))
+    assert "transferability.nleep.covariance_type" in msg and "'diag'" in msg and "'full'" in msg
+    msg = _bad(lambda c: c["transferability"].update(linear_probe={"fold": 5}))
+    assert "transferability.linear_probe" in msg and "'fold'" in msg and "folds" in msg
+
+
+def test_transferability_schema_lists_the_registry():
+    """The schema's estimator names and parameter blocks are copies of the registry's: a new estimator or
+    parameter in ``ptmbench.transferability`` fails here until the schema (and config/README.md) has it."""
+    from ptmbench import transferability
+
+    block = cfgmod.load_schema()["properties"]["transferability"]["properties"]
+    assert block["estimators"]["items"]["enum"] == list(transferability.ESTIMATORS)
+    assert block["estimators"]["default"] == list(transferability.ESTIMATORS)
+    with_params = {n for n, d in transferability.DEFAULTS.items() if d}
+    assert set(block) - {"estimators"} == with_params
+    for name in with_params:
+        props = block[name]["properties"]
+        assert {k: v["default"] for k, v in props.items()} == transferability.DEFAULTS[name], name
+
+
+def test_registry_check_catches_a_schema_that_drifted():
+    """Names the schema allows but the registry lacks stop with the key, even if the schema is stale."""
+    def drifted():
+        schema = cfgmod.load_schema()
+        block = schema["properties"]["transferability"]["properties"]
+        block["estimators"]["items"]["enum"].append("leep")
+        block["knn"]["properties"]["metric"] = {"enum": ["cosine", "euclidean"]}
+        return schema
+
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    cfg["transferability"]["estimators"] = ["logme", "leep"]
+    with pytest.raises(ConfigError, match=r"'transferability.estimators\[1\]': 'leep' is not allowed.*knn"):
+        cfgmod.validate(cfg, drifted())
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    cfg["transferability"]["knn"] = {"metric": "cosine"}
+    with pytest.raises(ConfigError, match=r"'transferability.knn' has unknown key\(s\) \['metric'\]"):
+        cfgmod.validate(cfg, drifted())
+
+
+def test_transferability_subsample_must_fit_its_estimator():
+    msg = _bad(lambda c: c["transferability"].update(knn={"k": 10, "max_examples": 10}))
+    assert "'transferability.knn.max_examples'" in msg and "knn.k = 10" in msg and "at least 11" in msg
+    msg = _bad(lambda c: c["transferability"].update(linear_probe={"folds": 5, "max_examples": 4}))
+    assert "'transferability.linear_probe.max_examples'" in msg and "at least 5" in msg
+    msg = _bad(lambda c: c["transferability"].update(nleep={"max_examples": 9}))  # 5 components x 2 classes
+    assert "'transferability.nleep.max_examples'" in msg and "at least 10" in msg
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    cfg["transferability"]["knn"] = {"k": 10, "max_examples": 11}
+    assert cfgmod.validate(cfg)["transferability"]["knn"]["max_examples"] == 11

@@ -86,6 +86,7 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
                           "a model is either merged or unseen, not both")
     _check_doc_stride(config)
     _check_tasks(config)
+    _check_transferability(config)
     config["tasks"] = naming.ordered(config["tasks"])
     return config
 
@@ -104,6 +105,47 @@ def _check_tasks(config: dict) -> None:
                               f"{list(registry.PUBLISHED)} nor declared under 'custom_tasks' "
                               f"(declared: {list(custom) or 'none'})")
     registry.configure(config)
+
+
+def _check_transferability(config: dict) -> None:
+    """The ``transferability`` block against the estimator registry (:data:`ptmbench.transferability.ESTIMATORS`
+    and its parameter defaults), which the schema's lists copy; and the limits the schema cannot state:
+    a subsample must be large enough for its estimator (kNN needs k + 1 examples, a linear probe one
+    per fold, NLEEP's mixture one per component of at least two classes)."""
+    block = config.get("transferability")
+    if block is None:
+        return
+    from ptmbench import transferability as tr
+
+    for i, name in enumerate(block.get("estimators", [])):
+        if name not in tr.ESTIMATORS:
+            raise ConfigError(f"config key 'transferability.estimators[{i}]': {name!r} is not allowed; "
+                              f"allowed values: {list(tr.ESTIMATORS)}")
+    for name, params in block.items():
+        if name == "estimators":
+            continue
+        if name not in tr.DEFAULTS:
+            raise ConfigError(f"config key 'transferability' has unknown key {name!r}; allowed keys: "
+                              f"{['estimators', *(n for n in tr.DEFAULTS if tr.DEFAULTS[n])]}")
+        unknown = sorted(set(params) - set(tr.DEFAULTS[name]))
+        if unknown:
+            raise ConfigError(f"config key 'transferability.{name}' has unknown key(s) {unknown}; "
+                              f"allowed keys: {sorted(tr.DEFAULTS[name])}")
+
+    def get(name, key):
+        return block.get(name, {}).get(key, tr.DEFAULTS[name][key])
+
+    needs = (("knn", "k", lambda k: k + 1, "k + 1 (each example's k neighbours and itself)"),
+             ("linear_probe", "folds", lambda f: f, "one per fold"),
+             ("nleep", "components_per_class", lambda c: 2 * c,
+              "one per mixture component: components_per_class x 2 classes at least"))
+    for name, key, least, why in needs:
+        cap, value = get(name, "max_examples"), get(name, key)
+        if cap is not None and cap < least(value):
+            raise ConfigError(f"config key 'transferability.{name}.max_examples': {cap} examples are too few "
+                              f"for {name}.{key} = {value}: it needs at least {least(value)}, {why}; "
+                              "raise max_examples (null: every example) or lower "
+                              f"transferability.{name}.{key}")
 
 
 def _check_doc_stride(config: dict) -> None:
