@@ -81,6 +81,17 @@ def ptm_names(models=MODELS, unseen=UNSEEN, tasks=TASKS):
     return [*models, *unseen] + [f"{b}_{p}_0.5" for b in models for p in pairs]
 
 
+def estimator_entries(task: str, logme_score: float) -> dict:
+    """``estimators`` of a LogME record as the logme stage writes it: logme, one estimator defined for
+    both kinds and one for classification only (not applicable on stsb)."""
+    regression = registry.get(task).kind == "regression"
+    return {"logme": {"score": logme_score, "time_s": 0.1, "applicable": True, "note": None},
+            "knn": {"score": 0.25 if regression else 0.75, "time_s": 0.01, "applicable": True, "note": None},
+            "hscore": ({"score": None, "time_s": 0.0, "applicable": False,
+                        "note": f"hscore is defined for classification tasks; {task!r} is a regression task"}
+                       if regression else {"score": 1.5, "time_s": 0.02, "applicable": True, "note": None})}
+
+
 def write_inputs(root: Path, models=MODELS, unseen=UNSEEN, tasks=TASKS, seed=0, diverged=()):
     rng = np.random.default_rng(seed)
     ft, lm, gr = [], [], []
@@ -99,8 +110,10 @@ def write_inputs(root: Path, models=MODELS, unseen=UNSEEN, tasks=TASKS, seed=0, 
             if registry.get(task).has_logme:
                 q = root / f"results/logme/{ptm}/{task}.json"
                 q.parent.mkdir(parents=True, exist_ok=True)
-                q.write_text(json.dumps({"ptm": ptm, "base": base, "task": task, "score": float(rng.normal()),
+                score = float(rng.normal())
+                q.write_text(json.dumps({"ptm": ptm, "base": base, "task": task, "score": score,
                                          "n": 256, "d": 384, "num_targets": 2, "time_s": 0.2,
+                                         "estimators": estimator_entries(task, score),
                                          "provenance": {"versions": {"torch": "2.13.0"}}}))
                 lm.append(q)
         g = root / f"results/graphs/{ptm}.dill"
@@ -117,7 +130,7 @@ def run_export(root: Path, **kw):
     models, unseen, tasks = kw.get("models", MODELS), kw.get("unseen", UNSEEN), kw.get("tasks", TASKS)
     manifest = export.export(ft, lm, gr, models, unseen, tasks, root / "results/ptm_model_bench",
                              root / "results/tables/performance.csv", root / "results/tables/logme.csv",
-                             link=kw.get("link", True))
+                             link=kw.get("link", True), estimators_csv=root / "results/tables/estimators.csv")
     return root / "results/ptm_model_bench", manifest
 
 
@@ -299,6 +312,39 @@ def test_tidy_tables(bench):
     assert len(lm) == 33 * 5
     pq = pd.read_parquet(root / "results/tables/performance.parquet")
     assert len(pq) == len(perf)
+
+
+def test_estimators_table(bench):
+    """One row per (PTM, task, estimator); LogME's row is the LogME table's score; a not-applicable
+    estimator has an empty score (NaN), never 0, and a note, in the CSV and in the Parquet file."""
+    root, _, _ = bench
+    est = pd.read_csv(root / "results/tables/estimators.csv")
+    assert list(est.columns) == ["ptm", "base", "task_1", "task_2", "ratio", "eval_task", "estimator", "score",
+                                 "time_s", "applicable", "note"]
+    lm = pd.read_csv(root / "results/tables/logme.csv")
+    assert len(est) == 3 * len(lm) and not est.duplicated(["ptm", "eval_task", "estimator"]).any()
+    merged = est.merge(lm, on=["ptm", "eval_task"], suffixes=("", "_lm"))
+    assert (merged.loc[merged["estimator"] == "logme", "score"] == merged.loc[merged["estimator"] == "logme",
+                                                                             "score_lm"]).all()
+    na = est[~est["applicable"]]
+    assert set(na["estimator"]) == {"hscore"} and set(na["eval_task"]) == {"stsb"}
+    assert na["score"].isna().all() and na["note"].str.contains("regression task").all()
+    assert est[est["applicable"]]["score"].notna().all() and est[est["applicable"]]["note"].isna().all()
+    pq = pd.read_parquet(root / "results/tables/estimators.parquet")
+    assert pq["applicable"].dtype == bool and pq["score"].dtype == "float64"
+    assert pq.loc[~pq["applicable"], "score"].isna().all() and len(pq) == len(est)
+
+
+def test_estimators_table_bad_records_are_named(tmp_path):
+    rec = {"ptm": "alpha-base", "base": "alpha-base", "task": "sst2", "score": 0.1}
+    with pytest.raises(ValueError, match=r"'alpha-base' on 'sst2' has no 'estimators'.*rerun its logme job"):
+        export.estimators_table([rec], MODELS)
+    rec["estimators"] = {"knn": {"score": None, "time_s": 0.1, "applicable": True, "note": None}}
+    with pytest.raises(ValueError, match=r"estimator 'knn' is applicable but its score is None"):
+        export.estimators_table([rec], MODELS)
+    rec["estimators"] = {"knn": {"score": 0.5, "applicable": True}}
+    with pytest.raises(ValueError, match=r"estimator 'knn' lacks \['time_s', 'note'\]"):
+        export.estimators_table([rec], MODELS)
 
 
 # ----------------------------------------------------------------------------- correlations and report

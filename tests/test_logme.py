@@ -222,3 +222,79 @@ def test_score_ptm_one_class_is_a_clear_error(minilm, tmp_path):
     with pytest.raises(ValueError, match="task 'rte'"):
         logme.score_ptm("minilm", path, tdir, "rte", tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+# ---- the other transferability estimators, in the same job ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_tasks(tiny_model, tmp_path_factory):
+    """A tiny BERT and 60 tokenised training examples of sst2 (two classes) and stsb (a float score)."""
+    from datasets import DatasetDict
+    from transformers import AutoTokenizer
+
+    path = tiny_model("bert")
+    tok = AutoTokenizer.from_pretrained(str(path))
+    texts = sentences(60, seed=3)
+    root = tmp_path_factory.mktemp("tokenized")
+    labels = {"sst2": [i % 2 for i in range(60)], "stsb": [len(t.split()) / 6 for t in texts]}
+    for task, y in labels.items():
+        DatasetDict({"train": tokenized(tok, texts, y)}).save_to_disk(str(root / "tiny" / task))
+    return path, root / "tiny", labels
+
+
+@pytest.mark.parametrize("task", ["sst2", "stsb"])
+def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
+    """The JSON keeps LogME as ``score`` and adds every estimator on the same features: the values
+    score_all gives on them, LogME's equal to ``score``, the classification-only ones not applicable
+    (score null, a note) on the regression task, never 0."""
+    from datasets import load_from_disk
+
+    from ptmbench import transferability as tr
+
+    path, root, labels = tiny_bert_tasks
+    out = tmp_path / f"{task}.json"
+    logme.score_ptm("tiny", path, root / task, task, out, batch_size=16)
+    saved = json.loads(out.read_text())
+    assert {"ptm", "base", "task", "score", "n", "d", "num_targets", "time_s", "feature_time_s", "logme_time_s",
+            "max_examples", "provenance"} < set(saved)
+    ests = saved["estimators"]
+    assert list(ests) == list(tr.ESTIMATORS)
+    assert ests["logme"] == {"score": saved["score"], "time_s": saved["logme_time_s"], "applicable": True,
+                             "note": None}
+    F = features.extract(path, load_from_disk(str(root / task))["train"], batch_size=16)
+    direct = tr.score_all(F, np.asarray(labels[task]), task, names=[n for n in tr.ESTIMATORS if n != "logme"])
+    kind = "regression" if task == "stsb" else "classification"
+    for name, e in ests.items():
+        assert set(e) == {"score", "time_s", "applicable", "note"} and e["time_s"] >= 0
+        if kind in tr.APPLIES[name]:
+            assert e["applicable"] and e["note"] is None and np.isfinite(e["score"])
+            if name != "logme":
+                assert e["score"] == pytest.approx(direct[name]["score"], rel=1e-9, abs=1e-12), name
+        else:
+            assert e == {"score": None, "time_s": e["time_s"], "applicable": False,
+                         "note": f"{name} is defined for classification tasks; 'stsb' is a regression task"}
+    if task == "stsb":
+        assert [n for n, e in ests.items() if not e["applicable"]] == ["hscore", "transrate", "nleep", "sfda"]
+
+
+def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):
+    from datasets import load_from_disk
+
+    from ptmbench import transferability as tr
+
+    path, root, labels = tiny_bert_tasks
+    block = {"estimators": ["knn", "logme"], "knn": {"k": 3, "max_examples": None, "seed": 0}}
+    res = logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "a.json", batch_size=16,
+                          transferability=block)
+    assert list(res["estimators"]) == ["knn", "logme"] and res["provenance"]["transferability"] == block
+    F = features.extract(path, load_from_disk(str(root / "sst2"))["train"], batch_size=16)
+    assert res["estimators"]["knn"]["score"] == tr.score_all(F, np.array(labels["sst2"]), "sst2", ["knn"],
+                                                             {"knn": {"k": 3}})["knn"]["score"]
+    # an estimator failing on its input fails the job, naming it, the PTM and the task; nothing is written
+    bad = {"estimators": ["logme", "knn"], "knn": {"k": 100, "max_examples": None}}
+    with pytest.raises(ValueError, match=r"PTM 'tiny', task 'sst2': transferability estimator 'knn' on task "
+                                         r"'sst2': knn.k must be in \[1, 59\]"):
+        logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "b.json", batch_size=16,
+                        transferability=bad)
+    assert not (tmp_path / "b.json").exists()

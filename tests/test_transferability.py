@@ -242,12 +242,13 @@ def test_score_all_classification_and_regression():
     F, y = _data(300, 20)
     res = tr.score_all(F.astype(np.float32), y, "mnli")
     assert list(res) == list(tr.ESTIMATORS)
-    assert all(isinstance(r["score"], float) and math.isfinite(r["score"]) and r["reason"] is None
-               for r in res.values())
+    assert all(isinstance(r["score"], float) and math.isfinite(r["score"]) and r["applicable"]
+               and r["note"] is None for r in res.values())
     target = F[:, 0] + np.random.default_rng(0).standard_normal(len(F))
     res = tr.score_all(F, target, "stsb", names=["logme", "hscore", "knn", "linear_probe", "sfda"])
     for name in ("hscore", "sfda"):
-        assert res[name]["score"] is None and "stsb" in res[name]["reason"] and "regression" in res[name]["reason"]
+        assert res[name]["score"] is None and res[name]["applicable"] is False
+        assert "stsb" in res[name]["note"] and "regression" in res[name]["note"]
     for name in ("logme", "knn", "linear_probe"):
         assert math.isfinite(res[name]["score"])
 
@@ -260,6 +261,16 @@ def test_score_all_params_and_unknown_names():
         tr.score_all(F, y, "mnli", names=["knn", "leep"])
     with pytest.raises(TypeError, match=r"knn: unknown parameter\(s\) \['K'\]"):
         tr.score_all(F, y, "mnli", names=["knn"], params={"knn": {"K": 3}})
+
+
+def test_score_all_names_the_estimator_that_fails():
+    """A failure on bad input stops score_all with the estimator and task named; none is recorded as NaN."""
+    F, y = _data(40, 10)
+    with pytest.raises(tr.EstimatorError, match=r"estimator 'knn' on task 'mnli': knn.k must be in \[1, 39\]") as err:
+        tr.score_all(F, y, "mnli", names=["logme", "knn"], params={"knn": {"k": 40}})
+    assert err.value.name == "knn"
+    with pytest.raises(tr.EstimatorError, match=r"estimator 'nleep' on task 'mnli': .*raise nleep.max_examples"):
+        tr.score_all(F, y, "mnli", names=["nleep"], params={"nleep": {"max_examples": 10}})
 
 
 def test_not_applicable_is_an_exception_not_zero():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from collections import defaultdict
@@ -281,6 +282,38 @@ def logme_table(logme: list[dict], bases):
     return pd.DataFrame(rows, columns=[*ID_COLUMNS, "eval_task", "score", "n", "d", "time_s"])
 
 
+ESTIMATOR_FIELDS = ("score", "time_s", "applicable", "note")
+
+
+def estimators_table(logme: list[dict], bases):
+    """One row per (PTM, GLUE task, estimator) of the LogME records' ``estimators``: its score, time,
+    whether it applies to the task's kind and a note (why not). A not-applicable score is NaN (empty
+    in the CSV), never 0."""
+    import pandas as pd
+
+    rows = []
+    for r in logme:
+        ests = r.get("estimators")
+        where = f"LogME result of {r['ptm']!r} on {r['task']!r}"
+        if not isinstance(ests, dict) or not ests:
+            raise ValueError(f"{where} has no 'estimators' (written before the estimators were computed in "
+                             "the logme job?): rerun its logme job (snakemake --forcerun logme)")
+        ids = {**_ids(r["ptm"], bases), "eval_task": r["task"]}
+        for name, e in ests.items():
+            missing = [f for f in ESTIMATOR_FIELDS if not isinstance(e, dict) or f not in e]
+            if missing:
+                raise ValueError(f"{where}: estimator {name!r} lacks {missing}; rerun its logme job")
+            score = e["score"] if e["applicable"] else None
+            if e["applicable"] and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                    or not math.isfinite(score)):
+                raise ValueError(f"{where}: estimator {name!r} is applicable but its score is {score!r}; "
+                                 "rerun its logme job")
+            rows.append({**ids, "estimator": name, "score": float("nan") if score is None else float(score),
+                         "time_s": e["time_s"], "applicable": bool(e["applicable"]), "note": e["note"]})
+    cols = [*ID_COLUMNS, "eval_task", "estimator", "score", "time_s", "applicable", "note"]
+    return pd.DataFrame(rows, columns=cols).astype({"score": "float64", "applicable": "bool"})
+
+
 def write_table(df, csv_path) -> None:
     """Write ``df`` as CSV and as Parquet beside it (``.parquet``, with our provenance), atomically."""
     import pyarrow as pa
@@ -297,10 +330,14 @@ def write_table(df, csv_path) -> None:
 
 
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,
-           feature_length: int = 128, link: bool = True) -> dict:
-    """Rule ``export``: the ``ptm_model_bench`` folder and the tidy performance / LogME tables."""
+           feature_length: int = 128, link: bool = True, estimators_csv=None) -> dict:
+    """Rule ``export``: the ``ptm_model_bench`` folder and the tidy performance / LogME tables (and the
+    estimators table when ``estimators_csv`` is given)."""
     ft, lm = read_finetune(finetune), read_logme(logme)
     bases = [*models, *unseen]
+    est = None if estimators_csv is None else estimators_table(lm, bases)  # checked before anything is written
     write_table(performance_table(ft, bases), performance_csv)
     write_table(logme_table(lm, bases), logme_csv)
+    if est is not None:
+        write_table(est, estimators_csv)
     return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link)

@@ -222,13 +222,43 @@ def logme_baseline(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
     return np.array(out)
 
 
+def estimator_scores(F, labels, task: str, logme_score: float, logme_time: float,
+                     transferability: dict | None = None, ptm: str = "?") -> dict:
+    """``{name: {score, time_s, applicable, note}}`` of every estimator the config block
+    ``transferability`` lists (None: every estimator of :data:`ptmbench.transferability.ESTIMATORS`
+    at its defaults), on the features ``F`` LogME scored.
+
+    ``logme`` is the LogME score already computed (the same value as the job's ``score``, not
+    recomputed); the others come from :func:`ptmbench.transferability.score_all`, which shares one
+    pass over F between them. Not-applicable estimators (the task's kind) have ``applicable`` False,
+    ``score`` None and a ``note``; an estimator failing on the input raises ValueError naming it, the
+    PTM and the task.
+    """
+    from . import transferability as tr
+
+    block = transferability or {}
+    names = list(block.get("estimators", tr.ESTIMATORS))
+    others = [n for n in names if n != "logme"]
+    params = {n: block[n] for n in others if block.get(n)}
+    try:
+        scores = tr.score_all(F, labels, task, others, params) if others else {}
+    except ValueError as err:
+        raise ValueError(f"PTM {ptm!r}, task {task!r}: {err}") from err
+    scores["logme"] = {"score": logme_score, "time_s": logme_time, "applicable": True, "note": None}
+    return {n: scores[n] for n in names}
+
+
 def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examples: int | None = None,
-              batch_size: int = 64, base: str | None = None, seed: int = 0) -> dict:
-    """LogME of one PTM on one GLUE task's training set; writes ``results/logme/{ptm}/{task}.json``.
+              batch_size: int = 64, base: str | None = None, seed: int = 0,
+              transferability: dict | None = None) -> dict:
+    """LogME (and the other transferability estimators) of one PTM on one GLUE task's training set;
+    writes ``results/logme/{ptm}/{task}.json``.
 
     Features: :func:`ptmbench.features.extract` (mean of the last hidden state over non-padding
     tokens) of the cached tokenisation ``tokenized_dir`` (split ``train``); ``max_examples`` takes a
     uniform random subsample without replacement (``seed``, not stratified), None = all (published).
+    ``score`` is LogME (:func:`logme`); ``estimators`` holds every estimator of the config block
+    ``transferability`` on the same features (:func:`estimator_scores`).
     """
     from datasets import load_from_disk
 
@@ -247,22 +277,27 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     idx = subsample(len(train), max_examples, seed, key="logme.max_examples", minimum=2)
     if idx is not None:
         train = train.select(idx)
-    Y = targets(np.asarray(train["labels"]), task)
+    labels = np.asarray(train["labels"])
+    Y = targets(labels, task)
     F = features.extract(model_dir, train, batch_size=batch_size)
     feature_time = time.perf_counter() - start
     t0 = time.perf_counter()
     per_target = logme(F, Y)
     logme_time = time.perf_counter() - t0
+    score = float(per_target.mean())
+    estimators = estimator_scores(F, labels, task, score, logme_time, transferability, ptm)
     result = {
-        "ptm": ptm, "base": base, "task": task, "score": float(per_target.mean()),
+        "ptm": ptm, "base": base, "task": task, "score": score,
         "n": int(F.shape[0]), "d": int(F.shape[1]), "num_targets": int(Y.shape[1]),
         "time_s": time.perf_counter() - start, "feature_time_s": feature_time,
         "logme_time_s": logme_time, "max_examples": max_examples,
+        "estimators": estimators,
         "provenance": provenance(model_dir=str(model_dir), tokenized_dir=str(tokenized_dir),
                                  batch_size=batch_size, seed=seed,
-                                 evidence_per_target=per_target.tolist()),
+                                 evidence_per_target=per_target.tolist(), transferability=transferability),
     }
     write_json(out_path, result)
-    log.info("LogME %s on %s: %.6f (N=%d, D=%d, %.1f s)", ptm, task, result["score"], *F.shape,
-             result["time_s"])
+    log.info("LogME %s on %s: %.6f (N=%d, D=%d, %.1f s); %s", ptm, task, result["score"], *F.shape,
+             result["time_s"], ", ".join(f"{n} {e['score']:.4g}" if e["applicable"] else f"{n} n/a"
+                                        for n, e in estimators.items()))
     return result

@@ -41,12 +41,14 @@ PERFORMANCE_CSV = "results/tables/performance.csv"
 LOGME_CSV = "results/tables/logme.csv"
 PERFORMANCE_PARQUET = "results/tables/performance.parquet"
 LOGME_PARQUET = "results/tables/logme.parquet"
+ESTIMATORS_CSV = "results/tables/estimators.csv"  # every transferability estimator (ptmbench.transferability)
+ESTIMATORS_PARQUET = "results/tables/estimators.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
 # What `rule all` asks for: the export needs every fine-tune, LogME score and graph, so these build
 # the whole DAG (listing every per-PTM file there too would only add edges to plan).
-FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
+FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
 
 LOG = "logs/{rule}/{job}.log"
 BENCHMARK = "benchmarks/{rule}/{job}.tsv"
@@ -298,7 +300,8 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
             yield _job("logme", "logme", b, [logme_json(ptm, t)], [zoo.ptm_dir(ptm), tokenized_dir(b, t)],
                        {"ptm": ptm, "logme_task": t})
     export_inputs = zoo.export_inputs()
-    yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET],
+    yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
+                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET],
                [*export_inputs["finetune"], *export_inputs["logme"], *export_inputs["graphs"]])
     yield _job("report", "report", ALL, [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT], [PERFORMANCE_CSV, LOGME_CSV])
 
@@ -324,7 +327,7 @@ def _pattern(template: str) -> re.Pattern:
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
-                 PLOTS_DIR, SUMMARY_TXT)
+                 PLOTS_DIR, SUMMARY_TXT, ESTIMATORS_CSV, ESTIMATORS_PARQUET)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"

@@ -606,12 +606,23 @@ def linear_probe(st: Stats, folds, C, alpha, max_iter, max_examples, seed):
 # ----------------------------------------------------------------------------------------- all at once
 
 
+class EstimatorError(ValueError):
+    """An estimator failed on its input (not :class:`NotApplicable`); the message names the estimator and
+    the task, ``name`` holds the estimator."""
+
+    def __init__(self, name: str, task: str, problem):
+        super().__init__(f"transferability estimator {name!r} on task {task!r}: {problem}")
+        self.name = name
+
+
 def score_all(features, labels, task: str, names=None, params=None) -> dict:
     """Every estimator in ``names`` (default: all of ESTIMATORS) on the same features, sharing one
     :class:`Stats`. ``params``: ``{name: {param: value}}`` (config ``transferability``).
 
-    Returns ``{name: {"score": float | None, "time_s": float, "reason": str | None}}``: ``score`` None
-    with the reason when the estimator does not apply to the task's kind. Bad input raises.
+    Returns ``{name: {"score": float | None, "time_s": float, "applicable": bool, "note": str | None}}``:
+    ``applicable`` False, ``score`` None and the reason in ``note`` when the estimator is not defined for
+    the task's kind (never a score of 0). Bad input raises ValueError; an estimator that fails on it (or
+    returns a NaN / infinite score) raises :class:`EstimatorError` naming it.
     """
     names = list(ESTIMATORS) if names is None else list(names)
     unknown = [n for n in names if n not in ESTIMATORS]
@@ -623,8 +634,12 @@ def score_all(features, labels, task: str, names=None, params=None) -> dict:
     for name in names:
         t0 = time.perf_counter()
         try:
-            score, reason = ESTIMATORS[name](features, labels, task, stats=st, **params.get(name, {})), None
+            score, applicable, note = ESTIMATORS[name](features, labels, task, stats=st, **params.get(name, {})), True, None
         except NotApplicable as err:
-            score, reason = None, str(err)
-        out[name] = {"score": score, "time_s": time.perf_counter() - t0, "reason": reason}
+            score, applicable, note = None, False, str(err)
+        except (ValueError, ArithmeticError) as err:
+            raise EstimatorError(name, task, err) from err
+        if applicable and not math.isfinite(score):
+            raise EstimatorError(name, task, f"the score is {score} (not finite)")
+        out[name] = {"score": score, "time_s": time.perf_counter() - t0, "applicable": applicable, "note": note}
     return out

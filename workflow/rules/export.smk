@@ -14,9 +14,11 @@ rule export:
         bench=directory(paths.EXPORT_DIR),
         performance=report(paths.PERFORMANCE_CSV, caption="../report/performance.rst", category="Tables"),
         logme=report(paths.LOGME_CSV, caption="../report/logme.rst", category="Tables"),
+        estimators=report(paths.ESTIMATORS_CSV, caption="../report/estimators.rst", category="Tables"),
         # the same tables as Parquet (types and provenance kept); written beside the CSVs
         performance_parquet=paths.PERFORMANCE_PARQUET,
         logme_parquet=paths.LOGME_PARQUET,
+        estimators_parquet=paths.ESTIMATORS_PARQUET,
     log:
         paths.log_file("export"),
     benchmark:

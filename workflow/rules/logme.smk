@@ -3,8 +3,10 @@
 # anyway (each task has its own inputs); per-task jobs let a cluster spread 552 x 9 short GPU jobs,
 # a failure costs one task, and adding a task reruns nothing else. Loading the PTM again per task
 # costs seconds against minutes of feature extraction (MNLI: 393k examples).
-# Output: results/logme/{ptm}/{task}.json with score, n, d, num_targets, time_s, feature_time_s,
-# logme_time_s, max_examples, provenance (see ptmbench.logme.score_ptm).
+# The same job scores the other transferability estimators (config transferability) on the same
+# features: one forward pass per PTM and task. A change of their parameters reruns it (params).
+# Output: results/logme/{ptm}/{task}.json with score (LogME), n, d, num_targets, time_s,
+# feature_time_s, logme_time_s, max_examples, estimators, provenance (ptmbench.logme.score_ptm).
 
 
 rule logme:
@@ -28,5 +30,6 @@ rule logme:
         base=lambda wc: ptm_of(wc.ptm).base,
         max_examples=config["logme"]["max_examples"],
         batch_size=config["logme"]["batch_size"],
+        transferability=config["transferability"],
     script:
         "../scripts/logme.py"

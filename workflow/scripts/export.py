@@ -12,5 +12,6 @@ with job(snakemake):
         out_dir=snakemake.output.bench,
         performance_csv=snakemake.output.performance,
         logme_csv=snakemake.output.logme,
+        estimators_csv=snakemake.output.estimators,
         feature_length=snakemake.params.feature_length,
     )

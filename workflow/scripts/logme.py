@@ -11,4 +11,5 @@ with job(snakemake):
         max_examples=snakemake.params.max_examples,
         batch_size=snakemake.params.batch_size,
         base=snakemake.params.base,
+        transferability=snakemake.params.transferability,
     )
