@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import copy_run
 
-from ptmbench import provenance
+from ptmbench import provenance, transferability
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -102,6 +103,18 @@ def test_tiny_workflow_end_to_end(tiny_run):
     assert (bench / "merged_model_dataset/tiny-bert_sst2_stsb_0.5.dill").is_file()
     perf = json.loads((bench / "performance/merged_models/sst2_performance_score.json").read_text())
     assert set(perf["sst2"]) == {"tiny-bert_sst2_stsb_0.5"}
+
+    # every configured estimator for every (PTM, task), scored or marked not applicable (never 0)
+    est = pd.read_csv(tiny_run / "results/tables/estimators.csv")
+    assert sorted(zip(est["ptm"], est["eval_task"], est["estimator"], strict=True)) == sorted(
+        (p, t, e) for p in ptms for t in ("sst2", "stsb") for e in transferability.ESTIMATORS)
+    kind = est["eval_task"].map({"sst2": "classification", "stsb": "regression"})
+    defined = [k in transferability.APPLIES[e] for k, e in zip(kind, est["estimator"], strict=True)]
+    assert (est["applicable"] == defined).all()
+    assert est.loc[est["applicable"], "score"].notna().all() and est.loc[~est["applicable"], "score"].isna().all()
+    lm = est[est["estimator"] == "logme"].merge(pd.read_csv(tiny_run / "results/tables/logme.csv"),
+                                                on=["ptm", "eval_task"])
+    assert (lm["score_x"] == lm["score_y"]).all()
 
     again = snakemake("-n", "--nolock", "--configfile", config, cwd=tiny_run)
     assert again.returncode == 0

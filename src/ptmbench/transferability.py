@@ -29,8 +29,10 @@ the centred covariance and the class means give the H-score, the per-class Gram 
 and the covariance's eigenvectors give NLEEP's PCA. The estimators that are superlinear in N (kNN: N^2,
 the Gaussian mixture and the probes: many passes) or that need a second pass over reweighted features
 (SFDA) run on a seeded uniform subsample (``max_examples``, ``seed``; None = every example), so that
-all of them together cost at most about 1.5x LogME alone (``bench/estimators.py``:
-1.41x with one BLAS thread on the 2-core development machine; docs/transferability.md).
+all of them together cost about 1.5x LogME alone (``bench/estimators.py``, 100,000 x 768, one BLAS
+thread on the shared 2-core development machine: 1.41x under load, 1.70x on a quieter run;
+docs/transferability.md). In the workflow they run in the ``logme`` job (:func:`ptmbench.logme.score_ptm`,
+config ``transferability``).
 """
 
 from __future__ import annotations
