@@ -29,6 +29,9 @@ that an exact fit (||Fm - y|| -> 0, unbounded evidence) is held at ||Fm - y||^2 
 Targets: classification = one-vs-rest 0/1 indicators of every class present; regression (stsb) = the
 float label. The score is the evidence per sample averaged over the targets.
 
+The stage's job (:func:`score_ptm`) also scores the other transferability estimators of config
+``transferability`` on the same features (:func:`estimator_scores`, :mod:`ptmbench.transferability`).
+
 Cost: one pass over F builds ``F^T F`` (one N x D x D product, chunked, float64) and ``F^T Y`` (all
 targets in one product); the eigendecomposition and the fixed point work on D-vectors only.
 """
