@@ -32,7 +32,9 @@ def synthetic_tables(root, bases, tasks, seeds=(0,), ratios=("0.5",), seed=0, es
             row = {**ids, "eval_task": task, "split": entry.export_split, "metric": entry.consumer_metric}
             if seed_column:
                 row["seed"] = s
-            perf.append({**row, "value": truth + rng.normal(0, 0.01), "diverged": False})
+            perf.append({**row, "value": (truth + rng.normal(0, 0.01)) / entry.consumer_scale, "diverged": False})
+        if not entry.has_logme:
+            continue
         score = truth * 10 + rng.normal(0, 0.3)
         logme.append({**ids, "eval_task": task, "score": score, "n": 64, "d": 32, "time_s": 0.1})
         for e in estimators:
@@ -125,7 +127,7 @@ def test_html_pieces_hold_the_tables_and_the_banner(two_seeds):
         ["leaderboard.html", "estimators.html", "correlations.html", "summary.html", report.FRAGMENT])
     board = (html_dir / "leaderboard.html").read_text()
     assert board.count("<tr") == 1 + len(ESTIMATORS) and "<td class='l'>logme</td>" in board
-    assert "DEMO DATA: glue" in board and "DEMO DATA" in (html_dir / report.FRAGMENT).read_text()
+    assert "DEMO DATA: the glue data" in board and "DEMO DATA" in (html_dir / report.FRAGMENT).read_text()
     assert "<html" not in (html_dir / report.FRAGMENT).read_text()  # embedded in the report page
     per_task = (html_dir / "estimators.html").read_text()
     assert per_task.count("(seed noise ceiling)") == 2 * 3  # next to the pooled and the within-base taus
@@ -137,12 +139,29 @@ def test_html_pieces_hold_the_tables_and_the_banner(two_seeds):
 
 def test_no_banner_for_real_data_and_one_seed_says_so(tmp_path):
     tables = synthetic_tables(tmp_path / "t", ["alpha", "beta"], ["sst2", "mrpc"], seed_column=False)
-    out = run_report(tmp_path, tables, demo_data=[])
-    summary = out["summary_txt"].read_text()
-    assert "DEMO" not in summary and "DEMO" not in (out["html_dir"] / "leaderboard.html").read_text()
-    assert judging.ONE_SEED_NOTE in summary and judging.ONE_SEED_NOTE in (out["html_dir"] / "estimators.html").read_text()
-    noise = pd.read_csv(out["noise_csv"])
+    perf, logme = report.read_tables(tables["performance"], tables["logme"])
+    cons = report.consumer_performance(perf)  # no seed column: seed 0
+    judg = judging.judging_table(report.read_estimators(tables["estimators"]), cons)
+    board, noise = judging.leaderboard(judg), judging.noise_table(cons)
     assert noise["n_seeds"].eq(1).all() and noise["seed_kendall_tau_b"].isna().all()
+    corr = report.correlation_table(perf, logme)
+    summary = report.summary_text(perf, logme, corr, board, noise, demo_data=[])
+    report.write_html_pieces(tmp_path, board, judg, noise, corr, summary, {}, report.demo_banner([]))
+    assert "DEMO" not in summary and "DEMO" not in (tmp_path / "leaderboard.html").read_text()
+    assert judging.ONE_SEED_NOTE in summary and judging.ONE_SEED_NOTE in (tmp_path / "estimators.html").read_text()
+
+
+def test_too_few_ptms_everywhere_still_reports(tmp_path):
+    tables = synthetic_tables(tmp_path / "t", ["alpha"], ["sst2", "stsb"])  # 2 PTMs: nothing defined
+    perf, logme = report.read_tables(tables["performance"], tables["logme"])
+    cons = report.consumer_performance(perf)
+    judg = judging.judging_table(report.read_estimators(tables["estimators"]), cons)
+    board = judging.leaderboard(judg)
+    assert board["rank"].isna().all() and (board["n_tasks"] == 0).all()
+    assert judg["note"].str.startswith("fewer than 3 PTMs (2)").all()
+    summary = report.summary_text(perf, logme, report.correlation_table(perf, logme), board,
+                                  judging.noise_table(cons))
+    assert "\n   - logme " in summary
 
 
 def test_demo_sources_follow_the_config():

@@ -301,8 +301,8 @@ def demo_banner(demo_data) -> str:
     """The warning shown at the top of the report when data are the generated demo data ("" if not)."""
     if not demo_data:
         return ""
-    return (f"DEMO DATA: {', '.join(demo_data)} of this run are generated demo data (config data.<name>.source: "
-            "demo), not the real benchmark: the scores below test the pipeline and say nothing about the models.")
+    return (f"DEMO DATA: the {' and '.join(demo_data)} data of this run are generated (config data.<name>.source: "
+            "demo), not the real benchmark: the scores test the pipeline and say nothing about the models.")
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -310,7 +310,7 @@ def _fmt(x, digits: int = 3) -> str:
         x = float(x)
     except (TypeError, ValueError):
         return str(x)
-    return "–" if not math.isfinite(x) else f"{x:.{digits}f}"
+    return "-" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 LEADERBOARD_SHOWN = ("weighted_tau", "kendall_tau_b", "spearman", "pearson", "top1_regret", "top3_hit")
@@ -320,6 +320,8 @@ def summary_text(perf, logme, corr, board=None, noise=None, demo_data=()) -> str
     """A short plain-text report: the demo-data banner, the estimator leaderboard and the seed noise
     ceiling (when given), then per task the PTM count, the best PTM and its value, the best base
     model's value, and Kendall tau of LogME vs performance over all PTMs."""
+    import pandas as pd
+
     cons = judging.mean_over_seeds(consumer_performance(perf))
     lines = []
     banner = demo_banner(demo_data)
@@ -335,7 +337,7 @@ def summary_text(perf, logme, corr, board=None, noise=None, demo_data=()) -> str
         for _, r in board.iterrows():
             cells = "".join(f" {_fmt(r[f'{m}_pooled'], 2):>6}/{_fmt(r[f'{m}_within'], 2):<6}"
                             for m in LEADERBOARD_SHOWN)
-            rank = "-" if r["rank"] is None or r["rank"] != r["rank"] or str(r["rank"]) == "<NA>" else str(r["rank"])
+            rank = "-" if pd.isna(r["rank"]) else str(int(r["rank"]))
             lines.append(f"{rank:>4} {r['estimator']:<14} "
                          f"{r['n_tasks']:>5}{cells}")
         lines.append("")
@@ -387,7 +389,7 @@ def noise_sentence(noise) -> str:
 # scoped by the class ptmb: the leaderboard fragment is embedded in Snakemake's report page itself
 _CSS = """.ptmb{font-family:system-ui,sans-serif;font-size:13px;color:#222}
 .ptmb table{border-collapse:collapse;margin:6px 0 14px}
-.ptmb th,.ptmb td{border:1px solid #ccc;padding:2px 7px;text-align:right}
+.ptmb th,.ptmb td{border:1px solid #ccc;padding:2px 7px;text-align:right}.ptmb td{white-space:nowrap}
 .ptmb th{background:#eef2f7}.ptmb td.l,.ptmb th.l{text-align:left}
 .ptmb caption{text-align:left;font-weight:600;padding:4px 0}
 .ptmb .banner{background:#fff3cd;border:2px solid #d39e00;padding:8px 12px;font-weight:600;margin-bottom:10px}
@@ -420,29 +422,33 @@ def html_table(df, caption: str = "", digits: int = 3, left=(), row_class=None) 
         cells = []
         for c in df.columns:
             v = row[c]
-            txt = _fmt(v, digits) if isinstance(v, float) else ("–" if v is None else str(v))
+            txt = _fmt(v, digits) if isinstance(v, float) else ("-" if v is None else str(v))
             cells.append(f"<td class='{'l' if c in left else ''}'>{html.escape(txt)}</td>")
         out.append(f"<tr class='{cls}'>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
 
-def leaderboard_html(board, noise, banner: str = "", page=html_page) -> str:
+LEADERBOARD_TOP = ("weighted_tau", "kendall_tau_b", "top1_regret", "top3_hit")  # fits the report's first page
+
+
+def leaderboard_html(board, noise, banner: str = "", page=html_page, measures=LEADERBOARD_SHOWN) -> str:
+    """The leaderboard as HTML (``page``: a standalone page or a fragment), one column per measure."""
     import pandas as pd
 
-    cols = {"rank": "rank", "estimator": "estimator", "n_tasks": "tasks"}
-    shown = pd.DataFrame({v: board[k] for k, v in cols.items()})
-    for m in LEADERBOARD_SHOWN:
-        for s in ("pooled", "within"):
-            shown[f"{m.replace('_', ' ')} ({s})"] = board[f"{m}_{s}"].astype(float)
-    shown["rank"] = [("–" if pd.isna(r) else str(int(r))) for r in board["rank"]]
+    shown = pd.DataFrame({"rank": [("-" if pd.isna(r) else str(int(r))) for r in board["rank"]],
+                          "estimator": board["estimator"], "tasks": board["n_tasks"]})
+    for m in measures:  # one column per measure: "pooled / within"
+        shown[m.replace("_", " ")] = [f"{_fmt(p, 2)} / {_fmt(w, 2)}" for p, w in
+                                      zip(board[f"{m}_pooled"], board[f"{m}_within"], strict=True)]
     body = ("<p>Each estimator's agreement with fine-tuned performance, averaged over tasks: <b>pooled</b> ranks "
             "all PTMs together, <b>within</b> ranks each base model's PTMs separately (then averages over base "
             "models). Correlations: higher is better (1: the true ranking; 0: chance, a random ranking). "
             "Top-1 regret: the best PTM's performance minus that of the estimator's pick (lower is better; "
             "consumer metric units). Top-3 hit: whether a truly best PTM is among the estimator's top 3. "
             "Ranked by weighted tau (pooled), the measure of the LogME paper. Definitions: docs/report.md.</p>"
-            + html_table(shown, left=("estimator",)) + f"<p>{html.escape(noise_sentence(noise))}</p>")
+            + "<div style='overflow-x:auto;max-width:100%'>"
+            + html_table(shown, "each cell: pooled / within base models", left=("estimator",)) + "</div>" + f"<p>{html.escape(noise_sentence(noise))}</p>")
     return page("Estimator leaderboard", body, banner)
 
 
@@ -493,7 +499,7 @@ def write_html_pieces(out_dir, board, judg, noise, corr, summary: str, chance: d
     embeds at the top of the HTML report."""
     out_dir = Path(out_dir)
     (out_dir / "leaderboard.html").write_text(leaderboard_html(board, noise, banner))
-    (out_dir / FRAGMENT).write_text(leaderboard_html(board, noise, banner, page=html_fragment) + "\n")
+    (out_dir / FRAGMENT).write_text(leaderboard_html(board, noise, banner, html_fragment, LEADERBOARD_TOP) + "\n")
     (out_dir / "estimators.html").write_text(judging_html(judg, noise, chance, banner))
     (out_dir / "correlations.html").write_text(html_page(
         "LogME vs fine-tuned performance", html_table(corr, left=("eval_task", "metric", "base", "note")), banner))

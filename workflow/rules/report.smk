@@ -18,20 +18,20 @@ rule report:
         correlations=report(
             paths.CORRELATIONS_CSV,
             caption="../report/correlations.rst",
-            category="3. LogME vs fine-tuning",
+            category="4. LogME vs fine-tuning (CSV)",
         ),
         leaderboard=report(
             paths.LEADERBOARD_CSV,
             caption="../report/leaderboard.rst",
-            category="1. Estimators",
+            category="3. Estimators (CSV)",
         ),
-        judging=report(paths.JUDGING_CSV, caption="../report/judging.rst", category="1. Estimators"),
-        noise=report(paths.NOISE_CSV, caption="../report/noise.rst", category="1. Estimators"),
+        judging=report(paths.JUDGING_CSV, caption="../report/judging.rst", category="3. Estimators (CSV)"),
+        noise=report(paths.NOISE_CSV, caption="../report/noise.rst", category="3. Estimators (CSV)"),
         html=report(
             directory(paths.REPORT_HTML_DIR),
             patterns=["{name}.html"],
             caption="../report/html.rst",
-            category="0. Tables",
+            category="1. Tables",
         ),
         plots=report(
             directory(paths.PLOTS_DIR),
@@ -42,7 +42,7 @@ rule report:
         summary=report(
             paths.SUMMARY_TXT,
             caption="../report/summary.rst",
-            category="3. LogME vs fine-tuning",
+            category="4. LogME vs fine-tuning (CSV)",
         ),
     log:
         paths.log_file("report"),
