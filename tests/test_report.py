@@ -169,7 +169,7 @@ def test_demo_sources_follow_the_config():
     assert report.demo_sources(cfg) == ["glue"]
     assert report.demo_sources({**cfg, "data": {"glue": {"source": "hub"}, "squad_v2": {"source": "url"}}}) == []
     assert report.demo_sources({**cfg, "tasks": ["squad_v2"]}) == []  # demo GLUE data unused
-    assert "generated demo data" in report.demo_banner(["glue"]) and report.demo_banner([]) == ""
+    assert "the glue data of this run are generated" in report.demo_banner(["glue"]) and report.demo_banner([]) == ""
 
 
 def test_chance_levels_are_the_finetune_chance_learner(tmp_path):

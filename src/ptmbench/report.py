@@ -178,6 +178,7 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
     edged points; a dashed line at the chance level."""
     plt = _pyplot()
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     bases = list(dict.fromkeys(joined["base"]))
     styles = styles or {b: base_style(i) for i, b in enumerate(bases)}
@@ -185,8 +186,8 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
     panels = [naming_all, *bases] if len(bases) > 1 else bases
     ncols = min(4, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.9 * nrows + 0.9), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.5, 3.3 * ncols), 2.9 * nrows + 0.9),
+                             layout="constrained", squeeze=False)
     taus = {} if corr is None else {r["base"]: r for _, r in corr.iterrows()}
     for ax, panel in zip(axes.flat, panels, strict=False):
         for b in bases if panel == naming_all else [panel]:
@@ -205,12 +206,13 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
         tau_txt = "undefined" if tau is None or not np.isfinite(tau) else f"{tau:.2f}"
         ax.set_title(f"{'all PTMs' if panel == naming_all else panel}: tau-b = {tau_txt} (n = {n})", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel("LogME score", fontsize=7)
         ax.set_ylabel(_metric_label(task), fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     chance_txt = "; dashed: chance level" if chance is not None and np.isfinite(chance) else ""
-    fig.suptitle(f"{task}: LogME vs fine-tuned performance (big edged points: base models{chance_txt})",
+    fig.suptitle(f"{task}: LogME vs fine-tuned performance\n(big edged points: base models{chance_txt})",
                  fontsize=9)
     if len(bases) > 1:
         fig.legend(loc="outside lower center", ncol=min(6, len(bases)), fontsize=7, frameon=False)
