@@ -427,8 +427,8 @@ def test_report_writes_correlations_plots_and_summary(bench, tmp_path):
     assert corr.loc[corr["base"] == "(all)", "n"].tolist() == [33] * 5
     assert corr.loc[corr["base"] == "gamma-base", "note"].str.startswith("fewer than 3").all()
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == sorted([f"logme_vs_{t}.png" for t in ("cola", "mnli", "mrpc", "sst2", "stsb")]
-                          + [f"merged_heatmap_{b}.png" for b in MODELS])
+    assert pngs == sorted([f"{k}_{t}.png" for t in ("cola", "mnli", "mrpc", "sst2", "stsb")
+                           for k in ("logme_vs", "estimators")] + [f"merged_heatmap_{b}.png" for b in MODELS])
     assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     summary = (tmp_path / "summary.txt").read_text()
     assert "33 PTMs (3 base, 30 merged)" in summary

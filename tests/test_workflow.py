@@ -130,6 +130,24 @@ def test_tiny_workflow_end_to_end(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_run_reports_every_estimator(tiny_run):
+    """The report judges every estimator of results/tables/estimators.csv (needs the export to write it),
+    ranks them in leaderboard.csv and says on top that the tiny run's data are demo data."""
+    import pandas as pd
+
+    est = pd.read_csv(tiny_run / "results/tables/estimators.csv")
+    out = tiny_run / "results/report"
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert set(board["estimator"]) == set(est["estimator"]) and "logme" in set(board["estimator"])
+    judging = pd.read_csv(out / "judging.csv")
+    assert set(judging["scope"]) == {"pooled", "tiny-bert"}
+    assert judging["note"].str.startswith("fewer than 3 PTMs (2)").all()  # 2 PTMs: NaN with a reason
+    assert (out / "noise.csv").is_file()
+    assert (out / "summary.txt").read_text().startswith("*** DEMO DATA: the glue data")
+    assert "DEMO DATA" in (out / "html/leaderboard.html").read_text()
+
+
+@pytest.mark.slow
 def test_outputs_are_shareable_under_umask_022(tiny_run):
     """Colleagues (other accounts) can read every output and enter every folder: each file has mode
     0o644 and each folder 0o755, what umask 022 gives any new file; no temporary is left."""

@@ -46,6 +46,11 @@ ESTIMATORS_PARQUET = "results/tables/estimators.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
+LEADERBOARD_CSV = "results/report/leaderboard.csv"
+JUDGING_CSV = "results/report/judging.csv"
+NOISE_CSV = "results/report/noise.csv"
+REPORT_HTML_DIR = "results/report/html"  # the tables as HTML pages, shown inline by `snakemake --report`
+REPORT_OUTPUTS = (CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT, LEADERBOARD_CSV, JUDGING_CSV, NOISE_CSV, REPORT_HTML_DIR)
 # What `rule all` asks for: the export needs every fine-tune, LogME score and graph, so these build
 # the whole DAG (listing every per-PTM file there too would only add edges to plan).
 FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
@@ -227,6 +232,10 @@ class Zoo:
             raise KeyError(ptm)
         return found
 
+    def report_data(self) -> list[str]:
+        """The acquired data the report reads (its chance levels): every task's."""
+        return [p for t in self.tasks for p in task_data(t)]
+
     def export_inputs(self) -> dict[str, list[str]]:
         """The inputs of rule ``export``: every fine-tune's metrics, LogME score and graph file."""
         ptms = self.ptms
@@ -303,7 +312,7 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
                                          ESTIMATORS_CSV, ESTIMATORS_PARQUET],
                [*export_inputs["finetune"], *export_inputs["logme"], *export_inputs["graphs"]])
-    yield _job("report", "report", ALL, [CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT], [PERFORMANCE_CSV, LOGME_CSV])
+    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data()])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,8 +335,8 @@ def _pattern(template: str) -> re.Pattern:
 
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
-FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, CORRELATIONS_CSV,
-                 PLOTS_DIR, SUMMARY_TXT, ESTIMATORS_CSV, ESTIMATORS_PARQUET)
+FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
+                 ESTIMATORS_PARQUET, *REPORT_OUTPUTS)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.naming NAME --configfile <config>` checks a name or target path"

@@ -1,5 +1,8 @@
-# Stage report: LogME vs fine-tuned performance from the export's tables: rank correlations, plots
-# and a text summary (ptmbench.report); with the tables, all in `snakemake --report`.
+# Stage report: transferability estimators vs fine-tuned performance from the export's tables: rank
+# correlations, the estimator leaderboard, the seed noise ceiling, plots, a text summary and the
+# tables as HTML pages (ptmbench.report, ptmbench.judging); all in `snakemake --report`, the tables inline.
+
+from ptmbench import report as report_lib
 
 
 report: "../report/workflow.rst"
@@ -9,19 +12,38 @@ rule report:
     input:
         performance=paths.PERFORMANCE_CSV,
         logme=paths.LOGME_CSV,
+        estimators=paths.ESTIMATORS_CSV,
+        data=ZOO.report_data(),
     output:
         correlations=report(
             paths.CORRELATIONS_CSV,
             caption="../report/correlations.rst",
-            category="LogME vs fine-tuning",
+            category="4. LogME vs fine-tuning (CSV)",
+        ),
+        leaderboard=report(
+            paths.LEADERBOARD_CSV,
+            caption="../report/leaderboard.rst",
+            category="3. Estimators (CSV)",
+        ),
+        judging=report(paths.JUDGING_CSV, caption="../report/judging.rst", category="3. Estimators (CSV)"),
+        noise=report(paths.NOISE_CSV, caption="../report/noise.rst", category="3. Estimators (CSV)"),
+        html=report(
+            directory(paths.REPORT_HTML_DIR),
+            patterns=["{name}.html"],
+            caption="../report/html.rst",
+            category="1. Tables",
         ),
         plots=report(
             directory(paths.PLOTS_DIR),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
-            category="Plots",
+            category="2. Plots",
         ),
-        summary=report(paths.SUMMARY_TXT, caption="../report/summary.rst", category="LogME vs fine-tuning"),
+        summary=report(
+            paths.SUMMARY_TXT,
+            caption="../report/summary.rst",
+            category="4. LogME vs fine-tuning (CSV)",
+        ),
     log:
         paths.log_file("report"),
     benchmark:
@@ -31,5 +53,8 @@ rule report:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        demo_data=report_lib.demo_sources(config),
+        data={t: paths.task_data(t) for t in TASKS},
     script:
         "../scripts/report.py"

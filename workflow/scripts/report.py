@@ -8,4 +8,11 @@ with job(snakemake):
         correlations_csv=snakemake.output.correlations,
         plots_dir=snakemake.output.plots,
         summary_txt=snakemake.output.summary,
+        estimators_csv=snakemake.input.estimators,
+        leaderboard_csv=snakemake.output.leaderboard,
+        judging_csv=snakemake.output.judging,
+        noise_csv=snakemake.output.noise,
+        html_dir=snakemake.output.html,
+        data=snakemake.params.data,
+        demo_data=snakemake.params.demo_data,
     )
