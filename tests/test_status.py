@@ -221,7 +221,7 @@ def test_a_finished_tree_is_done_and_a_newer_input_makes_every_job_downstream_st
     assert got[("logme", "tiny-bert/sst2")].reason == newer
     assert got[("merge", "tiny-bert/sst2_stsb_0.5")].reason == \
         "input to be rebuilt: results/finetune/tiny-bert/sst2/model (stale)"
-    assert got[("report", "report")].reason == "input to be rebuilt: results/tables/performance.csv (stale) and 1 more"
+    assert got[("report", "report")].reason == "input to be rebuilt: results/tables/performance.csv (stale) and 2 more"
     table = status.format_table(list(got.values()))
     assert re.search(r"^all stages\s+8\s+10\s+0\s+0\s+0\s+18$", table, re.M), table
     assert re.search(r"^tiny-bert\s+1/1\s+2/2\s+1/2 1S\s+0/1 1S\s+0/2 2S\s+1/2 1S\s+1/4 3S", table, re.M), table
