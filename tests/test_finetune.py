@@ -442,3 +442,48 @@ def test_bad_inputs_fail_clearly(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="split 'validation' missing"):
         tokenize.tokenize(tiny_model("bert"), "sst2", tmp_path / "only", tmp_path / "t2", GLUE_HP)
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "t2").exists()
+
+
+# ------------------------------------------------------------------------- GPU step-efficiency switches
+
+
+def test_cuda_switches_are_off_on_the_cpu_and_chosen_by_name_on_cuda(monkeypatch):
+    names = [sw.name for sw in finetune.CUDA_SWITCHES]
+    monkeypatch.setenv(finetune.SWITCHES_ENV, "all")
+    assert finetune.cuda_switches(False) == dict.fromkeys(names, False)  # the CPU path never changes
+    assert finetune.cuda_switches(True, capability=9) == dict.fromkeys(names, True)
+    assert finetune.cuda_switches(True, "none", capability=9) == dict.fromkeys(names, False)
+    pre_ampere = finetune.cuda_switches(True, "all", capability=7)
+    assert pre_ampere["tf32"] is False and pre_ampere["fused_adamw"] is True
+    assert [n for n, on in finetune.cuda_switches(True, "-tf32,-sdpa", capability=9).items() if not on] == \
+        ["tf32", "sdpa"]
+    assert [n for n, on in finetune.cuda_switches(True, "pad8", capability=9).items() if on] == ["pad8"]
+    with pytest.raises(ValueError, match="PTMBENCH_CUDA_SWITCHES='tf23'.*known switches: fused_adamw"):
+        finetune.cuda_switches(True, "tf23", capability=9)
+    with pytest.raises(ValueError, match="not both|to drop"):
+        finetune.cuda_switches(True, "pad8,-tf32", capability=9)
+
+
+def test_switches_reach_the_trainer_and_are_recorded(tmp_path, tiny_model):
+    """On the CPU the arguments are the pre-switch ones; each switch changes exactly its setting, and
+    metrics.json records which were on and the attention the model used."""
+    hp = {**GLUE_HP, "batch_size": 16}
+    from transformers import TrainingArguments
+
+    plain = finetune.training_arguments(hp, tmp_path, 2)
+    assert (plain.optim, plain.per_device_eval_batch_size, plain.dataloader_num_workers,
+            plain.dataloader_pin_memory) == (TrainingArguments(str(tmp_path)).optim, 8, 0, False)
+    on = {**finetune.cuda_switches(False), "fused_adamw": True, "eval_batch_x4": True, "loader": True}
+    fast = finetune.training_arguments(hp, tmp_path, 2, switches=on)
+    assert (fast.optim, fast.per_device_eval_batch_size, fast.dataloader_num_workers,
+            fast.dataloader_persistent_workers) == ("adamw_torch_fused", 32, 2, True)
+    assert fast.per_device_train_batch_size == 8 and fast.gradient_accumulation_steps == 2
+    model_dir = tiny_model("bert")
+    tok_dir, hp = prepare(tmp_path, model_dir, "sst2", n_train=32, n_val=16)
+    sw = {**finetune.cuda_switches(False), "sdpa": True, "pad8": True, "eval_batch_x4": True}
+    rec = finetune.finetune(ptm="tiny-bert", model_dir=model_dir, tokenized_dir=tok_dir, task="sst2", hp=hp,
+                            metrics_path=tmp_path / "m.json", switches=sw)
+    assert rec["provenance"]["cuda_switches"] == sw and rec["provenance"]["attn_implementation"] == "sdpa"
+    # an attention the environment cannot provide falls back to the architecture's default
+    model = finetune.load_task_model(model_dir, "sst2", attn_implementation="flash_attention_2")
+    assert model.config._attn_implementation != "flash_attention_2"

@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,83 @@ def _cpu_native_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A step-efficiency setting of the fine-tune that keeps the science (same data, batches, optimiser
+    maths and precision policy): only kernels, padding granularity and data movement change."""
+
+    name: str
+    what: str
+    training_args: dict = field(default_factory=dict)  # TrainingArguments keywords
+    model_kwargs: dict = field(default_factory=dict)  # from_pretrained keywords (with a fallback)
+    collator: dict = field(default_factory=dict)  # DataCollatorWithPadding keywords
+    eval_batch_factor: int = 1  # evaluation batch = per-device training batch x this
+    min_capability: int = 0  # the GPU's CUDA compute capability major at least this (8: Ampere)
+    off: dict = field(default_factory=dict)  # TrainingArguments keywords when it is off on CUDA
+
+
+# The ONE table of GPU switches: each is on by default on CUDA and off on the CPU (CPU runs, the tests
+# and the reference export are unchanged); PTMBENCH_CUDA_SWITCHES turns them off (docs/gpu.md), the
+# metrics record which were on (provenance.cuda_switches), bench/gpu_check.py measures each.
+CUDA_SWITCHES = (
+    Switch("fused_adamw", "AdamW as one fused kernel over all parameters (same update maths; the "
+           "Trainer's own default since transformers 5 with torch >= 2.8, pinned here)",
+           training_args={"optim": "adamw_torch_fused"}, off={"optim": "adamw_torch"}),
+    Switch("tf32", "TF32 tensor cores for the fp32 matrix products left outside bf16/fp16 autocast",
+           training_args={"tf32": True}, min_capability=8),
+    Switch("sdpa", "scaled-dot-product attention (flash / memory-efficient kernels) where the "
+           "architecture has it; others keep their own attention",
+           model_kwargs={"attn_implementation": "sdpa"}),
+    Switch("pad8", "batches padded to a multiple of 8 tokens (tensor-core shapes; masked padding)",
+           collator={"pad_to_multiple_of": 8}),
+    Switch("eval_batch_x4", "evaluation batches 4x the per-device training batch (no gradients kept)",
+           eval_batch_factor=4),
+    Switch("loader", "pinned host memory and 2 persistent data-loader workers (batches prepared while "
+           "the GPU computes)",
+           training_args={"dataloader_pin_memory": True, "dataloader_num_workers": 2,
+                          "dataloader_persistent_workers": True}),
+)
+SWITCHES_ENV = "PTMBENCH_CUDA_SWITCHES"
+
+
+def cuda_switches(cuda: bool, spec: str | None = None, capability: int | None = None) -> dict[str, bool]:
+    """{switch name: on?}. Off everywhere on the CPU. On CUDA ``spec`` (default: the environment
+    variable ``PTMBENCH_CUDA_SWITCHES``) picks them: unset / ``all`` = every switch, ``none`` = none,
+    ``-tf32,-sdpa`` = all but those, ``tf32,pad8`` = only those. A switch the GPU cannot do (TF32 before
+    Ampere; ``capability``: the compute capability major, default the current GPU's) stays off."""
+    names = [sw.name for sw in CUDA_SWITCHES]
+    if not cuda:
+        return dict.fromkeys(names, False)
+    spec = ((os.environ.get(SWITCHES_ENV) if spec is None else spec) or "all").strip()
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    unknown = [x for x in items if x.lstrip("-") not in names] if spec not in ("all", "none") else []
+    off = {x[1:] for x in items if x.startswith("-")}
+    on = {x for x in items if not x.startswith("-")}
+    if unknown or (on and off):
+        raise ValueError(f"{SWITCHES_ENV}={spec!r}: give all, none, the switches to keep (tf32,pad8) or the "
+                         f"ones to drop (-tf32,-sdpa); known switches: {', '.join(names)}")
+    if spec in ("all", "none"):
+        chosen = dict.fromkeys(names, spec == "all")
+    else:
+        chosen = {n: (n in on) if on else (n not in off) for n in names}
+    major = _capability() if capability is None else capability
+    return {sw.name: chosen[sw.name] and major >= sw.min_capability for sw in CUDA_SWITCHES}
+
+
+def _capability() -> int:
+    import torch
+
+    return torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 0
+
+
+def _switched(on: dict[str, bool], part: str) -> dict:
+    out = {}
+    for sw in CUDA_SWITCHES:
+        if on.get(sw.name):
+            out.update(getattr(sw, part))
+    return out
 
 
 def length_grouped_indices(lengths, batch_size: int, mega: int = 50, generator=None) -> list[int]:
@@ -137,29 +216,44 @@ def _make_trainer_class():
     return BenchTrainer
 
 
-def load_task_model(model_dir, task: str, label_names=None):
-    """The task model on top of the PTM encoder in ``model_dir`` (new head, seeded by the caller)."""
+def load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
+    """The task model on top of the PTM encoder in ``model_dir`` (new head, seeded by the caller).
+
+    ``model_kwargs`` (the ``sdpa`` switch: ``attn_implementation``) are tried first; an architecture
+    that does not support them is loaded without them (logged), never failed."""
+    if model_kwargs:
+        try:
+            return _load_task_model(model_dir, task, label_names, **model_kwargs)
+        except (ValueError, ImportError) as err:
+            log.info("%s not supported by %s (%s): loading with the architecture's default",
+                     model_kwargs, model_dir, str(err).splitlines()[0][:200])
+    return _load_task_model(model_dir, task, label_names)
+
+
+def _load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     entry = registry.get(task)
     kind = entry.kind
     if kind == "qa":
-        return AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
+        return AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32, **model_kwargs)
     if kind == "regression":
         return AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), num_labels=1, problem_type="regression", dtype=torch.float32)
+            str(model_dir), num_labels=1, problem_type="regression", dtype=torch.float32, **model_kwargs)
     names = list(label_names or [])
     n = len(names) or entry.n_outputs
     names = names or [str(i) for i in range(n)]
     return AutoModelForSequenceClassification.from_pretrained(
         str(model_dir), num_labels=n, problem_type="single_label_classification", dtype=torch.float32,
-        id2label=dict(enumerate(names)), label2id={k: i for i, k in enumerate(names)})
+        id2label=dict(enumerate(names)), label2id={k: i for i, k in enumerate(names)}, **model_kwargs)
 
 
-def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "auto", **overrides):
+def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "auto", switches=None,
+                       **overrides):
     """``TrainingArguments`` of our fine-tune: per-device batch ``batch_size // batch_split`` with
-    ``batch_split`` gradient-accumulation steps (effective batch unchanged), length grouping, no checkpoints."""
+    ``batch_split`` gradient-accumulation steps (effective batch unchanged), length grouping, no checkpoints,
+    and the :data:`CUDA_SWITCHES` that ``switches`` ({name: on}, default :func:`cuda_switches`) turns on."""
     import torch
     from transformers import TrainingArguments
 
@@ -168,16 +262,21 @@ def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "
         raise ValueError(f"batch_split {batch_split} must be >= 1 and divide batch_size {bs} "
                          "(raise batch_size or lower --retries)")
     cuda = torch.cuda.is_available()
+    on = cuda_switches(cuda) if switches is None else switches
+    factor = max([sw.eval_batch_factor for sw in CUDA_SWITCHES if on.get(sw.name)] or [1])
     kw = dict(
         output_dir=str(output_dir), seed=int(hp["seed"]), learning_rate=float(hp["learning_rate"]),
         num_train_epochs=float(hp["epochs"]), per_device_train_batch_size=bs // split,
-        per_device_eval_batch_size=bs // split, gradient_accumulation_steps=split,
+        per_device_eval_batch_size=bs // split * factor, gradient_accumulation_steps=split,
         lr_scheduler_type=hp.get("lr_scheduler", "linear"), warmup_steps=float(hp.get("warmup_ratio", 0.0)),
         weight_decay=float(hp.get("weight_decay", 0.0)), train_sampling_strategy="group_by_length",
         eval_strategy="no", save_strategy="no", report_to="none", logging_strategy="steps",
-        logging_steps=50, disable_tqdm=True, use_cpu=not cuda, dataloader_pin_memory=cuda,
+        logging_steps=50, disable_tqdm=True, use_cpu=not cuda, dataloader_pin_memory=False,
         **precision(mode),
     )
+    kw.update(_switched(on, "training_args"))
+    if cuda:
+        kw.update(_switched({name: not v for name, v in on.items()}, "off"))
     kw.update(overrides)
     return TrainingArguments(**kw)
 
@@ -241,7 +340,7 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
-             batch_split: int = 1, precision_mode: str = "auto") -> dict:
+             batch_split: int = 1, precision_mode: str = "auto", switches: dict | None = None) -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
@@ -276,12 +375,14 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     else:
         train_labels = np.asarray(train["labels"])
 
+    on = cuda_switches(torch.cuda.is_available()) if switches is None else dict(switches)
+
     def attempt(split: int):
         with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
-            args = training_arguments(hp, scratch, split, precision_mode)
+            args = training_arguments(hp, scratch, split, precision_mode, switches=on)
             set_seed(seed)
-            model = load_task_model(model_dir, task, info.get("label_names"))
-            collator = DataCollatorWithPadding(tok, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+            model = load_task_model(model_dir, task, info.get("label_names"), **_switched(on, "model_kwargs"))
+            collator = DataCollatorWithPadding(tok, **_switched(on, "collator"))
             trainer = _make_trainer_class()(
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
@@ -315,7 +416,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
                                  tokenized_dir=str(tokenized_dir), batch_split=int(batch_split),
-                                 oom_retries=oom_retries,
+                                 oom_retries=oom_retries, cuda_switches=on,
+                                 attn_implementation=getattr(model.config, "_attn_implementation", None),
                                  wall_time_s=round(time.perf_counter() - t_start, 3)),
     }
     if diverged:

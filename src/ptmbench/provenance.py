@@ -47,8 +47,11 @@ def device_info() -> dict:
     if torch is None:
         return {"device": "cpu", "cpu_threads": int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)}
     if torch.cuda.is_available():
-        return {"device": "cuda", "gpu": torch.cuda.get_device_name(0),
-                "gpu_count": torch.cuda.device_count()}
+        out = {"device": "cuda", "gpu": torch.cuda.get_device_name(0), "gpu_count": torch.cuda.device_count(),
+               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        if os.environ.get("PTMBENCH_DEVICE_SLOT"):  # ptmbench.devices: "<device>:<units>/<capacity>"
+            out["device_slot"] = os.environ["PTMBENCH_DEVICE_SLOT"]
+        return out
     return {"device": "cpu", "cpu_threads": torch.get_num_threads()}
 
 
@@ -210,6 +213,8 @@ def job(smk):
     job failed and removes its outputs. Before the body runs, the temporaries that killed earlier
     attempts left beside the outputs are removed, and every input is checked whole
     (:mod:`ptmbench.integrity`): a corrupt input fails the job at once, naming the file and the fix.
+    A GPU job (``gpu`` resource >= 1) then claims a device slot (:mod:`ptmbench.devices`) for its
+    whole life and sees only that GPU (``CUDA_VISIBLE_DEVICES``); without a GPU it runs on the CPU.
     """
     from ptmbench import tasks
 
@@ -239,7 +244,10 @@ def job(smk):
         from ptmbench.integrity import check_inputs
 
         check_inputs(smk.input)
-        yield
+        from ptmbench.devices import job_slot
+
+        with job_slot(smk):  # before the body imports torch / initialises CUDA
+            yield
         log.info("done in %.1f s", time.perf_counter() - start)
     except BaseException:
         log.exception("failed after %.1f s", time.perf_counter() - start)

@@ -8,8 +8,10 @@
 # the file. On a cluster the profile's `retries` resubmits jobs lost to a node failure or a time
 # limit, with attempt + 1: more memory and runtime, and batch_split = 2**(attempt-1) as the start.
 # Each fine-tune asks for one GPU (`gpu=1`; the job uses CUDA whenever it sees one, else the CPU).
-# `gpu` is a local-scoped resource (common.smk): on one machine profiles/default limits it so GPU jobs
-# do not overlap; on a cluster every job gets its own GPU (profiles/slurm adds partition/model).
+# `gpu` is a local-scoped resource (common.smk): on one machine it caps the GPU jobs in flight
+# (profiles/default: 1; `--resources gpu=<GPUs x devices.jobs_per_gpu.base>`) and each job claims its
+# own device slot when it starts (ptmbench.devices, in the job wrapper; docs/gpu.md); on a cluster
+# every job gets its own GPU (profiles/slurm adds partition/model).
 
 # Hours on one GPU for a base-size model (x3 for 'large'), with a margin: the task's finetune_hours
 # (ptmbench.tasks). Runtime grows by half on each retry.
