@@ -5,10 +5,11 @@ and ``finetune_merged`` with the primary seed, ``finetune_seed`` with each extra
 :func:`finetune` trains ``AutoModelForSequenceClassification`` (stsb: one regression output) or
 ``AutoModelForQuestionAnswering`` (squad_v2) with the ``Trainer``: AdamW, linear schedule, no
 warm-up, seed ``hp.seed`` (0 published; it draws the new head and the batch order), dynamic padding,
-length-grouped batches, CUDA with bf16 (fp16 where bf16 is unsupported) or CPU, effective batch ``hp.batch_size`` = per-device batch x gradient
-accumulation (``batch_split``). It evaluates on validation (mnli: matched and mismatched; squad_v2
-through :mod:`ptmbench.squad`), writes ``metrics.json`` and, for base PTMs, the fine-tuned model
-(``save_pretrained``, safetensors). See docs/finetune.md.
+length-grouped batches, CUDA with bf16 (fp16 where bf16 is unsupported) or CPU, effective batch
+``hp.batch_size`` = per-device batch x gradient accumulation (``batch_split``). It evaluates on
+validation (mnli: matched and mismatched; squad_v2 through :mod:`ptmbench.squad`), writes
+``metrics.json`` and, for base PTMs, the fine-tuned model (``save_pretrained``, safetensors). See
+docs/finetune.md.
 
 A run whose training loss becomes NaN/inf stops, is recorded ``diverged: true`` and gets the metrics of
 a chance-level learner (:func:`chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
