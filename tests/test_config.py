@@ -218,3 +218,26 @@ def test_transferability_subsample_must_fit_its_estimator():
     cfg = copy.deepcopy(_load("demo.yaml"))
     cfg["transferability"]["knn"] = {"k": 10, "max_examples": 11}
     assert cfgmod.validate(cfg)["transferability"]["knn"]["max_examples"] == 11
+
+
+@pytest.mark.parametrize("seeds, problem", [([0, 0], "distinct"), ([], "non-empty"), ([-1], "less than the minimum"),
+                                            ([2**32], "greater than the maximum"), (0, "not of type 'array'")])
+def test_seeds_must_be_distinct_integers(seeds, problem):
+    msg = _bad(lambda c: c["finetune"].update(seeds=seeds))
+    assert "'finetune.seeds" in msg and problem in msg
+
+
+def test_seeds_default_to_the_published_seed_and_keep_their_order():
+    cfg = _load("test.yaml")
+    del cfg["finetune"]["seeds"]
+    assert cfgmod.validate(cfg)["finetune"]["seeds"] == [0]
+    cfg["finetune"]["seeds"] = [2, 0, 1]  # the first is the primary seed: no sorting
+    assert cfgmod.validate(cfg)["finetune"]["seeds"] == [2, 0, 1]
+
+
+def test_the_old_seed_key_names_its_replacement():
+    def old(c):
+        del c["finetune"]["seeds"]
+        c["finetune"]["seed"] = 0
+    msg = _bad(old)
+    assert "'finetune.seed' was replaced by 'finetune.seeds'" in msg and "`seeds: [0]` instead of `seed: 0`" in msg

@@ -103,7 +103,7 @@ def write_inputs(root: Path, models=MODELS, unseen=UNSEEN, tasks=TASKS, seed=0, 
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps({
                 "ptm": ptm, "base": base, "task": task, "metrics": split_metrics(task, rng, ptm),
-                "diverged": (ptm, task) in diverged, "hyperparameters": {"learning_rate": 2e-5},
+                "diverged": (ptm, task) in diverged, "hyperparameters": {"learning_rate": 2e-5, "seed": 0},
                 "train_examples": 256, "train_time_s": 3.0, "eval_time_s": 0.5,
                 "provenance": {"versions": {"torch": "2.13.0"}}}))
             ft.append(p)
@@ -297,8 +297,9 @@ def test_bad_inputs_are_named_and_leave_no_output(tmp_path):
 def test_tidy_tables(bench):
     root, _, _ = bench
     perf = pd.read_csv(root / "results/tables/performance.csv", keep_default_na=False)
-    assert list(perf.columns) == ["ptm", "base", "task_1", "task_2", "ratio", "eval_task", "split", "metric",
-                                  "value", "diverged"]
+    assert list(perf.columns) == ["ptm", "base", "task_1", "task_2", "ratio", "seed", "eval_task", "split",
+                                  "metric", "value", "diverged"]
+    assert (perf["seed"] == 0).all()  # the default finetune.seeds: [0]
     base = perf[perf["ptm"] == "alpha-base"]
     assert (base["task_1"] == "").all() and (base["ratio"] == "").all()
     merged = perf[perf["ptm"] == "alpha-base_stsb_squad_v2_0.5"]
@@ -345,6 +346,60 @@ def test_estimators_table_bad_records_are_named(tmp_path):
     rec["estimators"] = {"knn": {"score": 0.5, "applicable": True}}
     with pytest.raises(ValueError, match=r"estimator 'knn' lacks \['time_s', 'note'\]"):
         export.estimators_table([rec], MODELS)
+
+
+def write_seed(root: Path, primary: Path, seed: int, shift: float = 0.01) -> Path:
+    """An extra seed's metrics.json beside a primary one (results/finetune/{ptm}/{task}/seed{seed}/), its
+    values ``shift`` off the primary's."""
+    rec = json.loads(primary.read_text())
+    rec["hyperparameters"]["seed"] = seed
+    rec["metrics"] = {s: {k: v + shift for k, v in m.items()} for s, m in rec["metrics"].items()}
+    path = primary.parent / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_extra_seeds_are_rows_of_the_table_not_of_the_published_files(tmp_path):
+    tasks = ["sst2", "stsb"]
+    ft, lm, gr = write_inputs(tmp_path, models=["alpha-base"], unseen=[], tasks=tasks)
+    extra = [write_seed(tmp_path, p, s) for s in (3, 1) for p in ft]
+    args = dict(logme=lm, graphs=gr, models=["alpha-base"], unseen=[], tasks=tasks,
+                out_dir=tmp_path / "results/ptm_model_bench", performance_csv=tmp_path / "p.csv",
+                logme_csv=tmp_path / "l.csv")
+    manifest = export.export(finetune=ft, finetune_seeds=extra, **args)
+    assert manifest["seeds"] == {"published": 0, "all": [0, 3, 1]}
+    perf = pd.read_parquet(tmp_path / "p.parquet")
+    assert list(perf.columns[4:7]) == ["ratio", "seed", "eval_task"] and perf["seed"].dtype == "int64"
+    assert pd.read_csv(tmp_path / "p.csv")["seed"].dtype == "int64"
+    key = ["ptm", "eval_task", "split", "metric"]
+    by_seed = {s: g.set_index(key)["value"] for s, g in perf.groupby("seed")}
+    assert set(by_seed) == {0, 1, 3}
+    assert all(len(v) == len(by_seed[0]) for v in by_seed.values())  # every PTM, task and metric per seed
+    assert np.allclose(by_seed[1].loc[by_seed[0].index] - by_seed[0], 0.01)
+    # the published files hold the primary seed's runs only
+    published = load(tmp_path / "results/ptm_model_bench/performance/seen_base_models/base_sst2_performance_score.json")
+    primary = json.loads(ft[0].read_text())["metrics"]["validation"]["eval_accuracy"]
+    assert published["sst2"]["alpha-base"]["eval_accuracy"] == primary
+
+    # an extra seed's file that records another seed than its folder's, or a run given twice, is refused
+    moved = extra[0].parent.parent / "seed7" / "metrics.json"
+    moved.parent.mkdir()
+    moved.write_text(extra[0].read_text())
+    with pytest.raises(ValueError, match=r"records seed 3 but its folder is 'seed7'"):
+        export.read_finetune([moved], seeded=True)
+    with pytest.raises(ValueError, match=r"two fine-tune results for 'alpha-base' on 'sst2' with seed 3"):
+        export.export(finetune=ft, finetune_seeds=[extra[0], extra[0]], **args)
+    # the primary seed's runs must agree on their seed (an old run left over)
+    rec = json.loads(ft[1].read_text())
+    rec["hyperparameters"]["seed"] = 5
+    ft[1].write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"primary seed's fine-tunes .* record seeds \[0, 5\]"):
+        export.export(finetune=ft, **args)
+    del rec["hyperparameters"]["seed"]
+    ft[1].write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="records no integer hyperparameters.seed"):
+        export.export(finetune=ft, **args)
 
 
 # ----------------------------------------------------------------------------- correlations and report

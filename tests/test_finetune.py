@@ -263,6 +263,40 @@ def test_batch_split_keeps_effective_batch_and_batches(tmp_path, tiny_model):
     assert recs[1]["train_loss"] == pytest.approx(recs[0]["train_loss"], rel=1e-2)
 
 
+def test_the_seed_draws_the_head_and_the_batch_order_not_the_subsample(tmp_path, tiny_model, monkeypatch):
+    """An extra seed (rule finetune_seed: hp seed, subsample_seed = the primary seed) gets another new head
+    and other batches, on the same max_train_examples subsample; metrics.json records it."""
+    heads, orders, subsamples = [], [], []
+    load, order, sub = finetune.load_task_model, finetune.length_grouped_indices, finetune.subsample
+
+    def spy_load(*a, **kw):
+        model = load(*a, **kw)
+        heads.append(torch.cat([p.detach().flatten().clone() for n, p in model.named_parameters()
+                                if n.startswith("classifier")]))
+        return model
+
+    def spy_order(*a, **kw):
+        orders.append(order(*a, **kw))
+        return orders[-1]
+
+    def spy_sub(*a, **kw):
+        subsamples.append(sub(*a, **kw).tolist())
+        return np.asarray(subsamples[-1])
+
+    monkeypatch.setattr(finetune, "load_task_model", spy_load)
+    monkeypatch.setattr(finetune, "length_grouped_indices", spy_order)
+    monkeypatch.setattr(finetune, "subsample", spy_sub)
+    tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=40, n_val=8, max_train_examples=32)
+    recs = [finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="sst2",
+                              hp=h, metrics_path=tmp_path / f"m{i}.json", precision_mode="fp32")
+            for i, h in enumerate([hp, {**hp, "seed": 1, "subsample_seed": 0}])]
+    assert [r["hyperparameters"]["seed"] for r in recs] == [r["provenance"]["seed"] for r in recs] == [0, 1]
+    assert json.loads((tmp_path / "m1.json").read_text())["hyperparameters"]["seed"] == 1
+    assert len(heads) == len(orders) == 2 and not torch.equal(heads[0], heads[1]) and orders[0] != orders[1]
+    assert subsamples[0] == subsamples[1] != sub(40, 32, 1).tolist()  # the same 32 examples
+    assert recs[0]["train_examples"] == recs[1]["train_examples"] == 32
+
+
 def test_length_grouped_indices_groups_and_covers():
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 60, size=1000).tolist()

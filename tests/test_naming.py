@@ -85,7 +85,7 @@ def test_hyperparameters_large_rule():
     assert (large["learning_rate"], large["batch_size"]) == (5e-6, 16)
     squad = naming.hyperparameters(cfg, "roberta-large", "squad_v2")
     assert squad["learning_rate"] == 3e-5 and squad["batch_size"] == 16 and squad["doc_stride"] == 128
-    assert base["seed"] == large["seed"] == cfg["finetune"]["seed"]
+    assert base["seed"] == large["seed"] == cfg["finetune"]["seeds"][0] == 0  # the primary seed
 
 
 # --------------------------------------------------------------------------------------------------

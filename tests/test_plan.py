@@ -35,13 +35,14 @@ def _plan_counts(p: dict) -> dict[str, int]:
 
 
 def _mixed_config(tmp_path: Path) -> Path:
-    """Two merged models, one unseen, a QA task, two ratios, the GLUE/SQuAD demo data."""
+    """Two merged models, one unseen, a QA task, two ratios, two seeds, the GLUE/SQuAD demo data."""
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     cfg["models"] = {"tiny-bert": {"source": "tiny", "family": "bert", "seed": 0},
                      "tiny-roberta": {"source": "tiny", "family": "roberta", "seed": 0}}
     cfg["unseen_models"] = {"tiny-electra": {"source": "tiny", "family": "electra", "seed": 0}}
     cfg["tasks"] = ["rte", "sst2", "stsb", "squad_v2"]
     cfg["merge"]["ratios"] = [0.25, 0.5]
+    cfg["finetune"]["seeds"] = [0, 1]
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -53,6 +54,19 @@ def test_job_counts_equal_the_dag(tmp_path, which):
     p = plan.plan(load(path), tmp_path)
     assert _plan_counts(p) == _dag_counts(path, tmp_path / "wd")
     assert p["total"]["jobs"] == sum(_plan_counts(p).values())
+
+
+def test_extra_seeds_multiply_the_finetune_gpu_hours():
+    """finetune.seeds [0, 1, 2]: every fine-tune (base and merged PTMs) twice more; nothing else changes."""
+    cfg = load(ROOT / "config" / "config.yaml")
+    one = {s["rule"]: s for s in plan.plan(copy.deepcopy(cfg), Path("/nonexistent"))["stages"]}
+    cfg["finetune"]["seeds"] = [0, 1, 2]
+    three = {s["rule"]: s for s in plan.plan(cfg, Path("/nonexistent"))["stages"]}
+    assert "finetune_seed" not in one and three["finetune_seed"]["jobs"] == 2 * (120 + 5400)
+    assert three["finetune_seed"]["gpu_hours"] == pytest.approx(
+        2 * (one["finetune_base"]["gpu_hours"] + one["finetune_merged"]["gpu_hours"]))
+    assert three["finetune_seed"]["disk_gb"] == 0  # metrics only
+    assert all(three[r] == s for r, s in one.items() if r != "all")
 
 
 def test_paper_config_offline():

@@ -68,13 +68,22 @@ def test_zoo_lists_match_the_config():
     assert zoo.merged == ["tiny-bert_sst2_stsb_0.5"]
     assert zoo.ptms_with_base() == [("tiny-bert", "tiny-bert"), ("tiny-electra", "tiny-electra"),
                                     ("tiny-bert_sst2_stsb_0.5", "tiny-bert")]
-    paper = paths.Zoo.from_config(validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text())))
-    assert sum(1 for _ in paths.jobs(paper)) == 11724  # snakemake -n plans 11,725 jobs with `all`
+    paper = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 11724  # snakemake -n plans 11,725 with `all`
+    # finetune.seeds [0, 1, 2]: every PTM (12 base + 540 merged) on every task twice more, the export reads them
+    paper["finetune"]["seeds"] = [0, 1, 2]
+    zoo = paths.Zoo.from_config(paper)
+    jobs = Counter(j.rule for j in paths.jobs(zoo))
+    assert jobs["finetune_seed"] == 2 * 552 * 10 and sum(jobs.values()) == 11724 + 11040
+    assert (jobs["finetune_base"], jobs["finetune_merged"]) == (120, 5400)  # the primary seed's, unchanged
+    assert len(zoo.export_inputs()["finetune_seeds"]) == 11040
 
 
 def test_jobs_match_the_snakemake_dry_run(tmp_path):
-    """Every rule's outputs, inputs and log in paths.jobs are what Snakemake plans (with an unseen model)."""
+    """Every rule's outputs, inputs and log in paths.jobs are what Snakemake plans (with an unseen model and an
+    extra seed)."""
     cfg = config(unseen={"tiny-electra": {"source": "tiny", "family": "electra"}})
+    cfg["finetune"]["seeds"] = [0, 1]
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
@@ -90,6 +99,7 @@ def test_jobs_match_the_snakemake_dry_run(tmp_path):
             planned.add((rule, frozenset(fields["output"].split(", ")), fields["log"], inputs))
     ours = {(j.rule, frozenset(j.outputs), j.log, frozenset(j.inputs)) for j in paths.jobs(paths.Zoo.from_config(cfg))}
     assert planned == ours
+    assert sum(rule == "finetune_seed" for rule, *_ in planned) == 3 * 2  # 3 PTMs x 2 tasks
 
 
 def test_states_on_a_synthetic_results_tree(tmp_path):

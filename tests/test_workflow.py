@@ -7,6 +7,7 @@ import re
 import stat
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from conftest import copy_run
 
-from ptmbench import provenance, transferability
+from ptmbench import paths, provenance, transferability
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -185,3 +186,46 @@ def test_corrupt_inputs_fail_once_naming_the_file(tiny_run, tmp_path):
         assert f"{bad.relative_to(wd)} is corrupt or incomplete" in text, text[-2000:]
         assert "rerun snakemake to rebuild it" in text
     assert not (wd / targets[0]).exists() and not (wd / targets[1]).exists()
+
+
+@pytest.mark.slow
+def test_an_extra_seed_runs_only_its_finetunes_the_export_and_the_report(tiny_run, tmp_path):
+    """finetune.seeds [0] -> [0, 1] on a finished run: the primary seed's jobs and paths stay as they are
+    (none reruns, not even for its `hp` params); the new seed's 4 fine-tunes (tiny-bert and its merge x
+    sst2, stsb) run, then the export and the report. The table gets seed 1's rows beside seed 0's."""
+    wd = copy_run(tiny_run, tmp_path / "wd")
+    config = tmp_path / "seeds.yaml"  # the one line a user edits (a re-dumped YAML would reorder the params' keys)
+    text = (REPO / "config" / "test.yaml").read_text()
+    assert text.count("seeds: [0]\n") == 1
+    config.write_text(text.replace("seeds: [0]\n", "seeds: [0, 1]\n"))
+    ptms, tasks = ["tiny-bert", "tiny-bert_sst2_stsb_0.5"], ["sst2", "stsb"]
+    primary = [wd / paths.metrics_json(p, t) for p in ptms for t in tasks]
+    mtimes = [p.stat().st_mtime_ns for p in primary]
+    published = {p: p.read_bytes() for p in (wd / paths.EXPORT_DIR / "performance").rglob("*.json")}
+    before = pd.read_csv(wd / paths.PERFORMANCE_CSV, keep_default_na=False)
+
+    proc = snakemake("--configfile", config, "--cores", "2", "--resources", "gpu=2", cwd=wd, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    ran = Counter(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
+    assert ran == {"finetune_seed": 4, "export": 1, "report": 1, "all": 1}, out[-3000:]
+    assert [p.stat().st_mtime_ns for p in primary] == mtimes
+    for p in ptms:
+        for t in tasks:
+            rec = json.loads((wd / paths.seed_metrics_json(p, t, 1)).read_text())
+            assert (rec["ptm"], rec["task"], rec["hyperparameters"]["seed"]) == (p, t, 1)
+            assert (wd / paths.benchmark_file("finetune_seed", ptm=p, task=t, seed="1")).is_file()
+    assert not (wd / "results/finetune/tiny-bert/sst2/seed1/model").exists()  # metrics only
+
+    after = pd.read_csv(wd / paths.PERFORMANCE_CSV, keep_default_na=False)
+    assert sorted(set(after["seed"])) == [0, 1] and (after["seed"] == 1).sum() == len(before)
+    pd.testing.assert_frame_equal(after[after["seed"] == 0].reset_index(drop=True), before)
+    # the published files keep the primary seed's runs; the manifest records both seeds
+    assert {p: p.read_bytes() for p in (wd / paths.EXPORT_DIR / "performance").rglob("*.json")} == published
+    manifest = json.loads((wd / paths.EXPORT_DIR / "MANIFEST.json").read_text())
+    assert manifest["seeds"] == {"published": 0, "all": [0, 1]}
+
+    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(wd),
+                         "--json"], capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
+    assert json.loads(st.stdout)["totals"]["finetune_seed"] == {"done": 4}

@@ -60,6 +60,9 @@ def _message(err: jsonschema.ValidationError) -> str:
         if "source" in err.message:
             hint = "; every model needs a source: hub, path, package or tiny"
         return f"config key '{key}': {err.message}{hint}"
+    if key.startswith("finetune.seeds") and err.validator in ("uniqueItems", "minItems"):
+        return (f"config key 'finetune.seeds': {err.instance!r} must be a non-empty list of distinct "
+                "integers (the first is the primary seed), e.g. [0] or [0, 1, 2]")
     if err.validator in ("minimum", "maximum") and "ratios" in key:
         return f"config key '{key}': merge ratio {err.instance!r} is outside [0, 1]"
     if err.validator == "pattern":
@@ -75,6 +78,7 @@ def load_schema(path: str | Path = SCHEMA) -> dict:
 def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
     """Check ``config`` in place (defaults filled); raise :class:`ConfigError` on the first problem."""
     schema = schema if isinstance(schema, dict) else load_schema(schema)
+    _check_renamed(config)
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.path)))
     if errors:
@@ -89,6 +93,18 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
     _check_transferability(config)
     config["tasks"] = naming.ordered(config["tasks"])
     return config
+
+
+# Keys that were renamed: (section, old key, the fix)
+RENAMED = (("finetune", "seed", "'finetune.seeds', a list whose first entry is the primary seed: "
+            "write `seeds: [0]` instead of `seed: 0` (docs/finetune.md)"),)
+
+
+def _check_renamed(config: dict) -> None:
+    """An old config names a renamed key: say which key replaced it and how to write it."""
+    for section, key, fix in RENAMED:
+        if isinstance(config.get(section), dict) and key in config[section]:
+            raise ConfigError(f"config key '{section}.{key}' was replaced by {fix}")
 
 
 def _check_tasks(config: dict) -> None:

@@ -88,13 +88,29 @@ def _check_fields(record: dict, path, fields, ptm: str, task: str) -> None:
                          f"ptm={ptm!r}, task={task!r}; it was copied from elsewhere: delete it and rerun")
 
 
-def read_finetune(paths) -> list[dict]:
-    """Fine-tuning records from ``results/finetune/{ptm}/{task}/metrics.json`` files, checked."""
+def record_seed(record: dict, source) -> int:
+    """The seed a fine-tune ran with (``hyperparameters.seed`` of its metrics.json)."""
+    seed = (record.get("hyperparameters") or {}).get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{source} records no integer hyperparameters.seed (found {seed!r}); "
+                         "rerun the fine-tune that makes it")
+    return seed
+
+
+def read_finetune(paths, seeded: bool = False) -> list[dict]:
+    """Fine-tuning records, checked, each with its ``seed``: the primary seed's
+    ``results/finetune/{ptm}/{task}/metrics.json`` or, ``seeded``, an extra seed's
+    ``results/finetune/{ptm}/{task}/seed{seed}/metrics.json``."""
     out = []
     for p in map(Path, paths):
         rec = _read_json(p)
-        _check_fields(rec, p, ("ptm", "task", "metrics"), p.parent.parent.name, p.parent.name)
-        out.append(rec)
+        run = p.parent.parent if seeded else p.parent
+        _check_fields(rec, p, ("ptm", "task", "metrics"), run.parent.name, run.name)
+        seed = record_seed(rec, p)
+        if seeded and p.parent.name != f"seed{seed}":
+            raise ValueError(f"{p} records seed {seed} but its folder is {p.parent.name!r}; it was copied from "
+                             "elsewhere: delete it and rerun")
+        out.append({**rec, "seed": seed})
     return out
 
 
@@ -208,8 +224,10 @@ def _versions(records) -> dict[str, list[str]]:
 
 
 def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models, unseen, tasks,
-                feature_length: int = 128, link: bool = True) -> dict:
-    """Write the ``ptm_model_bench`` folder atomically; return its manifest."""
+                feature_length: int = 128, link: bool = True, seeds: dict | None = None) -> dict:
+    """Write the ``ptm_model_bench`` folder atomically; return its manifest. ``finetune``: the primary
+    seed's records only (the published files hold one run per PTM and task); ``seeds``: what the
+    manifest records as ``seeds`` (:func:`seeds_of`)."""
     models, unseen = list(models), list(unseen)
     files = performance_files(finetune, logme, models, unseen, tasks)
     modes = defaultdict(int)
@@ -236,6 +254,7 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "consumer_metric": {t: registry.get(t).consumer_metric for t in naming.ordered(tasks)},
             "graphs": dict(modes),
             "diverged": [{"ptm": r["ptm"], "task": r["task"]} for r in finetune if r.get("diverged")],
+            "seeds": seeds if seeds is not None else seeds_of(finetune, ()),
             "input_versions": _versions([*finetune, *logme]),
             "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
                       for p in sorted(tmp.rglob("*")) if p.is_file()},
@@ -257,20 +276,25 @@ def _ids(ptm: str, bases) -> dict:
 
 
 def performance_table(finetune: list[dict], bases):
-    """One row per (PTM, eval task, split, metric): every numeric metric as recorded."""
+    """One row per (PTM, seed, eval task, split, metric): every numeric metric as recorded, from the
+    fine-tunes of every seed (``seed``: the record's, else its ``hyperparameters.seed``)."""
     import pandas as pd
 
-    rows = []
+    rows, seen = [], set()
     for rec in finetune:
         ids = _ids(rec["ptm"], bases)
+        seed = rec["seed"] if "seed" in rec else record_seed(rec, f"fine-tune of {rec['ptm']} on {rec['task']}")
+        if (rec["ptm"], rec["task"], seed) in seen:
+            raise ValueError(f"two fine-tune results for {rec['ptm']!r} on {rec['task']!r} with seed {seed}")
+        seen.add((rec["ptm"], rec["task"], seed))
         for split, values in rec["metrics"].items():
             for metric, value in values.items():
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     continue
-                rows.append({**ids, "eval_task": rec["task"], "split": split, "metric": metric,
+                rows.append({**ids, "seed": seed, "eval_task": rec["task"], "split": split, "metric": metric,
                              "value": float(value), "diverged": bool(rec.get("diverged", False))})
-    cols = [*ID_COLUMNS, "eval_task", "split", "metric", "value", "diverged"]
-    return pd.DataFrame(rows, columns=cols)
+    cols = [*ID_COLUMNS, "seed", "eval_task", "split", "metric", "value", "diverged"]
+    return pd.DataFrame(rows, columns=cols).astype({"seed": "int64"})
 
 
 def logme_table(logme: list[dict], bases):
@@ -329,15 +353,29 @@ def write_table(df, csv_path) -> None:
         pq.write_table(table, tmp)
 
 
+def seeds_of(primary: list[dict], extra: list[dict]) -> dict:
+    """``{"published": the primary seed, "all": every seed, the primary first}`` of the fine-tune records;
+    the primary seed's records must agree on one seed (the published files mix no runs)."""
+    found = sorted({r["seed"] if "seed" in r else record_seed(r, r.get("ptm")) for r in primary})
+    if len(found) > 1:
+        raise ValueError(f"the primary seed's fine-tunes (results/finetune/{{ptm}}/{{task}}/metrics.json) record "
+                         f"seeds {found}, not one: rerun the fine-tunes made with an older finetune.seeds")
+    return {"published": found[0] if found else None,
+            "all": list(dict.fromkeys([*found, *(r["seed"] for r in extra)]))}
+
+
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,
-           feature_length: int = 128, link: bool = True, estimators_csv=None) -> dict:
-    """Rule ``export``: the ``ptm_model_bench`` folder and the tidy performance / LogME tables (and the
-    estimators table when ``estimators_csv`` is given)."""
+           feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=()) -> dict:
+    """Rule ``export``: the ``ptm_model_bench`` folder (the primary seed's fine-tunes ``finetune``) and
+    the tidy performance / LogME tables (performance: every seed, ``finetune_seeds`` too), and the
+    estimators table when ``estimators_csv`` is given."""
     ft, lm = read_finetune(finetune), read_logme(logme)
+    extra = read_finetune(finetune_seeds, seeded=True)
+    seeds = seeds_of(ft, extra)
     bases = [*models, *unseen]
     est = None if estimators_csv is None else estimators_table(lm, bases)  # checked before anything is written
-    write_table(performance_table(ft, bases), performance_csv)
+    write_table(performance_table([*ft, *extra], bases), performance_csv)
     write_table(logme_table(lm, bases), logme_csv)
     if est is not None:
         write_table(est, estimators_csv)
-    return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link)
+    return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link, seeds)

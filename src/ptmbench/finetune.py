@@ -1,13 +1,15 @@
 """Stage finetune: fine-tune a PTM on a task with the transformers ``Trainer`` (rules ``finetune_base``
-and ``finetune_merged``; the features come from rule ``tokenize``, :mod:`ptmbench.tokenize`).
+and ``finetune_merged`` with the primary seed, ``finetune_seed`` with each extra seed of
+``finetune.seeds``; the features come from rule ``tokenize``, :mod:`ptmbench.tokenize`).
 
 :func:`finetune` trains ``AutoModelForSequenceClassification`` (stsb: one regression output) or
 ``AutoModelForQuestionAnswering`` (squad_v2) with the ``Trainer``: AdamW, linear schedule, no
-warm-up, seed 0 (published), dynamic padding, length-grouped batches, CUDA with bf16 (fp16 where
-bf16 is unsupported) or CPU, effective batch ``hp.batch_size`` = per-device batch x gradient
-accumulation (``batch_split``). It evaluates on validation (mnli: matched and mismatched; squad_v2
-through :mod:`ptmbench.squad`), writes ``metrics.json`` and, for base PTMs, the fine-tuned model
-(``save_pretrained``, safetensors). See docs/finetune.md.
+warm-up, seed ``hp.seed`` (0 published; it draws the new head and the batch order), dynamic padding,
+length-grouped batches, CUDA with bf16 (fp16 where bf16 is unsupported) or CPU, effective batch
+``hp.batch_size`` = per-device batch x gradient accumulation (``batch_split``). It evaluates on
+validation (mnli: matched and mismatched; squad_v2 through :mod:`ptmbench.squad`), writes
+``metrics.json`` and, for base PTMs, the fine-tuned model (``save_pretrained``, safetensors). See
+docs/finetune.md.
 
 A run whose training loss becomes NaN/inf stops, is recorded ``diverged: true`` and gets the metrics of
 a chance-level learner (:func:`chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
@@ -368,7 +370,9 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
                          f"tokenised {task} {tokenized_dir}")
     tok = load_tokenizer(model_dir)
     seed = int(hp["seed"])
-    keep = subsample(len(dd["train"]), hp.get("max_train_examples"), seed, key="max_train_examples")
+    # an extra seed (rule finetune_seed) trains on the primary seed's subsample: only training randomness varies
+    keep = subsample(len(dd["train"]), hp.get("max_train_examples"), int(hp.get("subsample_seed", seed)),
+                     key="max_train_examples")
     train = dd["train"] if keep is None else dd["train"].select(keep.tolist())
     if kind == "qa":
         train_labels = None

@@ -129,7 +129,8 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
 
     Order of precedence: the task family's defaults (``finetune.glue`` or ``finetune.squad_v2``),
     then ``finetune.large.<family>`` when the model name contains 'large', then the model's own
-    ``finetune.<family>`` override; plus ``finetune.seed``. Merged PTMs use their base's values.
+    ``finetune.<family>`` override; plus ``seed``: the primary seed (the first of ``finetune.seeds``;
+    rule ``finetune_seed`` replaces it by an extra seed). Merged PTMs use their base's values.
     """
     family = registry.get(task).hp_family
     ft = config["finetune"]
@@ -138,7 +139,7 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
         hp.update(ft.get("large", {}).get(family, {}))
     spec = config.get("models", {}).get(model) or config.get("unseen_models", {}).get(model) or {}
     hp.update(spec.get("finetune", {}).get(family, {}))
-    hp["seed"] = ft["seed"]
+    hp["seed"] = ft["seeds"][0]
     return hp
 
 

@@ -29,7 +29,8 @@ CUSTOM_DIR = "resources/data/custom/{custom_task}"  # custom tasks (config key c
 SQUAD_FILES = ("train-v2.0.json", "dev-v2.0.json")  # SQuAD v2's official names, kept by the acquired copies
 SQUAD_TRAIN_JSON, SQUAD_DEV_JSON = (f"resources/data/squad_v2/{f}" for f in SQUAD_FILES)
 TOKENIZED_DIR = "results/tokenized/{base}/{task}"
-METRICS_JSON = "results/finetune/{ptm}/{task}/metrics.json"
+METRICS_JSON = "results/finetune/{ptm}/{task}/metrics.json"  # the primary seed (the first of finetune.seeds)
+SEED_METRICS_JSON = "results/finetune/{ptm}/{task}/seed{seed}/metrics.json"  # each further seed (metrics only)
 FINETUNED_MODEL_DIR = "results/finetune/{base}/{task}/model"
 MERGED_PTM = naming.MERGED_NAME  # "{base}_{pair}_{ratio}": a merged PTM's name, as a wildcard pattern
 MERGED_DIR = "results/merged/{base}/{pair}_{ratio}"
@@ -68,6 +69,7 @@ JOB_NAMES: dict[str, str] = {
     "finetune_base": "{base}/{task}",
     "merge": "{base}/{pair}_{ratio}",
     "finetune_merged": MERGED_PTM + "/{task}",
+    "finetune_seed": "{ptm}/{task}/seed{seed}",
     "graph": "{ptm}",
     "logme": "{ptm}/{logme_task}",
     "export": "export",
@@ -75,7 +77,8 @@ JOB_NAMES: dict[str, str] = {
 }
 RULES = tuple(JOB_NAMES)
 STAGES: tuple[str, ...] = (
-    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "graph", "logme", "export", "report",
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "export",
+    "report",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
 ALL = "(all)"  # ... and of jobs that gather every model (export, report)
@@ -139,6 +142,11 @@ def metrics_json(ptm: str, task: str) -> str:
     return METRICS_JSON.format(ptm=ptm, task=task)
 
 
+def seed_metrics_json(ptm: str, task: str, seed: int) -> str:
+    """The metrics of a fine-tune with an extra seed (any seed of ``finetune.seeds`` but the first)."""
+    return SEED_METRICS_JSON.format(ptm=ptm, task=task, seed=int(seed))
+
+
 def graph_file(ptm: str) -> str:
     return GRAPH_FILE.format(ptm=ptm)
 
@@ -153,13 +161,14 @@ def logme_json(ptm: str, task: str) -> str:
 
 @dataclass(frozen=True)
 class Zoo:
-    """Base models, tasks and merge ratios of a config, and the PTM names they imply."""
+    """Base models, tasks, merge ratios and fine-tuning seeds of a config, and the PTM names they imply."""
 
     models: tuple[str, ...]  # merged, fine-tuned and scored
     unseen: tuple[str, ...]  # fine-tuned and scored, never merged
     tasks: tuple[str, ...]  # in the fixed task order
     ratios: tuple[str, ...]  # formatted as in PTM names
     keep_merged: bool = True
+    seeds: tuple[int, ...] = (0,)  # finetune.seeds: the primary seed first
 
     @classmethod
     def from_config(cls, config: dict) -> Zoo:
@@ -169,7 +178,14 @@ class Zoo:
             tasks=tuple(naming.ordered(config["tasks"])),
             ratios=tuple(naming.format_ratio(r) for r in config["merge"]["ratios"]),
             keep_merged=bool(config["merge"].get("keep", True)),
+            seeds=tuple(int(s) for s in config.get("finetune", {}).get("seeds", (0,))),
         )
+
+    @property
+    def extra_seeds(self) -> tuple[int, ...]:
+        """The seeds after the primary one: every PTM is fine-tuned on every task again with each
+        (rule finetune_seed, metrics only); the primary seed's fine-tunes are rules finetune_base/_merged."""
+        return self.seeds[1:]
 
     @property
     def bases(self) -> list[str]:
@@ -237,9 +253,12 @@ class Zoo:
         return [p for t in self.tasks for p in task_data(t)]
 
     def export_inputs(self) -> dict[str, list[str]]:
-        """The inputs of rule ``export``: every fine-tune's metrics, LogME score and graph file."""
+        """The inputs of rule ``export``: every fine-tune's metrics (the primary seed's, then the extra
+        seeds'), LogME score and graph file."""
         ptms = self.ptms
         return {"finetune": [metrics_json(p, t) for p in ptms for t in self.tasks],
+                "finetune_seeds": [seed_metrics_json(p, t, s) for s in self.extra_seeds for p in ptms
+                                   for t in self.tasks],
                 "logme": [logme_json(p, t) for p in ptms for t in self.logme_tasks],
                 "graphs": [graph_file(p) for p in ptms]}
 
@@ -302,6 +321,11 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
             yield _job("finetune_merged", "finetune_merged", p.base, [metrics_json(p.name, t)],
                        [fill(MERGED_DIR, **wc), tokenized_dir(p.base, t)], {**wc, "task": t})
     ptms = zoo.ptms_with_base()
+    for s in zoo.extra_seeds:
+        for ptm, b in ptms:
+            for t in zoo.tasks:
+                yield _job("finetune_seed", "finetune_seed", b, [seed_metrics_json(ptm, t, s)],
+                           [zoo.ptm_dir(ptm), tokenized_dir(b, t)], {"ptm": ptm, "task": t, "seed": str(s)})
     for ptm, b in ptms:
         yield _job("graph", "graph", b, [graph_file(ptm)], [zoo.ptm_dir(ptm)], {"ptm": ptm})
     for ptm, b in ptms:
@@ -311,7 +335,8 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     export_inputs = zoo.export_inputs()
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
                                          ESTIMATORS_CSV, ESTIMATORS_PARQUET],
-               [*export_inputs["finetune"], *export_inputs["logme"], *export_inputs["graphs"]])
+               [*export_inputs["finetune"], *export_inputs["finetune_seeds"], *export_inputs["logme"],
+                *export_inputs["graphs"]])
     yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data()])
 
 
@@ -334,7 +359,8 @@ def _pattern(template: str) -> re.Pattern:
 
 
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
-    MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR, GRAPH_FILE, LOGME_JSON))
+    MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
+    GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
                  ESTIMATORS_PARQUET, *REPORT_OUTPUTS)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
@@ -371,6 +397,12 @@ def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:
             check = naming.check_name(name, zoo, kinds)
             if not check.ok:
                 return f"target {target} ({template}): {check.message()}"
+        if "seed" in parts and parts["seed"] not in {str(s) for s in zoo.extra_seeds}:
+            if parts["seed"] == str(zoo.seeds[0]):
+                return (f"target {target}: seed {parts['seed']} is the primary seed (the first of finetune.seeds), "
+                        f"whose metrics are {metrics_json(parts['ptm'], parts['task'])}")
+            return (f"target {target} ({template}): seed {parts['seed']!r} is not an extra seed of this config "
+                    f"(finetune.seeds {list(zoo.seeds)}; the first is the primary seed)")
         for key, have, what in (("glue_task", zoo.glue, "a GLUE task"), ("custom_task", zoo.custom, "a custom task"),
                                 ("logme_task", zoo.logme_tasks, "a task LogME scores (classification, regression)")):
             if key in parts and parts[key] not in have:

@@ -225,6 +225,7 @@ COSTS = {
     "finetune_base": lambda c, b, t: (c.finetune_h(b, t), 0.0, c.weights_gb(b)),
     "merge": lambda c, b, t: (0.0, 0.0, c.weights_gb(b)),
     "finetune_merged": lambda c, b, t: (c.finetune_h(b, t), 0.0, 0.0),
+    "finetune_seed": lambda c, b, t: (c.finetune_h(b, t), 0.0, 0.0),  # each extra seed: base and merged PTMs
     "graph": lambda c, b, t: (0.0, 0.0, c.graph_gb(b)),
     "logme": lambda c, b, t: (c.logme_h(b, t), 0.0, 0.0),
     "export": lambda c, b, t: (0.0, 0.0, 0.0),
@@ -241,7 +242,8 @@ def plan(config: dict, workdir: Path = Path("."), jobs: int = 200) -> dict:
     sizes = {b: model_size(b, specs[b], workdir) for b in zoo.bases}
     data = {t: task_examples(config, t) for t in zoo.tasks}
     cost = _Costs(config, sizes, data)
-    rules = [r for r in paths.RULES if r != "acquire_custom" or zoo.custom]  # no row without custom tasks
+    rules = [r for r in paths.RULES  # no row without custom tasks / extra seeds
+             if (r != "acquire_custom" or zoo.custom) and (r != "finetune_seed" or zoo.extra_seeds)]
     st = {r: Stage(r, 0) for r in (*rules, "all")}
     st["all"].jobs = 1
     for job in paths.jobs(zoo):

@@ -19,6 +19,7 @@ PAIRS = ZOO.pairs
 RATIOS = list(ZOO.ratios)
 MERGED = ZOO.merged
 PTMS = ZOO.ptms
+EXTRA_SEEDS = [str(s) for s in ZOO.extra_seeds]  # finetune.seeds after the primary (first) one
 
 
 def requested_targets():
@@ -60,6 +61,7 @@ wildcard_constraints:
     pair=_alt(PAIRS),
     ratio=_alt(RATIOS),
     ptm=f"(?:{_alt(BASES)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?",
+    seed=_alt(EXTRA_SEEDS),
 
 
 def model_spec(base):
@@ -87,6 +89,14 @@ _HP = {(b, t): naming.hyperparameters(config, b, t) for b in BASES for t in TASK
 
 def hyperparameters(base, task):
     return _HP[base, task]
+
+
+def seed_hyperparameters(base, task, seed):
+    """The hyper-parameters of a fine-tune with an extra seed: training randomness (head, batches)
+    from ``seed``; the max_train_examples subsample stays the primary seed's, so every seed trains
+    on the same examples."""
+    hp = _HP[base, task]
+    return {**hp, "seed": int(seed), "subsample_seed": hp["seed"]}
 
 
 def mem_mb(small, large):

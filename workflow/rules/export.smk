@@ -8,6 +8,7 @@ EXPORT_INPUTS = ZOO.export_inputs()
 rule export:
     input:
         finetune=EXPORT_INPUTS["finetune"],
+        finetune_seeds=EXPORT_INPUTS["finetune_seeds"],  # finetune.seeds after the first: tables only
         logme=EXPORT_INPUTS["logme"],
         graphs=EXPORT_INPUTS["graphs"],
     output:

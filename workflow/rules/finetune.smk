@@ -76,3 +76,37 @@ rule finetune_merged:
         hp=lambda wc: hyperparameters(wc.base, wc.task),
     script:
         "../scripts/finetune.py"
+
+
+# Each further seed of finetune.seeds (the first, the primary seed, is rules finetune_base and
+# finetune_merged above): every PTM, base or merged, is fine-tuned on every task again, metrics only
+# (no weights: merges and the published export use the primary seed). results/tables/performance.csv
+# has their rows (column seed).
+rule finetune_seed:
+    input:
+        model=lambda wc: ptm_dir(wc.ptm),
+        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.task),
+    output:
+        metrics=paths.SEED_METRICS_JSON,
+    log:
+        paths.log_file("finetune_seed"),
+    benchmark:
+        paths.benchmark_file("finetune_seed")
+    conda:
+        "../../envs/ptmbench.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(16000, 32000),
+        runtime=lambda wc, attempt: int(
+            60
+            * registry.get(wc.task).finetune_hours
+            * (3 if naming.is_large(ptm_of(wc.ptm).base) else 1)
+            * (1 + 0.5 * (attempt - 1))
+        ),
+        batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        gpu=1,
+    params:
+        ptm="{ptm}",
+        hp=lambda wc: seed_hyperparameters(ptm_of(wc.ptm).base, wc.task, wc.seed),
+    script:
+        "../scripts/finetune.py"

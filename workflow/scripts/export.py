@@ -4,6 +4,7 @@ from ptmbench.provenance import job
 with job(snakemake):
     export.export(
         finetune=snakemake.input.finetune,
+        finetune_seeds=snakemake.input.finetune_seeds,
         logme=snakemake.input.logme,
         graphs=snakemake.input.graphs,
         models=snakemake.params.models,
