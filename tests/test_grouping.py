@@ -69,7 +69,9 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     args = ["--groups", *(f"{r}={g}" for r, g in other.groups.items()),
             "--group-components", *(f"{g}={n}" for g, n in other.components.items()),
             # the jobs of a group must agree on string resources: the merge runs on the GPU partition
-            "--set-resources", "merge:slurm_partition=CHANGE-ME-gpu-partition"]
+            # (--set-resources replaces the profile's, so the GPU rules get theirs again)
+            "--set-resources", *(f"{r}:slurm_partition=CHANGE-ME-gpu-partition"
+                                 for r in ("merge", "finetune_base", "finetune_merged", "logme"))]
     got = grouping.submissions(zoo, other)
     # 4 LogME jobs, 3 per group job -> 2; the merge and its 2 fine-tunes are connected: one group job;
     # 2 tokenisations, one per group job (group-components 1); 2 graphs outside any group
