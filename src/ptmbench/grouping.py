@@ -176,6 +176,7 @@ def main(argv=None) -> int:
     print(f"{'stage':<18}{'jobs':>8}{'submissions':>13}")
     for stage in [*paths.STAGES, "total"]:
         print(f"{stage:<18}{before[stage]:>8}{after[stage]:>13}")
+    print(f"(jobs: cluster jobs, the target rule `all` runs locally; groups of {args.profile})")
     return 0
 
 
