@@ -40,9 +40,17 @@ VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_tim
             "eval_time_s"}
 
 # Loaded by every Python process of the Slurm run (PYTHONPATH): inside the LogME job script only, the
-# first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id.
+# first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id. In the main
+# Snakemake process only: the Slurm plugin waits 10 s longer before each status check that saw no job
+# finish (up to 180 s, hard-wired); group jobs run their jobs one after the other, so they are long
+# enough for that backoff to pace the test (a finished group noticed 30-45 s late). Capped at 10 s here;
+# what is submitted and run does not change.
 FAIL_ONCE = textwrap.dedent("""\
     import os, sys
+    if sys.argv[:1] == ["-m"] and "--slurm-status-command" in sys.argv:
+        from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor as _R
+        _p = _R.next_seconds_between_status_checks
+        _R.next_seconds_between_status_checks = _p.setter(lambda self, v: _p.fset(self, min(v, 10)))
     if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and sys.argv[0].endswith("logme.py"):
         from pathlib import Path
         from ptmbench import logme as _m
