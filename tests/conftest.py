@@ -122,8 +122,12 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
-def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeout: int = 300) -> dict:
-    """rule -> list of per-job resource dicts, from a (non-quiet) dry run of ``config/<config>``."""
+def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeout: int = 300,
+                      submissions: list | None = None) -> dict:
+    """rule -> list of per-job resource dicts, from a (non-quiet) dry run of ``config/<config>``
+    (jobs of group jobs included: the dry run prints them indented under "Group job NAME"). With
+    ``submissions`` (a list), appends the number of cluster submissions the plan makes: group jobs
+    plus the jobs outside any group, but the target rule `all`."""
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n",
          "--configfile", str(REPO / "config" / config), *map(str, extra)],
@@ -132,23 +136,41 @@ def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeou
     jobs = defaultdict(list)
     rule = None
     for line in out.splitlines():
-        m = re.match(r"(?:local)?rule (\w+):", line)
+        m = re.match(r"\s*(?:local)?rule (\w+):", line)
         if m:
             rule = m.group(1)
         elif line.strip().startswith("resources:") and rule:
             items = line.split("resources:", 1)[1].split(", ")
             jobs[rule].append(dict(i.strip().split("=", 1) for i in items))
             rule = None
+    if submissions is not None:
+        submissions.append(len(re.findall(r"^\[[^\]]*\] Group job ", out, re.M))
+                           + len(re.findall(r"^(?:local)?rule (?!all:)\w+:", out, re.M)))
     return jobs
 
 
 @pytest.fixture(scope="session")
-def paper_plan(tmp_path_factory) -> dict:
-    """The paper DAG as the Slurm profile plans it (rule -> per-job resources), planned ONCE for the
-    tests of job counts and of cluster resources (a plan of 11,725 jobs takes most of a minute here)."""
+def paper_plan_dir(tmp_path_factory) -> Path:
+    """The paper DAG as the Slurm profile plans it, planned ONCE for the tests of job counts, cluster
+    resources and submissions (a plan of 11,725 jobs takes most of a minute here): plan.json (rule ->
+    per-job resources) and submissions.json (group jobs + jobs outside any group)."""
 
     def build(folder: Path) -> None:
-        jobs = dry_run_resources(folder, "--profile", REPO / "profiles" / "slurm")
+        submissions: list[int] = []
+        jobs = dry_run_resources(folder, "--profile", REPO / "profiles" / "slurm", submissions=submissions)
         (folder / "plan.json").write_text(json.dumps(jobs))
+        (folder / "submissions.json").write_text(json.dumps(submissions[0]))
 
-    return json.loads((shared_once(tmp_path_factory, "paper-plan", build) / "plan.json").read_text())
+    return shared_once(tmp_path_factory, "paper-plan", build)
+
+
+@pytest.fixture(scope="session")
+def paper_plan(paper_plan_dir) -> dict:
+    """The paper DAG as the Slurm profile plans it: rule -> list of per-job resource dicts."""
+    return json.loads((paper_plan_dir / "plan.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def paper_submissions(paper_plan_dir) -> int:
+    """Cluster submissions of the paper DAG through the Slurm profile (its job groups applied)."""
+    return json.loads((paper_plan_dir / "submissions.json").read_text())

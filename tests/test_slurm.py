@@ -1,11 +1,13 @@
 """The tiny workflow through a real one-node Slurm with the project's profile (profiles/slurm).
 
 Starts from a copy of the shared local run (``tiny_run``) in which everything after the merge is not
-done. Checks: every job left (but the target rule `all`) ran as a Slurm job (one Slurm log per job id, the ids
-printed); one job made to fail once (an injected error in its first attempt) is resubmitted by the
-profile's `retries` and the DAG completes; a plain rerun has nothing to do; every fine-tune and LogME
-result equals a local run's (values identical; provenance and timings ignored). Threads are set to 1
-in both runs so the floating-point results can be compared exactly.
+done. Checks: the profile's job groups pack the jobs left into exactly the Slurm submissions that
+``ptmbench.grouping.submissions`` predicts (each `sbatch` call logged by the plugin, one Slurm log per
+job id, the ids printed), a group of GPU jobs asks Slurm for ONE GPU and the sum of its jobs'
+runtimes; one job made to fail once (an injected error in its first attempt) fails its group job, which
+the profile's `retries` resubmits, and the DAG completes; a plain rerun has nothing to do; every
+fine-tune and LogME result equals a local run's (values identical; provenance and timings ignored).
+Threads are set to 1 in both runs so the floating-point results can be compared exactly.
 Needs root and Debian's Slurm packages (`apt-get install slurmctld slurmd slurm-client munge`).
 """
 
@@ -21,8 +23,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import NOT_DONE, copy_run
 from slurm_cluster import one_node_slurm, unavailable_reason
+
+from ptmbench import grouping, paths
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -35,9 +40,17 @@ VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_tim
             "eval_time_s"}
 
 # Loaded by every Python process of the Slurm run (PYTHONPATH): inside the LogME job script only, the
-# first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id.
+# first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id. In the main
+# Snakemake process only: the Slurm plugin waits 10 s longer before each status check that saw no job
+# finish (up to 180 s, hard-wired); group jobs run their jobs one after the other, so they are long
+# enough for that backoff to pace the test (a finished group noticed 30-45 s late). Capped at 10 s here;
+# what is submitted and run does not change.
 FAIL_ONCE = textwrap.dedent("""\
     import os, sys
+    if sys.argv[:1] == ["-m"] and "--slurm-status-command" in sys.argv:
+        from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor as _R
+        _p = _R.next_seconds_between_status_checks
+        _R.next_seconds_between_status_checks = _p.setter(lambda self, v: _p.fset(self, min(v, 10)))
     if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and sys.argv[0].endswith("logme.py"):
         from pathlib import Path
         from ptmbench import logme as _m
@@ -65,6 +78,16 @@ def _run(cmd, env=None, timeout=900, cwd=None):
     """Snakemake under `timeout -k 30` (a hung status loop cannot block the test run)."""
     return subprocess.run(["timeout", "-k", "30", str(timeout), *cmd], env=env, cwd=cwd,
                           capture_output=True, text=True)
+
+
+def _scontrol(env, job_id: int) -> dict[str, str]:
+    """What Slurm was asked for: the job's comment (the plugin's rule/group name), time limit, GPUs."""
+    out = subprocess.run(["scontrol", "-o", "show", "job", str(job_id)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    fields = dict(re.findall(r"(\w+)=(\S*)", out))
+    gpus = re.search(r"TresPerJob=\S*gres[:/]gpu[:=](?:[^,\s:=]+:)?(\d+)", out)  # gres:gpu:1 or gres/gpu:a100:1
+    return {"Comment": fields.get("Comment", ""), "TimeLimit": fields.get("TimeLimit", ""),
+            "gpus": gpus.group(1) if gpus else "0"}
 
 
 def _results(wd: Path) -> dict[str, dict]:
@@ -96,27 +119,48 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
            "--set-resources", *(f"{r}:slurm_partition=debug" for r in ("finetune_base", "finetune_merged", "logme")),
            "--jobs", "5", "--latency-wait", "10", *ONE_THREAD]
     planned = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"]).stdout  # what Slurm will run
+    # the submissions the profile's groups make of the jobs left (those with an output missing)
+    zoo = paths.Zoo.from_config(yaml.safe_load(CONFIG.read_text()))
+    left = [j for j in paths.jobs(zoo) if not all((remote / o).exists() for o in j.outputs)]
+    predicted = grouping.submissions(left)
     r = _run(cmd, env=env)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-5000:]
 
-    # every job but `all` went through Slurm: one kept Slurm log per submission, named by its job id
-    expected = len(re.findall(r"^rule (?!all:)\w+:", planned, re.M))
+    # 7 jobs left (but `all`), in 5 submissions: the merged PTM's 2 fine-tunes, its graph, its 2
+    # LogME scores, the export, the report; + 1: the group job with the injected failure, resubmitted.
+    # Counted exactly: the plugin logs every sbatch call, and keeps one Slurm log per job id.
+    assert len(re.findall(r"^rule (?!all:)\w+:", planned, re.M)) == len(left) == 7
+    assert {k: v for k, v in predicted.items() if v} == {"finetune_merged": 1, "graph": 1, "logme": 1, "export": 1,
+                                                         "report": 1, "total": 5}
     logs = sorted((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     ids = sorted(int(p.stem) for p in logs)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     print(f"\nSlurm job ids ({len(ids)}): {ids}")
     for p in logs:
         print(f"  {p.parent.relative_to(remote / '.snakemake' / 'slurm_logs')}  slurm job {p.stem}")
-    assert expected == 7 and len(ids) == expected + 1  # + the resubmitted attempt
+    assert len(submitted) == predicted["total"] + 1
     assert sorted(map(int, submitted)) == ids
+
+    # what the group jobs asked Slurm for (scontrol keeps finished jobs for MinJobAge): one GPU per
+    # group of GPU jobs, and the sum of the runtimes of the jobs it runs one after the other
+    asked = {i: _scontrol(slurm, i) for i in ids}
+    for i, job in asked.items():
+        print(f"  slurm job {i}: {job['Comment']} TimeLimit={job['TimeLimit']} gpus={job['gpus']}")
+    # the plugin's comment of a group job: rule_<group name>_<its rules>
+    fine_tunes = [j for j in asked.values() if j["Comment"].startswith(f"rule_finetune_merged_{FAIL_PTM}_")]
+    scores = [j for j in asked.values() if j["Comment"].startswith(f"rule_logme_{FAIL_PTM}_")]
+    assert not any(j["gpus"] != "0" for j in asked.values() if j not in fine_tunes + scores)  # CPU jobs
+    assert [(j["gpus"], j["TimeLimit"]) for j in fine_tunes] == [("1", "02:00:00")]  # sst2 90 + stsb 30 min
+    # LogME: 2 x 120 min; the resubmission (attempt 2) 2 x 180 min
+    assert sorted((j["gpus"], j["TimeLimit"]) for j in scores) == [("1", "04:00:00"), ("1", "06:00:00")]
 
     # the injected failure happened once, in a Slurm job, and the retry completed the job
     failed_id = marker.read_text()
     assert failed_id.isdigit() and int(failed_id) in ids
     failed_log = next(p for p in logs if p.stem == failed_id).read_text()
     assert "injected failure" in failed_log
-    assert re.search(r"Error in rule logme", log)
+    assert re.search(r"Error in (rule logme|group logme_)", log)
     assert (remote / "results" / "logme" / FAIL_PTM / f"{FAIL_TASK}.json").is_file()
 
     # nothing left to do, and the same numbers as the local run
