@@ -41,3 +41,7 @@ rule all:
     default_target: True
     input:
         paths.FINAL_TARGETS,
+
+
+# Planning speed: Snakemake need not work out the parameters of our rules' functions at every job.
+fix_signatures(workflow.rules)

@@ -1,6 +1,7 @@
 # Names, paths and input functions shared by every stage. The zoo (every name list) and every path
 # template come from ptmbench.paths (names: ptmbench.naming); this file only gives them to the rules.
 
+import inspect
 import re
 import sys
 
@@ -105,3 +106,21 @@ def _wc_ptm(wc):
     if "ptm" in wc.keys():
         return wc.ptm
     return wc.base
+
+
+def fix_signatures(rules):
+    """Record once the parameters of every input, params and resources function of ``rules``.
+
+    Snakemake asks ``inspect.signature`` of such a function every time it calls it (which of
+    wildcards / attempt / input / threads to pass): about 94,000 times for the paper DAG, ~5% of a
+    dry run. ``overwrite_function_params`` is Snakemake's own hook for the answer (its ioutils use it);
+    the parameters recorded are the function's own, so what every function receives is unchanged.
+    """
+    from snakemake.common import overwrite_function_params
+
+    for each in rules:
+        functions = [getattr(item, "callable", item) for item in [*each.input, *each.params]]
+        functions += [getattr(res, "_evaluator", None) for res in each.resources.values()]
+        for func in functions:
+            if inspect.isfunction(func) and not hasattr(func, "_overwrite_params"):
+                overwrite_function_params(func, inspect.signature(func).parameters)
