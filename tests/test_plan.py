@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ptmbench import plan
+from ptmbench import paths, plan
 from ptmbench import tasks as registry
 from ptmbench.config import load, validate
 
@@ -131,3 +131,101 @@ def test_cli(tmp_path, capsys):
     assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "finetune_merged" in out and "peak disk" in out and "11725" in out
+
+
+def _two_task_config(tmp_path: Path) -> dict:
+    """One model `a` (config.json: hidden 64, 2 layers, intermediate 128), tasks sst2 + stsb on demo data
+    (64 train, 32 validation examples; config/test.yaml: 1 epoch, max_length 64), one merge."""
+    _write_model(tmp_path / "a", 100_000)
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["models"] = {"a": {"source": "path", "path": str(tmp_path / "a")}}
+    return validate(cfg)
+
+
+def test_flop_floor_hand_checked(tmp_path):
+    """Compute parameters N_c = L (4h^2 + 2hi) = 2 (4*64^2 + 2*64*128) = 65,536.
+    Tokens per example (registry, under max_length 64): sst2 13, stsb 31; 64 train, 32 eval, 1 epoch.
+
+    One fine-tune, 6 N_c T E + 2 N_c T_eval:
+      sst2: 65,536 x (6*64*13 + 2*32*13) = 65,536 x  5,824 =   381,681,664
+      stsb: 65,536 x (6*64*31 + 2*32*31) = 65,536 x 13,888 =   910,163,968
+      one PTM on both tasks:               65,536 x 19,712 = 1,291,845,632
+    finetune_base (a) and finetune_merged (a_sst2_stsb_0.5): one PTM each.
+    LogME, 2 N_c T over the training examples, per PTM: 2 x 65,536 x 64 x (13 + 31) = 369,098,752;
+    2 PTMs: 738,197,504. At the A100 peak (312e12 FLOP/s), GPU-hours = FLOPs / 312e12 / 3600.
+    """
+    p = plan.plan(_two_task_config(tmp_path), tmp_path)
+    assert p["models"]["a"]["compute_params"] == 65_536
+    floor = {s["rule"]: s["flop_floor_gpu_hours"] for s in p["stages"]}
+    hours = 312e12 * 3600
+    assert floor["finetune_base"] == pytest.approx(1_291_845_632 / hours)
+    assert floor["finetune_merged"] == pytest.approx(1_291_845_632 / hours)
+    assert floor["logme"] == pytest.approx(738_197_504 / hours)
+    assert {r for r, f in floor.items() if f} == {"finetune_base", "finetune_merged", "logme"}
+    assert p["total"]["flop_floor_gpu_hours"] == pytest.approx((2 * 1_291_845_632 + 738_197_504) / hours)
+
+
+def test_json_stages_and_totals(tmp_path, capsys):
+    """--json: every stage row has the documented keys; each total is the sum of the rows; the plan never
+    beats the FLOP floor; grouping never makes more submissions than jobs."""
+    _two_task_config(tmp_path)
+    cfg_path = tmp_path / "c.yaml"
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["models"] = {"a": {"source": "path", "path": str(tmp_path / "a")}}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert plan.main(["--configfile", str(cfg_path), "-d", str(tmp_path), "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert p["gpu"] == "a100" and p["assumptions"]["peak_flops"] == 312e12
+    keys = {"rule", "jobs", "submissions", "gpu_hours", "flop_floor_gpu_hours", "cpu_hours", "disk_gb"}
+    assert all(set(s) == keys for s in p["stages"])
+    for key in ("jobs", "submissions", "gpu_hours", "flop_floor_gpu_hours", "cpu_hours"):
+        assert p["total"][key] == pytest.approx(sum(s[key] for s in p["stages"])), key
+    for s in p["stages"]:
+        assert s["gpu_hours"] >= s["flop_floor_gpu_hours"] >= 0
+        assert s["submissions"] <= s["jobs"] and (s["submissions"] == 0) == (s["rule"] == "all")
+
+
+def test_gpu_choice_sets_the_peak(tmp_path, capsys):
+    cfg = _two_task_config(tmp_path)
+    a100, h100 = plan.plan(cfg, tmp_path, gpu="a100"), plan.plan(cfg, tmp_path, gpu="H100")
+    assert h100["gpu"] == "h100"
+    assert h100["total"]["flop_floor_gpu_hours"] == pytest.approx(a100["total"]["flop_floor_gpu_hours"] * 312 / 989)
+    assert h100["total"]["gpu_hours"] < a100["total"]["gpu_hours"]  # the FLOP term shrinks, fixed costs stay
+    assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path), "--gpu", "h100"]) == 0
+    assert "H100 bf16 dense peak (989 TFLOP/s)" in capsys.readouterr().out
+
+
+def test_unknown_gpu_is_a_clear_error(capsys):
+    with pytest.raises(ValueError, match=r"unknown GPU 'v100'.*a100, h100"):
+        plan.peak_flops("v100")
+    assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "--gpu", "v100"]) == 2
+    assert "unknown GPU 'v100'" in capsys.readouterr().err
+
+
+def test_submissions_follow_the_slurm_profiles_groups():
+    """Submissions per rule are the profile's group jobs (ptmbench.grouping, per stage); without groups
+    every job but `all` is one submission; the acquire rules are never grouped."""
+    from ptmbench import grouping
+
+    cfg = load(ROOT / "config" / "config.yaml")
+    ungrouped = plan.plan(cfg, Path("/nonexistent"), grouping=grouping.Grouping())
+    assert all(s["submissions"] == (0 if s["rule"] == "all" else s["jobs"]) for s in ungrouped["stages"])
+    assert ungrouped["total"]["submissions"] == 11724
+    p = plan.plan(cfg, Path("/nonexistent"))
+    per_stage = grouping.submissions(paths.Zoo.from_config(cfg))
+    rows = {s["rule"]: s["submissions"] for s in p["stages"]}
+    assert rows["logme"] == per_stage["logme"] < 4968 and rows["graph"] == per_stage["graph"]
+    assert sum(v for r, v in rows.items() if r.startswith("acquire_")) == per_stage["acquire"] == 22
+    assert p["total"]["submissions"] == per_stage["total"] <= 1500
+
+
+def test_paper_fine_tunes_against_their_floor():
+    """The figures docs/cluster.md states: the 5,520 fine-tunes are planned at ~1,739 A100 GPU-hours; their
+    FLOPs (6 N_c T E + evaluation, real tokens) are ~8.1e19, 71.9 A100-hours or 22.7 H100-hours at peak."""
+    cfg = load(ROOT / "config" / "config.yaml")
+    for gpu, floor in (("a100", 71.9), ("h100", 22.7)):
+        p = plan.plan(cfg, Path("/nonexistent"), gpu=gpu)
+        ft = [s for s in p["stages"] if s["rule"] in ("finetune_base", "finetune_merged")]
+        assert sum(s["flop_floor_gpu_hours"] for s in ft) == pytest.approx(floor, abs=0.05)
+        if gpu == "a100":
+            assert sum(s["gpu_hours"] for s in ft) == pytest.approx(1738.7, abs=0.05)

@@ -115,3 +115,4 @@ def _wc_ptm(wc):
     if "ptm" in wc.keys():
         return wc.ptm
     return wc.base
+
