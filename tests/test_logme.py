@@ -264,6 +264,11 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
                              "note": None}
     F = features.extract(path, load_from_disk(str(root / task))["train"], batch_size=16)
     direct = tr.score_all(F, np.asarray(labels[task]), task, names=[n for n in tr.ESTIMATORS if n != "logme"])
+    # one pass: the published LogME comes from score_all's shared statistics, equal to LogME alone
+    alone = logme.logme(F, logme.targets(np.asarray(labels[task]), task))
+    assert saved["score"] == pytest.approx(float(alone.mean()), rel=1e-12, abs=0)
+    np.testing.assert_allclose(saved["provenance"]["evidence_per_target"], alone, rtol=1e-11)
+    assert np.mean(saved["provenance"]["evidence_per_target"]) == saved["score"]
     kind = "regression" if task == "stsb" else "classification"
     for name, e in ests.items():
         assert set(e) == {"score", "time_s", "applicable", "note"} and e["time_s"] >= 0
@@ -288,6 +293,10 @@ def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):
     res = logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "a.json", batch_size=16,
                           transferability=block)
     assert list(res["estimators"]) == ["knn", "logme"] and res["provenance"]["transferability"] == block
+    # LogME is the job's score whether or not the block lists it; unlisted, it is not under estimators
+    only = logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "c.json", batch_size=16,
+                           transferability={"estimators": ["knn"], "knn": block["knn"]})
+    assert list(only["estimators"]) == ["knn"] and only["score"] == res["score"] == res["estimators"]["logme"]["score"]
     F = features.extract(path, load_from_disk(str(root / "sst2"))["train"], batch_size=16)
     assert res["estimators"]["knn"]["score"] == tr.score_all(F, np.array(labels["sst2"]), "sst2", ["knn"],
                                                              {"knn": {"k": 3}})["knn"]["score"]

@@ -50,7 +50,36 @@ def test_logme_is_ptmbench_logme(task):
     F = F.astype(np.float32)
     labels = y + 0.5 * np.random.default_rng(1).standard_normal(len(y)) if task == "stsb" else y
     want = logme.logme(F, logme.targets(labels, task)).mean()
-    assert _score("logme", F, labels, task) == pytest.approx(want, rel=1e-10)
+    assert _score("logme", F, labels, task) == pytest.approx(want, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [8 * 21 * 7, 1 << 26])  # 7-row chunks: classes split across chunks
+def test_gram_pass_grouped_against_direct_sums(chunk_bytes):
+    """The one pass: per class F_k^T F_k, F_k^T 1 and counts, F^T Y and sum ||x - mean||^4, whatever
+    the chunking; a class absent from a chunk (or from the data) is fine."""
+    F, y = _data(103, 21, C=4)
+    y[y == 2] = 3  # class 2 absent
+    Y = np.random.default_rng(0).standard_normal((103, 2))
+    p = logme.gram_pass(F.astype(np.float32), Y, y, 4, moments=True, chunk_bytes=chunk_bytes)
+    X = F.astype(np.float32).astype(np.float64)
+    for k in range(4):
+        Xk = X[y == k]
+        np.testing.assert_allclose(p.class_gram[k], Xk.T @ Xk, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(p.class_sum[k], Xk.sum(axis=0), rtol=1e-12, atol=1e-12)
+    assert p.counts.tolist() == np.bincount(y, minlength=4).tolist()
+    np.testing.assert_allclose(p.gram, X.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(p.xty, X.T @ Y, rtol=1e-12)
+    assert p.q4 == pytest.approx(np.sum(np.sum((X - X.mean(axis=0)) ** 2, axis=1) ** 2), rel=1e-10)
+    # the q column (moments) leaves the other sums bit for bit as they are: LogME alone = the job's LogME
+    plain = logme.gram_pass(F.astype(np.float32), None, y, 4, chunk_bytes=chunk_bytes)
+    assert np.array_equal(plain.class_gram, p.class_gram) and np.array_equal(plain.class_sum, p.class_sum)
+    G, B, yy = logme.gram(F, Y, chunk_bytes=chunk_bytes)  # LogME's statistics: the same function, one group
+    np.testing.assert_allclose(G, F.T @ F, rtol=1e-12)
+    np.testing.assert_allclose(B, F.T @ Y, rtol=1e-12)
+    T = logme.targets(y, "mnli")  # one-vs-rest indicators: grouped by class, F^T Y = the class sums
+    G, B, _ = logme.gram(F, T, chunk_bytes=chunk_bytes)
+    assert np.array_equal(G, logme.gram_pass(F, None, y, 4, moments=True, chunk_bytes=chunk_bytes).gram)
+    np.testing.assert_allclose(B, F.T @ T, rtol=1e-12)
 
 
 def _hscore_direct(F, y):

@@ -29,11 +29,13 @@ that an exact fit (||Fm - y|| -> 0, unbounded evidence) is held at ||Fm - y||^2 
 Targets: classification = one-vs-rest 0/1 indicators of every class present; regression (stsb) = the
 float label. The score is the evidence per sample averaged over the targets.
 
-The stage's job (:func:`score_ptm`) also scores the other transferability estimators of config
-``transferability`` on the same features (:func:`estimator_scores`, :mod:`ptmbench.transferability`).
+The stage's job (:func:`score_ptm`) computes LogME together with the other transferability estimators
+of config ``transferability`` (:func:`estimator_scores`, :mod:`ptmbench.transferability`), all from one
+pass over the features.
 
-Cost: one pass over F builds ``F^T F`` (one N x D x D product, chunked, float64) and ``F^T Y`` (all
-targets in one product); the eigendecomposition and the fixed point work on D-vectors only.
+Cost: one pass over F (:func:`gram_pass`, the one place the Gram matrix is computed) builds ``F^T F``
+(chunked float64 symmetric rank-k updates) and ``F^T Y``; the eigendecomposition and the fixed point
+work on D-vectors only.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,24 +83,137 @@ def targets(labels, task: str) -> np.ndarray:
     return (y[:, None] == classes[None, :]).astype(np.float64)
 
 
-def gram(F, Y, chunk_bytes: int = 1 << 26):
-    """``F^T F`` (D x D), ``F^T Y`` (D x C) and ``||y||^2`` per target, in float64, in row chunks.
+CHUNK_BYTES = 1 << 26  # float64 bytes per chunk of rows of the Gram pass
 
-    F may be float32 (it is never copied whole to float64); each chunk is one symmetric rank-k update.
+
+class GramPass(NamedTuple):
+    """What :func:`gram_pass` accumulates; K groups (1 without ``groups``), D features, C targets."""
+
+    class_gram: np.ndarray  # K x D x D: F_k^T F_k of each group's rows
+    class_sum: np.ndarray  # K x D: F_k^T 1
+    counts: np.ndarray  # K: rows per group
+    xty: np.ndarray | None  # D x C: F^T Y (None without Y)
+    q4: float | None  # sum_i ||x_i - mean||^4 (None without moments)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """F^T F, the sum of the groups' Gram matrices."""
+        return self.class_gram[0] if len(self.class_gram) == 1 else self.class_gram.sum(axis=0)
+
+
+def gram_pass(F, Y=None, groups=None, K: int = 1, moments: bool = False,
+              chunk_bytes: int = CHUNK_BYTES) -> GramPass:
+    """The one pass over F that every Gram statistic comes from (LogME's and the other estimators').
+
+    F (N x D, float32 or float64; never copied whole to float64) is read in chunks of consecutive rows,
+    each converted into a reused float64 buffer ``A = [x | 1 (| q)]``; one symmetric rank-k update
+    ``A^T A`` (BLAS syrk) per chunk and group gives the Gram matrix, the row sums and, with ``moments``,
+    the sums the fourth moment needs. ``groups`` (N codes in [0, K), e.g. class indices): the chunk's
+    rows are written into the buffer ordered by group (a stable order, scattered while converting), so
+    each group's rows are one block and its ``F_k^T F_k`` one syrk. ``Y`` (N x C): ``F^T Y`` too.
+
+    The q column does not change the other sums: BLAS computes the D x D and row-sum blocks of
+    ``A^T A`` the same with or without it (a test checks it bit for bit), so LogME from a pass with
+    moments equals LogME from one without.
+
+    ``moments``: ``q4 = sum_i ||x_i - mean||^4`` (Ledoit-Wolf), accumulated about ``c``, the first
+    chunk's mean, and moved to the overall mean exactly afterwards (no pass for the mean first): with
+    ``u = x - c``, ``q = ||u||^2``, ``d = mean - c``, ``||x - mean||^2 = q - 2 u.d + d.d``, whose squares
+    sum to ``sum q^2 + 4 d^T (sum u u^T) d + N (d.d)^2 - 4 d.sum(q u) + 2 (d.d) sum q - 4 (d.d) d.sum u``.
+
+    NaN or inf in F raises ValueError naming the first such row and column.
     """
     N, D = F.shape
-    if Y.shape[0] != N:
+    if Y is not None and Y.shape[0] != N:
         raise ValueError(f"features have {N} rows but targets {Y.shape[0]}")
-    G = np.zeros((D, D))
-    B = np.zeros((D, Y.shape[1]))
-    step = max(1, chunk_bytes // (8 * D))
+    if groups is not None and len(groups) != N:
+        raise ValueError(f"features have {N} rows but groups {len(groups)}")
+    W = D + 1 + bool(moments)  # [x | 1 | q]
+    G = np.zeros((K, D, D))
+    S = np.zeros((K, D))
+    counts = np.zeros(K, np.int64)
+    B = None if Y is None else np.zeros((D, Y.shape[1]))
+    sq2 = sq = 0.0
+    squ = np.zeros(D)
+    step = max(1, min(N, chunk_bytes // (8 * D)))
+    buf = np.empty((step, W))
+    buf[:, D] = 1.0
+    c = None
     for i in range(0, N, step):
-        Fc = np.asarray(F[i:i + step], dtype=np.float64)
-        G += Fc.T @ Fc  # numpy dispatches X^T X to BLAS syrk
-        B += Fc.T @ Y[i:i + step]
-    if not (np.isfinite(G).all() and np.isfinite(B).all()):
-        raise ValueError("features contain NaN or inf")
-    return G, B, np.einsum("nc,nc->c", Y, Y)
+        chunk = F[i:i + step]
+        n = len(chunk)
+        A = buf[:n]
+        if groups is None:
+            A[:, :D] = chunk
+            bounds = [0, n]
+        else:
+            g = groups[i:i + step]
+            order = np.argsort(g, kind="stable")
+            slot = np.empty(n, np.intp)
+            slot[order] = np.arange(n)
+            A[slot, :D] = chunk  # rows of one group together, converted to float64 on the way
+            bounds = np.searchsorted(g[order], np.arange(K + 1))
+        Fc = A[:, :D]
+        if moments:
+            if c is None:
+                c = Fc.mean(axis=0)
+            A[:, D + 1] = np.einsum("nd,nd->n", Fc, Fc) - 2 * (Fc @ c) + c @ c  # q = ||x - c||^2
+        for k in range(K):
+            lo, hi = bounds[k], bounds[k + 1]
+            if hi == lo:
+                continue
+            Ak = A[lo:hi]
+            GA = Ak.T @ Ak  # X^T X: BLAS syrk
+            G[k] += GA[:D, :D]
+            S[k] += GA[D, :D]
+            counts[k] += hi - lo
+            if moments:
+                squ += GA[D + 1, :D] - GA[D + 1, D] * c  # sum q (x - c)
+                sq += GA[D + 1, D]
+                sq2 += GA[D + 1, D + 1]
+        if B is not None:
+            B += Fc.T @ (Y[i:i + step] if groups is None else Y[i:i + step][order])
+    if not (np.isfinite(G).all() and np.isfinite(S).all()):
+        bad = np.argwhere(~np.isfinite(F))
+        where = f" (first at row {bad[0][0]}, column {bad[0][1]})" if len(bad) else ""
+        raise ValueError(f"features contain NaN or inf{where}")
+    q4 = None
+    if moments:
+        s = S.sum(axis=0)
+        d = s / N - c
+        e = d @ d
+        Gd = G.sum(axis=0) @ d
+        uud = d @ Gd - 2 * (s @ d) * (c @ d) + N * (c @ d) ** 2  # d^T (sum u u^T) d
+        q4 = float(sq2 + 4 * uud + N * e**2 - 4 * (d @ squ) + 2 * e * sq - 4 * e * (d @ (s - N * c)))
+    return GramPass(G, S, counts, B, q4)
+
+
+def indicator_classes(Y) -> np.ndarray | None:
+    """The class of each row when Y (N x C, C >= 2) holds one-vs-rest indicators (one 1 per row, zeros
+    elsewhere: :func:`targets` of a classification task), else None."""
+    if Y.shape[1] < 2 or not np.all((Y == 0) | (Y == 1)) or not np.all(Y.sum(axis=1) == 1):
+        return None
+    return Y.argmax(axis=1)
+
+
+def gram(F, Y, chunk_bytes: int = CHUNK_BYTES):
+    """``F^T F`` (D x D), ``F^T Y`` (D x C) and ``||y||^2`` per target, in float64 (:func:`gram_pass`).
+
+    One-vs-rest indicator targets group the rows by class, and ``F^T Y`` is then the class sums: the
+    same operations, in the same order, as the transferability estimators' shared pass
+    (:class:`ptmbench.transferability.Stats`), so LogME alone and the ``logme`` job's LogME are one
+    computation. Other targets (stsb's score): one group, ``F^T Y`` accumulated in the pass.
+    """
+    classes = indicator_classes(Y)
+    if classes is None:
+        p = gram_pass(F, Y, chunk_bytes=chunk_bytes)
+        B = p.xty
+    else:
+        p = gram_pass(F, None, classes, Y.shape[1], chunk_bytes=chunk_bytes)
+        B = p.class_sum.T
+    if not np.isfinite(B).all():
+        raise ValueError("targets contain NaN or inf")
+    return p.gram, B, np.einsum("nc,nc->c", Y, Y)
 
 
 def spectrum(G, N: int, rcond: float | None = None):
@@ -225,30 +341,30 @@ def logme_baseline(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
     return np.array(out)
 
 
-def estimator_scores(F, labels, task: str, logme_score: float, logme_time: float,
-                     transferability: dict | None = None, ptm: str = "?") -> dict:
-    """``{name: {score, time_s, applicable, note}}`` of every estimator the config block
-    ``transferability`` lists (None: every estimator of :data:`ptmbench.transferability.ESTIMATORS`
-    at its defaults), on the features ``F`` LogME scored.
+def estimator_scores(F, labels, task: str, transferability: dict | None = None, ptm: str = "?"):
+    """LogME and every estimator the config block ``transferability`` lists (None: every estimator of
+    :data:`ptmbench.transferability.ESTIMATORS` at its defaults) on the features ``F``, from ONE pass
+    over F (:func:`ptmbench.transferability.score_all`).
 
-    ``logme`` is the LogME score already computed (the same value as the job's ``score``, not
-    recomputed); the others come from :func:`ptmbench.transferability.score_all`, which shares one
-    pass over F between them. Not-applicable estimators (the task's kind) have ``applicable`` False,
-    ``score`` None and a ``note``; an estimator failing on the input raises ValueError naming it, the
-    PTM and the task.
+    LogME is always computed, first (it is the job's ``score`` and its time includes the shared pass),
+    and recorded under ``estimators`` only when the block lists it. Returns ``(estimators, evidence,
+    logme_time)``: ``{name: {score, time_s, applicable, note}}`` in the block's order, LogME's evidence
+    per target (its mean is ``score``) and LogME's time. Not-applicable estimators (the task's kind) have
+    ``applicable`` False, ``score`` None and a ``note``; an estimator failing on the input raises
+    ValueError naming it, the PTM and the task.
     """
     from . import transferability as tr
 
     block = transferability or {}
     names = list(block.get("estimators", tr.ESTIMATORS))
-    others = [n for n in names if n != "logme"]
-    params = {n: block[n] for n in others if block.get(n)}
+    run = ["logme", *(n for n in names if n != "logme")]
+    params = {n: block[n] for n in run if block.get(n)}
     try:
-        scores = tr.score_all(F, labels, task, others, params) if others else {}
+        st = tr.Stats(F, labels, task)
+        scores = tr.score_all(F, labels, task, run, params, stats=st)
     except ValueError as err:
         raise ValueError(f"PTM {ptm!r}, task {task!r}: {err}") from err
-    scores["logme"] = {"score": logme_score, "time_s": logme_time, "applicable": True, "note": None}
-    return {n: scores[n] for n in names}
+    return {n: scores[n] for n in names}, tr.logme_evidence(st), scores["logme"]["time_s"]
 
 
 def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examples: int | None = None,
@@ -260,8 +376,9 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     Features: :func:`ptmbench.features.extract` (mean of the last hidden state over non-padding
     tokens) of the cached tokenisation ``tokenized_dir`` (split ``train``); ``max_examples`` takes a
     uniform random subsample without replacement (``seed``, not stratified), None = all (published).
-    ``score`` is LogME (:func:`logme`); ``estimators`` holds every estimator of the config block
-    ``transferability`` on the same features (:func:`estimator_scores`).
+    ``score`` is LogME, computed with every estimator of the config block ``transferability`` from one
+    pass over the features (:func:`estimator_scores`; the same sums as :func:`logme` on them, so the
+    same value); ``estimators`` holds their scores.
     """
     from datasets import load_from_disk
 
@@ -284,11 +401,8 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     Y = targets(labels, task)
     F = features.extract(model_dir, train, batch_size=batch_size)
     feature_time = time.perf_counter() - start
-    t0 = time.perf_counter()
-    per_target = logme(F, Y)
-    logme_time = time.perf_counter() - t0
+    estimators, per_target, logme_time = estimator_scores(F, labels, task, transferability, ptm)
     score = float(per_target.mean())
-    estimators = estimator_scores(F, labels, task, score, logme_time, transferability, ptm)
     result = {
         "ptm": ptm, "base": base, "task": task, "score": score,
         "n": int(F.shape[0]), "d": int(F.shape[1]), "num_targets": int(Y.shape[1]),

@@ -23,16 +23,18 @@ An estimator that does not apply to the task's kind raises :class:`NotApplicable
 records it as ``score: None`` with the reason (never as 0). Bad input (NaN features, one class,
 mismatched lengths, features constant over every example) raises ValueError naming the problem.
 
-Shared work (:class:`Stats`): one float64 pass over F, in row chunks grouped by class, gives every
-class's ``F_k^T F_k`` and ``F_k^T 1``; their sum is LogME's ``F^T F`` (the pass LogME makes anyway),
-the centred covariance and the class means give the H-score, the per-class Gram matrices give TransRate
-and the covariance's eigenvectors give NLEEP's PCA. The estimators that are superlinear in N (kNN: N^2,
-the Gaussian mixture and the probes: many passes) or that need a second pass over reweighted features
-(SFDA) run on a seeded uniform subsample (``max_examples``, ``seed``; None = every example), so that
-all of them together cost about 1.5x LogME alone (``bench/estimators.py``, 100,000 x 768, one BLAS
-thread on the shared 2-core development machine: 1.41x under load, 1.70x on a quieter run;
-docs/transferability.md). In the workflow they run in the ``logme`` job (:func:`ptmbench.logme.score_ptm`,
-config ``transferability``).
+Shared work (:class:`Stats`): one float64 pass over F (:func:`ptmbench.logme.gram_pass`, the function
+LogME alone uses too), in row chunks ordered by class, gives every class's ``F_k^T F_k`` and ``F_k^T 1``;
+their sum is LogME's ``F^T F``, so LogME (computed first, the ``logme`` job's published score) needs no
+pass of its own; the centred covariance and the class means give the H-score, the per-class Gram
+matrices give TransRate and the covariance's eigenvectors give NLEEP's PCA. The estimators that are
+superlinear in N (kNN: N^2, the Gaussian mixture and the probes: many passes) or that need a second
+pass over reweighted features (SFDA) run on a seeded uniform subsample (``max_examples``, ``seed``;
+None = every example); halving any cap makes the rankings measurably worse (``bench/estimator_caps.py``),
+so they stay. All seven together cost about 1.55-1.7x LogME alone by CPU time, above the 1.5x target
+(``bench/estimators.py``, 100,000 x 768, one BLAS thread on the shared 2-core development machine at
+load 2-6; the wall-clock medians 1.6-1.8x; docs/transferability.md). In the workflow
+they run in the ``logme`` job (:func:`ptmbench.logme.score_ptm`, config ``transferability``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from .tokenize import subsample
 log = logging.getLogger(__name__)
 
 KINDS = ("classification", "regression")
-CHUNK_BYTES = 1 << 26  # float64 rows per chunk of the shared pass (as in logme.gram)
 
 ESTIMATORS: dict = {}  # name -> function(features, labels, task, *, stats=None, **params) -> float
 APPLIES: dict = {}  # name -> the task kinds it is defined for
@@ -130,60 +131,12 @@ class Stats:
         self.groups = self.y if self.kind == "classification" else np.zeros(self.N, np.intp)
 
     @functools.cached_property
-    def _pass(self):
-        """Per group: F_k^T F_k (K x D x D) and F_k^T 1 (K x D); F^T Y (D x C, LogME's targets); the
-        sum of ||x_i - mean||^4 over all rows (Ledoit-Wolf).
-
-        One pass over F in chunks of rows of one group (gathered into reused float64 buffers). The
-        fourth moments are accumulated about ``c``, the first chunk's mean, and moved to the overall
-        mean exactly afterwards (no pass for the mean first): with ``u = x - c``, ``q = ||u||^2``,
-        ``d = mean - c``: ``||x - mean||^2 = q - 2 u.d + d.d``, whose squares sum to
-        ``sum q^2 + 4 d^T (sum u u^T) d + N (d.d)^2 - 4 d.sum(q u) + 2 (d.d) sum q - 4 (d.d) d.sum u``.
-        """
-        N, D, K = self.N, self.D, self.K
-        G = np.zeros((K, D, D))
-        S = np.zeros((K, D))
-        B = np.zeros((D, self.Y.shape[1])) if self.kind == "regression" else None
-        sq2 = sq = 0.0
-        squ = np.zeros(D)
-        order = np.argsort(self.groups, kind="stable")
-        bounds = np.searchsorted(self.groups[order], np.arange(K + 1))
-        step = max(1, min(N, CHUNK_BYTES // (8 * D)))
-        # each chunk is [x | 1 | q]: one syrk gives F^T F, the sums, sum q x, sum q and sum q^2 at once
-        buf = np.empty((step, D + 2))
-        buf[:, D] = 1.0
-        c = None
-        for k in range(K):
-            rows = order[bounds[k]:bounds[k + 1]]
-            for i in range(0, len(rows), step):
-                idx = rows[i:i + step]
-                n = len(idx)
-                A = buf[:n]
-                Fc = A[:, :D]
-                Fc[...] = self.F[idx]
-                if c is None:
-                    c = Fc.mean(axis=0)
-                A[:, D + 1] = np.einsum("nd,nd->n", Fc, Fc) - 2 * (Fc @ c) + c @ c  # q = ||x - c||^2
-                GA = A.T @ A  # X^T X: BLAS syrk
-                G[k] += GA[:D, :D]
-                S[k] += GA[D, :D]
-                squ += GA[D + 1, :D] - GA[D + 1, D] * c  # sum q (x - c)
-                sq += GA[D + 1, D]
-                sq2 += GA[D + 1, D + 1]
-                if B is not None:
-                    B += Fc.T @ self.Y[idx]
-        if not (np.isfinite(G).all() and np.isfinite(S).all()):
-            bad = np.argwhere(~np.isfinite(self.F))[0]
-            raise ValueError(f"features contain NaN or inf (first at row {bad[0]}, column {bad[1]})")
-        s = S.sum(axis=0)
-        d = s / N - c
-        e = d @ d
-        Gd = G.sum(axis=0) @ d
-        uud = d @ Gd - 2 * (s @ d) * (c @ d) + N * (c @ d) ** 2  # d^T (sum u u^T) d
-        q4 = sq2 + 4 * uud + N * e**2 - 4 * (d @ squ) + 2 * e * sq - 4 * e * (d @ (s - N * c))
-        if B is None:
-            B = S.T  # one-vs-rest indicators: F^T Y is the class sums
-        return G, S, B, q4
+    def _pass(self) -> logme_mod.GramPass:
+        """The one float64 pass over F (:func:`ptmbench.logme.gram_pass`), grouped by class: per class
+        F_k^T F_k (K x D x D) and F_k^T 1 (K x D); F^T Y for regression (classification: the one-vs-rest
+        indicators' F^T Y is the class sums); sum_i ||x_i - mean||^4 (Ledoit-Wolf)."""
+        Y = self.Y if self.kind == "regression" else None
+        return logme_mod.gram_pass(self.F, Y, self.groups, self.K, moments=True)
 
     @functools.cached_property
     def mean(self) -> np.ndarray:
@@ -191,30 +144,30 @@ class Stats:
 
     @property
     def class_gram(self) -> np.ndarray:
-        return self._pass[0]
+        return self._pass.class_gram
 
     @property
     def class_sum(self) -> np.ndarray:
-        return self._pass[1]
+        return self._pass.class_sum
 
     @property
     def xty(self) -> np.ndarray:
         """F^T Y (D x C) for LogME's targets."""
-        return self._pass[2]
+        return self._pass.xty if self._pass.xty is not None else self.class_sum.T
 
     @property
     def q4(self) -> float:
         """sum_i ||x_i - mean||^4 (Ledoit-Wolf)."""
-        return self._pass[3]
+        return self._pass.q4
 
-    @functools.cached_property
+    @property
     def counts(self) -> np.ndarray:
-        return np.bincount(self.groups, minlength=self.K)
+        return self._pass.counts
 
     @functools.cached_property
     def gram(self) -> np.ndarray:
         """F^T F (uncentred), the sum of the per-group Gram matrices."""
-        return self.class_gram.sum(axis=0)
+        return self._pass.gram
 
     @functools.cached_property
     def cov(self) -> np.ndarray:
@@ -286,22 +239,34 @@ def _pearson(a, b, name):
 # ---------------------------------------------------------------------------------------------- LogME
 
 
+def logme_evidence(st: Stats) -> np.ndarray:
+    """LogME's evidence per sample of every target (C,), from the shared pass; cached on ``st``.
+
+    :func:`ptmbench.logme.logme`'s algorithm (its spectrum and fixed point) on the shared statistics:
+    ``F^T F`` is the sum of the per-class Gram matrices and ``F^T Y`` the class sums (one-vs-rest
+    indicators) or, for regression, accumulated in the same pass: the very sums
+    :func:`ptmbench.logme.gram` makes, so the value is :func:`ptmbench.logme.logme`'s.
+    """
+    if "_logme_evidence" not in st.__dict__:
+        Y, B = st.Y, st.xty
+        yy = np.einsum("nc,nc->c", Y, Y)
+        sigma, V = logme_mod.spectrum(st.gram, st.N)
+        x2 = (V.T @ B) ** 2 / sigma[:, None]
+        res0 = np.maximum(yy - x2.sum(axis=0), 0.0)
+        sig = sigma[:, None]
+        st._logme_evidence, _ = logme_mod.fixed_point(st.N, st.D, sig, yy,
+                                                      lambda t: logme_mod._updates(sig, x2, res0, t))
+    return st._logme_evidence
+
+
 @estimator("logme", one_thread=False)
 def logme(st: Stats):
     """LogME (You et al., ICML 2021): mean over targets of the maximised log evidence per sample.
 
-    The definition and algorithm are :func:`ptmbench.logme.logme`'s (see its module docstring); here
-    they run on the shared statistics: ``F^T F`` is the sum of the per-class Gram matrices (the same
-    float64 pass LogME makes, which also accumulates ``F^T Y``), and the spectrum and fixed point are :mod:`ptmbench.logme`'s functions.
+    The definition and algorithm are :func:`ptmbench.logme.logme`'s (see its module docstring), run on
+    the shared pass (:func:`logme_evidence`). This is the value the ``logme`` job publishes.
     """
-    Y, B = st.Y, st.xty
-    yy = np.einsum("nc,nc->c", Y, Y)
-    sigma, V = logme_mod.spectrum(st.gram, st.N)
-    x2 = (V.T @ B) ** 2 / sigma[:, None]
-    res0 = np.maximum(yy - x2.sum(axis=0), 0.0)
-    sig = sigma[:, None]
-    L, _ = logme_mod.fixed_point(st.N, st.D, sig, yy, lambda t: logme_mod._updates(sig, x2, res0, t))
-    return L.mean()
+    return logme_evidence(st).mean()
 
 
 # ------------------------------------------------------------------------------------------- H-score
@@ -434,12 +399,11 @@ def _power_top(A, iterations=3):
 
 def _fda_proba(X, y, K, priors, shrinkage=None):
     """One SFDA pass: class means, within scatter S_w = sum_k prior_k Cov(X_k), shrinkage lambda
-    (adaptive when None), the regularised Fisher classifier; returns (P(y | x) n x K, lambda)."""
+    (adaptive when None), the regularised Fisher classifier; returns (P(y | x) n x K, lambda, means)."""
     counts = np.bincount(y, minlength=K)
-    means = np.zeros((K, X.shape[1]))
-    np.add.at(means, y, X)
-    means /= counts[:, None]
-    Xc = (X - means[y]) * np.sqrt(priors / counts)[y][:, None]
+    means = _class_means(X, y, K, counts)
+    Xc = X - means[y]
+    Xc *= np.sqrt(priors / counts)[y][:, None]
     Sw = Xc.T @ Xc  # sum_k prior_k (1/N_k) (X_k - mu_k)^T (X_k - mu_k); X^T X: BLAS syrk
     if shrinkage is None:
         shrinkage = max(math.exp(-5 * _power_top(Sw)), 1e-10)
@@ -449,7 +413,14 @@ def _fda_proba(X, y, K, priors, shrinkage=None):
     L = _chol(Sw_l, "sfda", "the regularised within-class scatter")
     coef = cho_solve((L, True), means.T).T  # means Sw_l^-1  (K x D)
     intercept = -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
-    return _softmax(X @ coef.T + intercept), shrinkage
+    return _softmax(X @ coef.T + intercept), shrinkage, means
+
+
+def _class_means(X, y, K, counts):
+    """K x D class means: one (K x n) @ (n x D) product."""
+    onehot = np.zeros((K, len(y)))
+    onehot[y, np.arange(len(y))] = 1.0
+    return onehot @ X / counts[:, None]
 
 
 @estimator("sfda", kinds=("classification",), max_examples=2000, seed=0)
@@ -479,14 +450,11 @@ def sfda(st: Stats, max_examples, seed):
     K = st.K
     counts = _class_codes(y, K, "sfda (in its subsample)")
     priors = counts / len(y)
-    P1, lam = _fda_proba(X, y, K, priors)
+    P1, lam, means = _fda_proba(X, y, K, priors)
     soft = _softmax(P1)[np.arange(len(y)), y][:, None]
-    means = np.zeros((K, X.shape[1]))
-    np.add.at(means, y, X)
-    means /= counts[:, None]
     others = (means.sum(axis=0) - means) / (K - 1)
     Xm = soft * X + (1 - soft) * others[y]
-    P2, _ = _fda_proba(Xm, y, K, priors, lam)
+    P2, _, _ = _fda_proba(Xm, y, K, priors, lam)
     return P2[np.arange(len(y)), y].mean()
 
 
@@ -521,8 +489,8 @@ def knn(st: Stats, k, max_examples, seed):
     nb = _knn_neighbours(X, k)
     if st.kind == "regression":
         return _pearson(y[nb].mean(axis=1), y, "knn")
-    votes = np.zeros((len(y), st.K), np.int64)
-    np.add.at(votes, (np.repeat(np.arange(len(y)), k), y[nb].ravel()), 1)
+    votes = np.bincount((np.arange(len(y))[:, None] * st.K + y[nb]).ravel(),
+                        minlength=len(y) * st.K).reshape(len(y), st.K)
     return np.mean(votes.argmax(axis=1) == y)
 
 
@@ -550,22 +518,32 @@ def _logistic_fit(X, y, K, C, max_iter, start=None, tol=1e-4):
     from scipy.optimize import minimize
 
     n, D = X.shape
-    T = np.eye(K)[y]
     lam = 1.0 / (C * n)
+    XT = X.T  # the weights are held as K x D: W^T X^T and R^T X are the fast products for a C-ordered X
+    rows = (y, np.arange(n))
+    Tt = np.zeros((K, n))
+    Tt[rows] = 1.0
 
     def f(w):
-        W, b = w[:D * K].reshape(D, K), w[D * K:]
-        Z = X @ W + b
-        zmax = Z.max(axis=1, keepdims=True)
-        lse = zmax[:, 0] + np.log(np.exp(Z - zmax).sum(axis=1))
-        R = (np.exp(Z - lse[:, None]) - T) / n
-        loss = (lse.sum() - np.sum(T * Z)) / n + 0.5 * lam * np.sum(W * W)
-        return loss, np.concatenate([(X.T @ R + lam * W).ravel(), R.sum(axis=0)])
+        Wt, b = w[:D * K].reshape(K, D), w[D * K:]
+        Z = Wt @ XT
+        Z += b[:, None]
+        zmax = Z.max(axis=0)
+        E = np.exp(Z - zmax)
+        s = E.sum(axis=0)
+        loss = (np.sum(zmax + np.log(s)) - Z[rows].sum()) / n + 0.5 * lam * np.sum(Wt * Wt)
+        R = E / s
+        R -= Tt
+        R /= n
+        grad = np.empty(D * K + K)
+        grad[:D * K] = (R @ X + lam * Wt).ravel()
+        grad[D * K:] = R.sum(axis=1)
+        return loss, grad
 
     w0 = np.zeros(D * K + K) if start is None else start
     res = minimize(f, w0, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
-    return res.x[:D * K].reshape(D, K), res.x[D * K:], res.x
+    return res.x[:D * K].reshape(K, D).T, res.x[D * K:], res.x
 
 
 @estimator("linear_probe", shared_pass=False, folds=5, C=1.0, alpha=1.0, max_iter=200, max_examples=1000, seed=0)
@@ -590,9 +568,13 @@ def linear_probe(st: Stats, folds, C, alpha, max_iter, max_examples, seed):
     pred, w = np.empty(len(y)), None
     for f in range(folds):
         tr, te = fold != f, fold == f
-        m, s = X[tr].mean(axis=0), X[tr].std(axis=0)
+        Xtr, Xte = X[tr], X[te]
+        m, s = Xtr.mean(axis=0), Xtr.std(axis=0)
         s[s == 0] = 1.0
-        Xtr, Xte = (X[tr] - m) / s, (X[te] - m) / s
+        Xtr -= m
+        Xtr /= s
+        Xte -= m
+        Xte /= s
         if st.kind == "classification":
             W, b, w = _logistic_fit(Xtr, y[tr], st.K, C, max_iter, start=w)
             pred[te] = np.argmax(Xte @ W + b, axis=1)
@@ -617,9 +599,10 @@ class EstimatorError(ValueError):
         self.name = name
 
 
-def score_all(features, labels, task: str, names=None, params=None) -> dict:
+def score_all(features, labels, task: str, names=None, params=None, stats: Stats | None = None) -> dict:
     """Every estimator in ``names`` (default: all of ESTIMATORS) on the same features, sharing one
-    :class:`Stats`. ``params``: ``{name: {param: value}}`` (config ``transferability``).
+    :class:`Stats` (``stats``, one built on ``features`` and ``labels`` for ``task``, or a new one).
+    ``params``: ``{name: {param: value}}`` (config ``transferability``).
 
     Returns ``{name: {"score": float | None, "time_s": float, "applicable": bool, "note": str | None}}``:
     ``applicable`` False, ``score`` None and the reason in ``note`` when the estimator is not defined for
@@ -631,7 +614,7 @@ def score_all(features, labels, task: str, names=None, params=None) -> dict:
     if unknown:
         raise ValueError(f"unknown transferability estimator(s) {unknown}; known: {list(ESTIMATORS)}")
     params = params or {}
-    st = Stats(features, labels, task)
+    st = stats if stats is not None else Stats(features, labels, task)
     out = {}
     for name in names:
         t0 = time.perf_counter()
