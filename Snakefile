@@ -41,4 +41,3 @@ rule all:
     default_target: True
     input:
         paths.FINAL_TARGETS,
-

@@ -46,12 +46,12 @@ def test_paper_setup_submits_at_most_1500_jobs():
     after = grouping.submissions(zoo)
     # one submission per job without groups (the target rule `all` runs in the main process)
     assert before == {"acquire": 22, "tokenize": 120, "finetune_base": 120, "merge": 540,
-                      "finetune_merged": 5400, "graph": 552, "logme": 4968, "export": 1, "report": 1,
+                      "finetune_merged": 5400, "finetune_seed": 0, "graph": 552, "logme": 4968, "export": 1, "report": 1,
                       "total": 11724}
     # tokenize: 12 bases x ceil(10/10); merge: 12 x ceil(45/15); finetune_merged: one per merged PTM;
     # graph: ceil(552/24); logme: one per PTM (its 9 tasks)
     assert after == {"acquire": 22, "tokenize": 12, "finetune_base": 120, "merge": 36,
-                     "finetune_merged": 540, "graph": 23, "logme": 552, "export": 1, "report": 1,
+                     "finetune_merged": 540, "finetune_seed": 0, "graph": 23, "logme": 552, "export": 1, "report": 1,
                      "total": 1307}
     assert after["total"] <= 1500
 
