@@ -46,12 +46,12 @@ def test_paper_setup_submits_at_most_1500_jobs():
     after = grouping.submissions(zoo)
     # one submission per job without groups (the target rule `all` runs in the main process)
     assert before == {"acquire": 22, "tokenize": 120, "finetune_base": 120, "merge": 540,
-                      "finetune_merged": 5400, "graph": 552, "logme": 4968, "export": 1, "report": 1,
+                      "finetune_merged": 5400, "finetune_seed": 0, "graph": 552, "logme": 4968, "export": 1, "report": 1,
                       "total": 11724}
     # tokenize: 12 bases x ceil(10/10); merge: 12 x ceil(45/15); finetune_merged: one per merged PTM;
     # graph: ceil(552/24); logme: one per PTM (its 9 tasks)
     assert after == {"acquire": 22, "tokenize": 12, "finetune_base": 120, "merge": 36,
-                     "finetune_merged": 540, "graph": 23, "logme": 552, "export": 1, "report": 1,
+                     "finetune_merged": 540, "finetune_seed": 0, "graph": 23, "logme": 552, "export": 1, "report": 1,
                      "total": 1307}
     assert after["total"] <= 1500
 
@@ -77,6 +77,39 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     # 2 tokenisations, one per group job (group-components 1); 2 graphs outside any group
     assert (got["logme"], got["merge"], got["finetune_merged"], got["tokenize"], got["graph"]) == (2, 1, 0, 2, 2)
     assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 2
+
+
+def test_gpu_groups_run_k_jobs_at_once_within_the_device_slots():
+    """A GPU group's jobs run --cores // threads at once on its one GPU; the config's
+    devices.jobs_per_gpu must allow that many (else they queue for slots and the group times out)."""
+    profile = grouping.Grouping.from_profile(SLURM)
+    assert profile.gpu_rules == {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
+    # --cores 8 (docs/cluster.md), 2 threads per GPU job: 4 at once; never more than the group holds
+    assert {r: profile.jobs_at_once(r, 8) for r in ("finetune_merged", "finetune_seed", "logme")} == {
+        "finetune_merged": 4, "finetune_seed": 4, "logme": 4}
+    assert profile.jobs_at_once("logme", 64) == 9 and profile.jobs_at_once("logme", 3) == 1
+    paper = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert grouping.gpu_sharing_problems(profile, paper, 8) == []
+    problems = grouping.gpu_sharing_problems(profile, {"devices": {"jobs_per_gpu": {"base": 4, "large": 2}}}, 8)
+    assert len(problems) == 3 and all("devices.jobs_per_gpu.large is 2" in p for p in problems)
+    assert "set devices.jobs_per_gpu.large: 4" in problems[0] and "--cores 4" in problems[0]
+    assert len(grouping.gpu_sharing_problems(profile, {}, 8)) == 6  # default 1 job per GPU
+    # the command line says so too, and fails
+    from ptmbench.grouping import main
+    assert main(["--configfile", str(ROOT / "config" / "config.yaml"), "--cores", "16"]) == 1
+
+
+def test_extra_seed_fine_tunes_are_grouped_per_ptm_and_seed():
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["finetune"]["seeds"] = [0, 1, 2]
+    validate(config, ROOT / "config" / "schema.yaml")
+    zoo = paths.Zoo.from_config(config)
+    seeds = [j for j in paths.jobs(zoo) if j.rule == "finetune_seed"]
+    profile = grouping.Grouping.from_profile(SLURM)
+    assert {profile.group_of(j.rule, grouping.wildcards(j)) for j in seeds} == {
+        f"finetune_seed_{ptm}_{seed}" for ptm in ("tiny-bert", "tiny-bert_sst2_stsb_0.5") for seed in (1, 2)}
+    # 2 PTMs x 2 extra seeds x 2 tasks: one submission per PTM and seed
+    assert len(seeds) == 8 and grouping.submissions(seeds, profile)["finetune_seed"] == 4
 
 
 def test_profile_groups_are_checked():

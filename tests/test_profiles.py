@@ -12,7 +12,7 @@ from conftest import dry_run_resources
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
-GPU_RULES = {"finetune_base", "finetune_merged", "logme"}
+GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
 
 
 def _load(path):
@@ -33,9 +33,15 @@ def test_slurm_profile_settings():
     assert p["executor"] == "slurm"
     assert p["retries"] >= 1 and p["keep-going"] is True and p["rerun-incomplete"] is True
     assert {"slurm_account", "slurm_partition"} <= set(p["default-resources"])
-    # no GPU anywhere in the profile's defaults; GPU rules only get a partition (and a model)
+    # no GPU anywhere in the profile's defaults; the GPU rules (all of them) get the GPU partition and
+    # ask Slurm for one GPU by the string resource gres, with the counted gpu at 0 (the plugin takes
+    # one of the two; a string is asked for once per group job, so a group shares one GPU)
     assert "gpu" not in p["default-resources"]
-    assert set(p["set-resources"]) <= GPU_RULES
+    assert set(p["set-resources"]) == GPU_RULES
+    for rule, res in p["set-resources"].items():
+        assert res["gres"] == "gpu:1" and res["gpu"] == 0 and "gpu_model" not in res, rule
+    # every GPU rule is grouped and has its threads
+    assert GPU_RULES - {"finetune_base"} <= set(p["groups"]) and GPU_RULES <= set(p["set-threads"])
 
 
 def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
@@ -56,16 +62,16 @@ def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_pla
     for rule, resources in jobs.items():
         for r in resources:
             if rule in GPU_RULES:
-                assert r["gpu"] == "1", (rule, r)
+                assert r["gpu"] == "0" and r["gres"] == "gpu:1", (rule, r)
                 assert r["slurm_partition"] == "CHANGE-ME-gpu-partition", (rule, r)
             else:
-                assert "gpu" not in r and "gpu_model" not in r, (rule, r)
+                assert "gpu" not in r and "gres" not in r and "gpu_model" not in r, (rule, r)
                 assert r["slurm_partition"] == "CHANGE-ME-cpu-partition", (rule, r)
             assert "slurm_account" in r and int(r["mem_mb"]) > 0 and int(r["runtime"]) > 0
     # sizes follow the model size class
     ft = {(int(r["mem_mb"]), int(r["runtime"])) for r in jobs["finetune_base"]}
     assert {m for m, _ in ft} == {16000, 32000}
-    assert set(GPU_RULES) <= set(jobs)
+    assert set(GPU_RULES) - {"finetune_seed"} <= set(jobs)  # (the paper setup has one seed)
 
 
 def test_local_run_limits_gpu_jobs(tmp_path):
