@@ -127,15 +127,17 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     gpu_rules = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
     set_gpu = [f"{rule}:{k}={v!r}" for rule, res in gpu_rules.items() for k, v in
                {**res, "slurm_partition": "debug"}.items()]
-    cmd = [*SNAKEMAKE, "-d", str(remote), "--profile", str(ROOT / "profiles" / "slurm"),
+    # a GPU group runs --cores // threads = 2 jobs at once on its one GPU: 2 device slots per GPU (the
+    # rule ptmbench.grouping.gpu_sharing_problems checks), in a config file laid over the test's
+    devices = tmp_path / "devices.yaml"
+    devices.write_text("devices: {jobs_per_gpu: {base: 2, large: 2}}\n")
+    cmd = [*SNAKEMAKE, str(devices), "-d", str(remote), "--profile", str(ROOT / "profiles" / "slurm"),
            # the test cluster: no account database (squeue for status), one partition, no GPU partition
            "--slurm-no-account", "--slurm-status-command", "squeue",
            "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
            "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
            "--set-resources", *set_gpu,
-           # a GPU group runs --cores // threads = 2 jobs at once on its one GPU: 2 device slots per GPU
-           # (the rule ptmbench.grouping.gpu_sharing_problems checks)
-           "--cores", "2", "--config", "devices={jobs_per_gpu: {base: 2, large: 2}}",
+           "--cores", "2",
            "--jobs", "5", "--latency-wait", "10", *ONE_THREAD]
     planned = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"]).stdout  # what Slurm will run
     # the submissions the profile's groups make of the jobs left (those with an output missing)
