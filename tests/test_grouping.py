@@ -79,26 +79,6 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 2
 
 
-def test_gpu_groups_run_k_jobs_at_once_within_the_device_slots():
-    """A GPU group's jobs run --cores // threads at once on its one GPU; the config's
-    devices.jobs_per_gpu must allow that many (else they queue for slots and the group times out)."""
-    profile = grouping.Grouping.from_profile(SLURM)
-    assert profile.gpu_rules == {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
-    # --cores 8 (docs/cluster.md), 2 threads per GPU job: 4 at once; never more than the group holds
-    assert {r: profile.jobs_at_once(r, 8) for r in ("finetune_merged", "finetune_seed", "logme")} == {
-        "finetune_merged": 4, "finetune_seed": 4, "logme": 4}
-    assert profile.jobs_at_once("logme", 64) == 9 and profile.jobs_at_once("logme", 3) == 1
-    paper = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert grouping.gpu_sharing_problems(profile, paper, 8) == []
-    problems = grouping.gpu_sharing_problems(profile, {"devices": {"jobs_per_gpu": {"base": 4, "large": 2}}}, 8)
-    assert len(problems) == 3 and all("devices.jobs_per_gpu.large is 2" in p for p in problems)
-    assert "set devices.jobs_per_gpu.large: 4" in problems[0] and "--cores 4" in problems[0]
-    assert len(grouping.gpu_sharing_problems(profile, {}, 8)) == 6  # default 1 job per GPU
-    # the command line says so too, and fails
-    from ptmbench.grouping import main
-    assert main(["--configfile", str(ROOT / "config" / "config.yaml"), "--cores", "16"]) == 1
-
-
 def test_extra_seed_fine_tunes_are_grouped_per_ptm_and_seed():
     config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     config["finetune"]["seeds"] = [0, 1, 2]

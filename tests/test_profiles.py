@@ -33,15 +33,13 @@ def test_slurm_profile_settings():
     assert p["executor"] == "slurm"
     assert p["retries"] >= 1 and p["keep-going"] is True and p["rerun-incomplete"] is True
     assert {"slurm_account", "slurm_partition"} <= set(p["default-resources"])
-    # no GPU anywhere in the profile's defaults; the GPU rules (all of them) get the GPU partition and
-    # ask Slurm for one GPU by the string resource gres, with the counted gpu at 0 (the plugin takes
-    # one of the two; a string is asked for once per group job, so a group shares one GPU)
+    # no GPU anywhere in the profile's defaults; GPU rules only get a partition (and a model)
     assert "gpu" not in p["default-resources"]
     assert set(p["set-resources"]) == GPU_RULES
-    for rule, res in p["set-resources"].items():
-        assert res["gres"] == "gpu:1" and res["gpu"] == 0 and "gpu_model" not in res, rule
-    # every GPU rule is grouped and has its threads
-    assert GPU_RULES - {"finetune_base"} <= set(p["groups"]) and GPU_RULES <= set(p["set-threads"])
+    # every GPU rule has its threads, and the grouped ones keep the counted gpu=1 (no `gres`: the plugin
+    # runs a group's jobs one after the other, docs/cluster.md)
+    assert GPU_RULES <= set(p["set-threads"]) and GPU_RULES - {"finetune_base"} <= set(p["groups"])
+    assert not any("gres" in res or "gpu" in res for res in p["set-resources"].values())
 
 
 def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
@@ -62,10 +60,10 @@ def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_pla
     for rule, resources in jobs.items():
         for r in resources:
             if rule in GPU_RULES:
-                assert r["gpu"] == "0" and r["gres"] == "gpu:1", (rule, r)
+                assert r["gpu"] == "1", (rule, r)
                 assert r["slurm_partition"] == "CHANGE-ME-gpu-partition", (rule, r)
             else:
-                assert "gpu" not in r and "gres" not in r and "gpu_model" not in r, (rule, r)
+                assert "gpu" not in r and "gpu_model" not in r, (rule, r)
                 assert r["slurm_partition"] == "CHANGE-ME-cpu-partition", (rule, r)
             assert "slurm_account" in r and int(r["mem_mb"]) > 0 and int(r["runtime"]) > 0
     # sizes follow the model size class

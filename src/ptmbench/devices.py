@@ -1,7 +1,7 @@
 """GPU device slots: which GPU a job runs on, and how many jobs share one.
 
-A GPU job (a rule that declares ``gpu=1``: finetune_base, finetune_merged, finetune_seed, logme; or,
-with the Slurm profile, ``gres: gpu:1`` and ``gpu: 0``, :func:`wants_gpu`) claims a *slot*
+A GPU job (a rule that declares ``gpu=1``: finetune_base, finetune_merged, finetune_seed, logme; or
+a job given ``gres: gpu:1`` and ``gpu: 0``, see :func:`wants_gpu`) claims a *slot*
 when it starts, inside the job wrapper :func:`ptmbench.provenance.job`, and holds it for its whole
 life. A slot is an exclusive ``fcntl.flock`` on a small file under ``.snakemake/ptmbench-slots/``
 of the working directory: the kernel drops the lock when the process ends, however it ends
@@ -235,7 +235,7 @@ def acquire(devices: list[str], units: int, capacity: int, folder: Path, poll_s:
 
 def wants_gpu(resources) -> bool:
     """Whether a job's resources ask for a GPU: a counted ``gpu`` >= 1 (the rules, a local run), or a
-    ``gres`` string naming one (``gpu:1``, ``gpu:a100:1``; the Slurm profile, with ``gpu: 0``)."""
+    ``gres`` string naming one (``gpu:1``, ``gpu:a100:1``: a profile asking Slurm for it by gres)."""
     def get(name, default):
         return resources.get(name, default) if hasattr(resources, "get") else getattr(resources, name, default)
 
@@ -278,11 +278,6 @@ def job_slot(smk, env=None):
     def waiting():
         log.info("all GPU slots are taken (%d device(s) %s, %d job(s) per GPU for this size class, "
                  "slot files in %s): waiting for a job to finish", len(devices), ",".join(devices), k, folder)
-        if env.get("SLURM_JOB_ID"):
-            log.warning("inside Slurm job %s more GPU jobs run at once than devices.jobs_per_gpu allows (%d "
-                        "for this size class): the group job's time limit assumed them side by side; raise "
-                        "devices.jobs_per_gpu or lower --cores (`python -m ptmbench.grouping --cores C` checks "
-                        "it, docs/cluster.md)", env["SLURM_JOB_ID"], k)
 
     slot = acquire(devices, cap // k, cap, folder, poll_s=float(env.get("PTMBENCH_SLOT_POLL_S") or POLL_S),
                    on_wait=waiting)

@@ -11,8 +11,7 @@
 # `gpu` is a local-scoped resource (common.smk): on one machine it caps the GPU jobs in flight
 # (profiles/default: 1; `--resources gpu=<GPUs x devices.jobs_per_gpu.base>`) and each job claims its
 # own device slot when it starts (ptmbench.devices, in the job wrapper; docs/gpu.md); on a cluster
-# profiles/slurm asks for the GPU as gres "gpu:1" with gpu 0 instead: one GPU per group job, its jobs
-# side by side in device slots (docs/cluster.md).
+# every job gets its own GPU (profiles/slurm adds partition/model).
 
 # Hours on one GPU for a base-size model (x3 for 'large'), with a margin: the task's finetune_hours
 # (ptmbench.tasks). Runtime grows by half on each retry.
