@@ -4,7 +4,8 @@ Starts from a copy of the shared local run (``tiny_run``) in which everything af
 done. Checks: the profile's job groups pack the jobs left into exactly the Slurm submissions that
 ``ptmbench.grouping.submissions`` predicts (each `sbatch` call logged by the plugin, one Slurm log per
 job id, the ids printed), a group of GPU jobs asks Slurm for ONE GPU and the sum of its jobs'
-runtimes; one job made to fail once (an injected error in its first attempt) fails its group job, which
+runtimes, each of its jobs takes a device slot of that GPU, and they run one after the other (the
+plugin's `--jobs 1` inside the allocation); one job made to fail once (an injected error in its first attempt) fails its group job, which
 the profile's `retries` resubmits, and the DAG completes; a plain rerun has nothing to do; every
 fine-tune and LogME result equals a local run's (values identical; provenance and timings ignored).
 Threads are set to 1 in both runs so the floating-point results can be compared exactly.
