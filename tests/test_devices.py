@@ -141,6 +141,21 @@ def test_no_gpu_no_slot(tmp_path, monkeypatch):
     assert not (tmp_path / ".snakemake").exists()
 
 
+def test_a_gres_gpu_job_claims_a_slot_of_the_gpu_slurm_shows(tmp_path, monkeypatch):
+    """The Slurm profile asks for the GPU as gres "gpu:1" with gpu 0; inside the allocation (Slurm set
+    CUDA_VISIBLE_DEVICES) such jobs claim slots of that one GPU, devices.jobs_per_gpu of them at once."""
+    monkeypatch.chdir(tmp_path)
+    assert devices.wants_gpu({"gpu": 0, "gres": "gpu:1"}) and devices.wants_gpu({"gres": "gpu:a100:1"})
+    assert not devices.wants_gpu({"gpu": 0, "gres": ""}) and not devices.wants_gpu({"gres": "tmpfs:10G"})
+    assert not devices.wants_gpu(None)
+    env = {"CUDA_VISIBLE_DEVICES": "1", "SLURM_JOB_ID": "42"}
+    config = {"devices": {"jobs_per_gpu": {"base": 2}}}
+    job = SimpleNamespace(resources={"gpu": 0, "gres": "gpu:1"}, wildcards={"base": "b"}, config=config)
+    with devices.job_slot(job, env=env) as a, devices.job_slot(job, env=dict(env)) as b:
+        assert (a.device, a.units, b.device, b.units) == ("1", (0,), "1", (1,))  # both at once, one GPU
+        assert not devices.try_acquire(["1"], 1, 2, devices.slot_dir(env))  # a third would wait
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({devices.FAKE_ENV: "3"}, ["0", "1", "2"]),
     ({devices.FAKE_ENV: "0", "CUDA_VISIBLE_DEVICES": "0,1"}, []),

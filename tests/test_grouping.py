@@ -79,6 +79,19 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 2
 
 
+def test_extra_seed_fine_tunes_are_grouped_per_ptm_and_seed():
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["finetune"]["seeds"] = [0, 1, 2]
+    validate(config, ROOT / "config" / "schema.yaml")
+    zoo = paths.Zoo.from_config(config)
+    seeds = [j for j in paths.jobs(zoo) if j.rule == "finetune_seed"]
+    profile = grouping.Grouping.from_profile(SLURM)
+    assert {profile.group_of(j.rule, grouping.wildcards(j)) for j in seeds} == {
+        f"finetune_seed_{ptm}_{seed}" for ptm in ("tiny-bert", "tiny-bert_sst2_stsb_0.5") for seed in (1, 2)}
+    # 2 PTMs x 2 extra seeds x 2 tasks: one submission per PTM and seed
+    assert len(seeds) == 8 and grouping.submissions(seeds, profile)["finetune_seed"] == 4
+
+
 def test_profile_groups_are_checked():
     with pytest.raises(ValueError, match=r"unknown rule 'logmee'"):
         grouping.Grouping(groups={"logmee": "x"})

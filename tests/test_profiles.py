@@ -12,7 +12,7 @@ from conftest import dry_run_resources
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
-GPU_RULES = {"finetune_base", "finetune_merged", "logme"}
+GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
 
 
 def _load(path):
@@ -35,7 +35,11 @@ def test_slurm_profile_settings():
     assert {"slurm_account", "slurm_partition"} <= set(p["default-resources"])
     # no GPU anywhere in the profile's defaults; GPU rules only get a partition (and a model)
     assert "gpu" not in p["default-resources"]
-    assert set(p["set-resources"]) <= GPU_RULES
+    assert set(p["set-resources"]) == GPU_RULES
+    # every GPU rule has its threads, and the grouped ones keep the counted gpu=1 (no `gres`: the plugin
+    # runs a group's jobs one after the other, docs/cluster.md)
+    assert GPU_RULES <= set(p["set-threads"]) and GPU_RULES - {"finetune_base"} <= set(p["groups"])
+    assert not any("gres" in res or "gpu" in res for res in p["set-resources"].values())
 
 
 def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
@@ -65,7 +69,7 @@ def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_pla
     # sizes follow the model size class
     ft = {(int(r["mem_mb"]), int(r["runtime"])) for r in jobs["finetune_base"]}
     assert {m for m, _ in ft} == {16000, 32000}
-    assert set(GPU_RULES) <= set(jobs)
+    assert set(GPU_RULES) - {"finetune_seed"} <= set(jobs)  # (the paper setup has one seed)
 
 
 def test_local_run_limits_gpu_jobs(tmp_path):

@@ -1,6 +1,7 @@
 """GPU device slots: which GPU a job runs on, and how many jobs share one.
 
-A GPU job (a rule that declares ``gpu=1``: finetune_base, finetune_merged, logme) claims a *slot*
+A GPU job (a rule that declares ``gpu=1``: finetune_base, finetune_merged, finetune_seed, logme; or
+a job given ``gres: gpu:1`` and ``gpu: 0``, see :func:`wants_gpu`) claims a *slot*
 when it starts, inside the job wrapper :func:`ptmbench.provenance.job`, and holds it for its whole
 life. A slot is an exclusive ``fcntl.flock`` on a small file under ``.snakemake/ptmbench-slots/``
 of the working directory: the kernel drops the lock when the process ends, however it ends
@@ -232,6 +233,19 @@ def acquire(devices: list[str], units: int, capacity: int, folder: Path, poll_s:
         time.sleep(poll_s)
 
 
+def wants_gpu(resources) -> bool:
+    """Whether a job's resources ask for a GPU: a counted ``gpu`` >= 1 (the rules, a local run), or a
+    ``gres`` string naming one (``gpu:1``, ``gpu:a100:1``: a profile asking Slurm for it by gres)."""
+    def get(name, default):
+        return resources.get(name, default) if hasattr(resources, "get") else getattr(resources, name, default)
+
+    if resources is None:
+        return False
+    if int(get("gpu", 0) or 0) >= 1:
+        return True
+    return any(part.strip().startswith("gpu") for part in str(get("gres", "") or "").split(","))
+
+
 def _job_base(smk) -> str:
     wc = dict(smk.wildcards.items())
     if "base" in wc:
@@ -243,14 +257,12 @@ def _job_base(smk) -> str:
 def job_slot(smk, env=None):
     """The device slot of a Snakemake job, for the job's life (used by :func:`ptmbench.provenance.job`).
 
-    Jobs that do not declare ``gpu`` >= 1, and jobs on machines without a GPU, get no slot (yield
+    Jobs that ask for no GPU (:func:`wants_gpu`), and jobs on machines without a GPU, get no slot (yield
     None, run as before). Otherwise: claim a slot, export ``CUDA_VISIBLE_DEVICES`` and
     ``PTMBENCH_DEVICE_SLOT`` for the job, log the device, and release it all at the end.
     """
     env = os.environ if env is None else env
-    resources = getattr(smk, "resources", None)
-    gpu = (resources.get("gpu", 0) if hasattr(resources, "get") else getattr(resources, "gpu", 0)) or 0
-    if int(gpu) < 1:
+    if not wants_gpu(getattr(smk, "resources", None)):
         yield None
         return
     devices = visible_devices(env)

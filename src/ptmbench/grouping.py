@@ -102,6 +102,8 @@ def wildcards(job: paths.Job) -> dict[str, str]:
         pair, ratio = rest.rsplit("_", 1)
         wc = {"base": base, "pair": pair, "ratio": ratio}
         return wc if job.rule == "merge" else {**wc, "task": parts[1]}
+    if job.rule == "finetune_seed":  # {ptm}/{task}/seed{seed}
+        return {"ptm": parts[0], "task": parts[1], "seed": parts[2].removeprefix("seed")}
     if job.rule == "graph":
         return {"ptm": parts[0]}
     if job.rule == "logme":
