@@ -174,3 +174,20 @@ def paper_plan(paper_plan_dir) -> dict:
 def paper_submissions(paper_plan_dir) -> int:
     """Cluster submissions of the paper DAG through the Slurm profile (its job groups applied)."""
     return json.loads((paper_plan_dir / "submissions.json").read_text())
+
+
+# Keys of fine-tune metrics and LogME results that differ between two runs of the same jobs.
+VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_time_s", "train_cpu_s", "eval_time_s"}
+
+
+def stable(value):
+    """A result without its timings and provenance, at any depth (LogME's `estimators` time each one)."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
+    return [stable(v) for v in value] if isinstance(value, list) else value
+
+
+def results(wd: Path) -> dict[str, dict]:
+    """Every fine-tune's metrics and LogME result of the run in ``wd``, without what varies between runs."""
+    return {str(f.relative_to(wd)): stable(json.loads(f.read_text()))
+            for f in sorted([*wd.glob("results/finetune/*/*/metrics.json"), *wd.glob("results/logme/*/*.json")])}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NOT_DONE, TEST_CONFIG, copy_run, snakemake_cmd
+from conftest import NOT_DONE, TEST_CONFIG, copy_run, results, snakemake_cmd
 
 from ptmbench import provenance, status
 
@@ -80,17 +80,6 @@ KILLS = [
     ("logme", "results/logme/tiny-bert_sst2_stsb_0.5/sst2.json", "logs/logme/tiny-bert_sst2_stsb_0.5/sst2.log"),
     ("export", "results/ptm_model_bench", "logs/export/export.log"),
 ]
-VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_time_s", "train_cpu_s",
-            "eval_time_s"}
-
-
-def results(wd: Path) -> dict[str, dict]:
-    out = {}
-    for f in sorted([*wd.glob("results/finetune/*/*/metrics.json"), *wd.glob("results/logme/*/*.json")]):
-        out[str(f.relative_to(wd))] = {k: v for k, v in json.loads(f.read_text()).items() if k not in VOLATILE}
-    return out
-
-
 def test_sigkill_mid_write_of_each_stage_then_rerun(tiny_run, tmp_path):
     """SIGKILL (Snakemake and its jobs, no clean-up) while a fine-tune, a merge, a LogME job and the
     export each have their output's temporary fully written; every rerun finishes what was killed,
@@ -158,7 +147,7 @@ def two_model_run(tmp_path, tiny_model, tiny_run):
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
     cfg["unseen_models"] = {"bad": {"source": "path", "path": str(bad)}}
     path = tmp_path / "two.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return wd, path, bad, tiny_model("roberta")
 
 

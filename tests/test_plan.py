@@ -44,7 +44,7 @@ def _mixed_config(tmp_path: Path) -> Path:
     cfg["merge"]["ratios"] = [0.25, 0.5]
     cfg["finetune"]["seeds"] = [0, 1]
     path = tmp_path / "mixed.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
@@ -172,7 +172,7 @@ def test_json_stages_and_totals(tmp_path, capsys):
     cfg_path = tmp_path / "c.yaml"
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     cfg["models"] = {"a": {"source": "path", "path": str(tmp_path / "a")}}
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert plan.main(["--configfile", str(cfg_path), "-d", str(tmp_path), "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["gpu"] == "a100" and p["assumptions"]["peak_flops"] == 312e12

@@ -14,7 +14,6 @@ Needs root and Debian's Slurm packages (`apt-get install slurmctld slurmd slurm-
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NOT_DONE, copy_run
+from conftest import NOT_DONE, copy_run, results
 from slurm_cluster import one_node_slurm, unavailable_reason
 
 from ptmbench import grouping, paths
@@ -37,8 +36,6 @@ CONFIG = ROOT / "config" / "test.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(CONFIG)]
 ONE_THREAD = ["--set-threads", "tokenize=1", "finetune_base=1", "finetune_merged=1", "logme=1"]
 FAIL_PTM, FAIL_TASK = "tiny-bert_sst2_stsb_0.5", "sst2"  # the LogME job that fails once
-VOLATILE = {"provenance", "time_s", "feature_time_s", "logme_time_s", "train_time_s", "train_cpu_s",
-            "eval_time_s"}
 
 # Loaded by every Python process of the Slurm run (PYTHONPATH): inside the LogME job script only, the
 # first call for FAIL_PTM/FAIL_TASK raises, leaving a marker with the Slurm job id. In the main
@@ -90,20 +87,6 @@ def _scontrol(env, job_id: int) -> dict[str, str]:
     gpus = re.search(r"TresPer(?:Job|Node)=\S*gres[:/]gpu[:=](?:[^,\s:=]+:)?(\d+)", out)
     return {"Comment": fields.get("Comment", ""), "TimeLimit": fields.get("TimeLimit", ""),
             "gpus": gpus.group(1) if gpus else "0"}
-
-
-def _results(wd: Path) -> dict[str, dict]:
-    out = {}
-    for f in sorted([*wd.glob("results/finetune/*/*/metrics.json"), *wd.glob("results/logme/*/*.json")]):
-        out[str(f.relative_to(wd))] = _stable(json.loads(f.read_text()))
-    return out
-
-
-def _stable(value):
-    """A result without its timings and provenance, at any depth (LogME's `estimators` time each one)."""
-    if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
-    return [_stable(v) for v in value] if isinstance(value, list) else value
 
 
 def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
@@ -191,5 +174,5 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     # nothing left to do, and the same numbers as the local run
     again = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"])
     assert "Nothing to be done" in again.stdout + again.stderr
-    got, want = _results(remote), _results(local)
+    got, want = results(remote), results(local)
     assert len(want) == 8 and got == want

@@ -85,7 +85,7 @@ def test_jobs_match_the_snakemake_dry_run(tmp_path):
     cfg = config(unseen={"tiny-electra": {"source": "tiny", "family": "electra"}})
     cfg["finetune"]["seeds"] = [0, 1]
     cfg_path = tmp_path / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
                            "-n", "--nolock", "--configfile", str(cfg_path)], capture_output=True, text=True,
                           timeout=300)
@@ -161,7 +161,7 @@ def test_long_output_paths_are_decoded_from_chunked_markers(tmp_path):
 
 def test_command_line(tmp_path):
     cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(yaml.safe_dump(config()))
+    cfg_path.write_text(yaml.safe_dump(config(), sort_keys=False))
     run = [sys.executable, "-m", "ptmbench.status", "--configfile", str(cfg_path), "--directory", str(tmp_path)]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -370,7 +370,7 @@ def test_verify_finds_modified_and_corrupt_outputs(tmp_path):
 
 def test_verify_on_the_command_line_lists_the_fix_and_fails(tmp_path):
     cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(yaml.safe_dump(config()))
+    cfg_path.write_text(yaml.safe_dump(config(), sort_keys=False))
     work = tmp_path / "work"
     finished_tree(work, config())
     with_records(work)

@@ -202,7 +202,7 @@ def test_custom_task_end_to_end(real_fixtures, tmp_path):
                   validation=_write(tmp_path / "dev.jsonl", rows[32:], "jsonl"))
     cfg["tasks"] = ["rte-copy", "sst2"]  # the custom task and a published one: one merged PTM
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     wd = tmp_path / "wd"
     proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2", config=config)],
                           capture_output=True, text=True)

@@ -43,7 +43,7 @@ def write_config(tmp_path: Path, base: str, **changes) -> Path:
             node = node[p]
         node[leaf] = value
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
