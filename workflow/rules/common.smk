@@ -115,4 +115,3 @@ def _wc_ptm(wc):
     if "ptm" in wc.keys():
         return wc.ptm
     return wc.base
-
