@@ -5,12 +5,15 @@ the library from the checkout's src/ (not from whatever ptmbench the Python envi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import copy_run
 
 REPO = Path(__file__).resolve().parents[1]
 # Written into the checkout by other tools, never by a workflow run.
@@ -64,17 +67,31 @@ def _run(*args, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
+# Outputs removed from a copy of the shared finished tiny run: one job of each kind that runs a script
+# (a fine-tune, a graph, two LogME jobs, the export, the report) is redone through the module.
+REDO = ("results/finetune/tiny-bert_sst2_stsb_0.5/stsb", "results/graphs/tiny-bert_sst2_stsb_0.5.dill",
+        "results/logme/tiny-bert_sst2_stsb_0.5", "results/ptm_model_bench", "results/tables", "results/report")
+REDONE = {"finetune_merged": 1, "graph": 1, "logme": 2, "export": 1, "report": 1, "all": 1}
+
+
 @pytest.mark.slow
-def test_deployed_as_a_module_runs_in_its_own_folder(tmp_path):
-    deploy = tmp_path / "my-analysis"
-    (deploy / "config").mkdir(parents=True)
+def test_deployed_as_a_module_runs_in_its_own_folder(tiny_run, tmp_path):
+    """A finished run of the same config, deployed as a module, is up to date except what was removed:
+    exactly those jobs run, from the module's scripts, writing into the deployment folder only."""
+    deploy = copy_run(tiny_run, tmp_path / "my-analysis")
+    for rel in REDO:
+        p = deploy / rel
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (deploy / "config").mkdir(exist_ok=True)
     shutil.copy(REPO / "config" / "test.yaml", deploy / "config" / "config.yaml")
     (deploy / "Snakefile").write_text(DEPLOYMENT_SNAKEFILE.replace("@SNAKEFILE@", str(REPO / "Snakefile"))
                                       .replace("@PYTHON@", sys.executable))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     before = _snapshot(REPO)
 
-    _run("--cores", "2", cwd=deploy, env=env)  # the module's default target: the export
+    proc = _run("--cores", "2", cwd=deploy, env=env)  # the module's default target: the export
+    ran = Counter(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert ran == REDONE, (proc.stdout + proc.stderr)[-3000:]
     _run("--cores", "1", "job_imports.txt", cwd=deploy, env=env)
     _run("--cores", "1", "--report", "report.html", cwd=deploy, env=env)
 

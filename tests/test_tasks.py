@@ -189,13 +189,15 @@ def test_acquire_custom_errors_name_file_row_and_value(real_fixtures, tmp_path):
 
 
 @pytest.mark.slow
-def test_custom_task_end_to_end(real_fixtures, tmp_path):
+def test_custom_task_end_to_end(real_fixtures, tiny_run, tmp_path):
     """config/test.yaml with its regression task swapped for a custom task (the real RTE sample under
     another name and other column names, from CSV and JSON Lines files) goes through every stage into
-    the export and the report. Sized as the tiny run: one base, two tasks, one merge, 32 + 16 rows."""
+    the export and the report. Sized as the tiny run: one base, two tasks, one merge, 32 + 16 rows.
+    Run in a copy of the finished tiny run: adding the task redoes none of sst2's jobs."""
+    import re
     import subprocess
 
-    from conftest import snakemake_cmd
+    from conftest import copy_run, snakemake_cmd
 
     rows = _rte_rows(real_fixtures)[:48]
     cfg = _config(train=_write(tmp_path / "train.csv", rows[:32], "csv"),
@@ -203,10 +205,14 @@ def test_custom_task_end_to_end(real_fixtures, tmp_path):
     cfg["tasks"] = ["rte-copy", "sst2"]  # the custom task and a published one: one merged PTM
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    wd = tmp_path / "wd"
+    wd = copy_run(tiny_run, tmp_path / "wd")
     proc = subprocess.run(["timeout", "-k", "30", "900", *snakemake_cmd(wd, "--cores", "2", config=config)],
                           capture_output=True, text=True)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    ran = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out, re.M)
+    assert ran and not [r for r in ran if "sst2" in r[1] and "rte-copy" not in r[1]], ran
+    assert not re.search(r"^(?:local)?rule acquire_model:", out, re.M), out[-3000:]
     assert datasets.load_from_disk(str(wd / "resources/data/custom/rte-copy"))["validation"].num_rows == 16
     bench = wd / "results/ptm_model_bench/performance"
     perf = json.loads((bench / "merged_models/rte-copy_performance_score.json").read_text())["rte-copy"]
