@@ -31,9 +31,8 @@ matrices give TransRate and the covariance's eigenvectors give NLEEP's PCA. The 
 superlinear in N (kNN: N^2, the Gaussian mixture and the probes: many passes) or that need a second
 pass over reweighted features (SFDA) run on a seeded uniform subsample (``max_examples``, ``seed``;
 None = every example); halving any cap makes the rankings measurably worse (``bench/estimator_caps.py``),
-so they stay. All seven together cost about 1.55-1.7x LogME alone by CPU time, above the 1.5x target
-(``bench/estimators.py``, 100,000 x 768, one BLAS thread on the shared 2-core development machine at
-load 2-6; the wall-clock medians 1.6-1.8x; docs/transferability.md). In the workflow
+so they stay. All seven together cost 1.42-1.44x LogME alone (target 1.5x; ``bench/estimators.py``,
+100,000 x 768, one BLAS thread on the 2-core development machine; docs/transferability.md). In the workflow
 they run in the ``logme`` job (:func:`ptmbench.logme.score_ptm`, config ``transferability``).
 """
 
@@ -46,7 +45,7 @@ import math
 import time
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
+from scipy.linalg import blas, cho_solve, eigh, lapack, solve_triangular
 
 from . import logme as logme_mod
 from . import tasks
@@ -65,6 +64,14 @@ class NotApplicable(ValueError):  # noqa: N818 (a result, not a failure)
     """The estimator is not defined for this task's kind (e.g. a class-based score on stsb)."""
 
 
+@functools.cache
+def _threads():
+    """The process's BLAS / OpenMP thread pools (threadpoolctl), found once: finding them costs ~5 ms."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def estimator(name: str, kinds=KINDS, shared_pass=True, one_thread=True, **defaults):
     """Register ``fn`` under ``name`` in ESTIMATORS, defined for ``kinds``, with parameter ``defaults``.
 
@@ -77,8 +84,6 @@ def estimator(name: str, kinds=KINDS, shared_pass=True, one_thread=True, **defau
     def register(fn):
         @functools.wraps(fn)
         def run(features, labels, task, *, stats=None, **params):
-            from threadpoolctl import threadpool_limits
-
             unknown = set(params) - set(defaults)
             if unknown:
                 raise TypeError(f"{name}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
@@ -89,7 +94,7 @@ def estimator(name: str, kinds=KINDS, shared_pass=True, one_thread=True, **defau
             stats = stats if stats is not None else Stats(features, labels, task)
             if shared_pass:
                 stats.class_gram  # noqa: B018 (computed once, multi-threaded)
-            with threadpool_limits(1) if one_thread else contextlib.nullcontext():
+            with _threads().limit(limits=1) if one_thread else contextlib.nullcontext():
                 return float(fn(stats, **{**defaults, **params}))
 
         ESTIMATORS[name] = run
@@ -129,6 +134,7 @@ class Stats:
         else:
             self.y, self.K, self.classes = labels.astype(np.float64), 1, None
         self.groups = self.y if self.kind == "classification" else np.zeros(self.N, np.intp)
+        self._samples = {}
 
     @functools.cached_property
     def _pass(self) -> logme_mod.GramPass:
@@ -177,8 +183,11 @@ class Stats:
 
     @functools.cached_property
     def _eig(self):
-        w, V = np.linalg.eigh(self.cov)
-        return np.maximum(w[::-1], 0.0), V[:, ::-1]
+        """Eigenvalues (descending, >= 0) and eigenvectors of ``cov``, in float32 (as scikit-learn's PCA
+        of float32 features): a PCA's leading directions need no more, and LAPACK's divide and conquer
+        takes half the float64 time (60 vs 120 ms at D = 768)."""
+        w, V = eigh(self.cov.astype(np.float32), driver="evd", check_finite=False)
+        return np.maximum(w[::-1].astype(np.float64), 0.0), V[:, ::-1].astype(np.float64)
 
     def pca(self, variance: float):
         """The fewest leading eigenvectors of ``cov`` whose eigenvalues sum to more than ``variance`` of
@@ -194,13 +203,18 @@ class Stats:
                              f"{self.N} rows is the same vector); the score is undefined")
 
     def sample(self, name: str, max_examples, seed: int):
-        """Features (float64) and labels of the seeded subsample of at most ``max_examples`` rows."""
+        """Features (float64, read-only) and labels of the seeded subsample of at most ``max_examples``
+        rows; made once per (max_examples, seed) (SFDA and kNN share theirs by default)."""
         if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 2):
             raise ValueError(f"{name}.max_examples must be an integer >= 2 or None, got {max_examples!r}")
-        idx = subsample(self.N, max_examples, seed)
-        if idx is None:
-            return self.F.astype(np.float64), self.y
-        return self.F[idx].astype(np.float64), self.y[idx]
+        key = (max_examples if max_examples is None else min(max_examples, self.N), seed)
+        if key not in self._samples:
+            idx = subsample(self.N, max_examples, seed)
+            X, y = (self.F, self.y) if idx is None else (self.F[idx], self.y[idx])
+            X = X.astype(np.float64)  # a copy
+            X.flags.writeable = False
+            self._samples[key] = X, y
+        return self._samples[key]
 
 
 def _class_codes(y, K, name, at_least=1, what="examples"):
@@ -218,10 +232,14 @@ def _softmax(Z):
 
 
 def _chol(A, name, what):
-    try:
-        return np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"{name}: {what} is singular (constant, duplicate or too few examples?)") from None
+    """Lower Cholesky factor of the symmetric positive definite A (LAPACK potrf on A's lower triangle,
+    in place of a copy; twice as fast as ``np.linalg.cholesky`` at D = 768, which copies and checks)."""
+    L, info = lapack.dpotrf(A, lower=1, clean=1)
+    if info > 0:
+        raise ValueError(f"{name}: {what} is singular (constant, duplicate or too few examples?)")
+    if info < 0:
+        raise ValueError(f"{name}: {what} has NaN or inf entries")
+    return L
 
 
 def _logdet_pd(A, name, what):
@@ -315,7 +333,8 @@ def hscore(st: Stats):
 
 
 def coding_rate(ZtZ, n, eps):
-    """R(Z) = 1/2 log det(I + Z^T Z / (n eps)) from Z^T Z (D x D) and n = the rows of Z."""
+    """R(Z) = 1/2 log det(I + Z^T Z / (n eps)) from Z^T Z (D x D; only its lower triangle is read) and
+    n = the rows of Z."""
     A = ZtZ / (n * eps)
     A[np.diag_indices_from(A)] += 1.0
     return 0.5 * _logdet_pd(A, "transrate", "I + Z^T Z / (n eps)")
@@ -330,13 +349,14 @@ def transrate(st: Stats, eps):
 
         TransRate = R(Z) - (1/K) sum_k R(Z_k),    eps = 1e-4.
 
-    ``Z_k^T Z_k = F_k^T F_k - s_k m^T - m s_k^T + N_k m m^T`` (s_k the class sum, m the mean) from the
-    shared pass; K + 1 Cholesky log-determinants. Every example.
+    ``Z_k^T Z_k = F_k^T F_k - s_k m^T - m s_k^T + N_k m m^T = F_k^T F_k - a m^T - m a^T`` with
+    ``a = s_k - N_k m / 2`` (s_k the class sum, m the mean) from the shared pass: one symmetric rank-2
+    update (BLAS syr2, lower triangle) each; K + 1 Cholesky log-determinants. Every example.
     """
     st.require_variance("transrate")
     mu = st.mean
     total = coding_rate(st.cov * st.N, st.N, eps)
-    parts = [coding_rate(G - np.outer(s, mu) - np.outer(mu, s) + n * np.outer(mu, mu), n, eps)
+    parts = [coding_rate(blas.dsyr2(-1.0, s - n / 2 * mu, mu, a=G, lower=1), n, eps)
              for G, s, n in zip(st.class_gram, st.class_sum, st.counts, strict=True)]
     return total - np.mean(parts)
 
@@ -363,18 +383,22 @@ def nleep(st: Stats, variance, components_per_class, covariance_type, max_exampl
     runs on at most ``max_examples`` (1,000) rows drawn uniformly with ``seed``. ``covariance_type``
     'diag' (default: with ~160 PCA dimensions and ~70 examples per component a full covariance is
     dominated by its regulariser) or 'full' (scikit-learn's default, as in the SFDA authors' code).
+
+    Precision: the PCA directions and the mixture are computed in float32, the precision of the
+    features (scikit-learn's PCA and GaussianMixture keep float32 input in float32, as in the authors'
+    pipeline on a network's float32 features); the mixture takes 35% less time than in float64.
     """
     from sklearn.mixture import GaussianMixture
 
     st.require_variance("nleep")
     X, y = st.sample("nleep", max_examples, seed)
-    Z = (X - st.mean) @ st.pca(variance)
+    Z = ((X - st.mean) @ st.pca(variance)).astype(np.float32)  # the features' precision (see above)
     M = components_per_class * st.K
     if len(Z) < M:
         raise ValueError(f"nleep: {len(Z)} examples for a mixture of {M} components "
                          f"({components_per_class} per class x {st.K} classes); raise nleep.max_examples")
     gmm = GaussianMixture(M, covariance_type=covariance_type, random_state=seed).fit(Z)
-    theta = gmm.predict_proba(Z)  # n x M
+    theta = gmm.predict_proba(Z).astype(np.float64)  # n x M
     onehot = np.eye(st.K)[y]
     pyz = onehot.T @ theta / len(y)  # K x M joint
     py_given_z = pyz / np.maximum(pyz.sum(axis=0, keepdims=True), np.finfo(float).tiny)
@@ -468,8 +492,7 @@ def _knn_neighbours(X, k):
     Z /= np.where(norms > 0, norms, 1.0)  # a row equal to the mean has similarity 0 to every row
     S = Z @ Z.T
     np.fill_diagonal(S, -np.inf)  # leave one out
-    nb = np.argpartition(-S, k - 1, axis=1)[:, :k]
-    return nb
+    return np.argpartition(S, -k, axis=1)[:, -k:]
 
 
 @estimator("knn", shared_pass=False, k=10, max_examples=2000, seed=0)
@@ -519,7 +542,7 @@ def _logistic_fit(X, y, K, C, max_iter, start=None, tol=1e-4):
 
     n, D = X.shape
     lam = 1.0 / (C * n)
-    XT = X.T  # the weights are held as K x D: W^T X^T and R^T X are the fast products for a C-ordered X
+    XT = np.ascontiguousarray(X.T)  # weights held as K x D: W^T X^T and R^T X are the fast products
     rows = (y, np.arange(n))
     Tt = np.zeros((K, n))
     Tt[rows] = 1.0
