@@ -134,7 +134,8 @@ def _nleep_direct(F, y, cov="diag", seed=0):
 def test_nleep_against_sklearn_pca_and_mixture(cov):
     F, y = _data(400, 12, sep=2.0)
     got = _score("nleep", F, y, covariance_type=cov, max_examples=None)
-    # the PCA and the mixture run in float32 (the features' precision): scikit-learn on float32 features
+    # the PCA (and a 'diag' mixture) run in float32, the features' precision: scikit-learn on float32
+    # features; a 'full' mixture in float64
     assert got == pytest.approx(_nleep_direct(F.astype(np.float32), y, cov), rel=3e-5)
     assert got == pytest.approx(_nleep_direct(F, y, cov), rel=1e-4)  # and on float64
     assert -math.log(3) < got < 0  # better than chance on separable classes

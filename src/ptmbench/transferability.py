@@ -232,9 +232,9 @@ def _softmax(Z):
 
 
 def _chol(A, name, what):
-    """Lower Cholesky factor of the symmetric positive definite A (LAPACK potrf on A's lower triangle,
-    in place of a copy; twice as fast as ``np.linalg.cholesky`` at D = 768, which copies and checks)."""
-    L, info = lapack.dpotrf(A, lower=1, clean=1)
+    """Lower Cholesky factor of the symmetric positive definite A (LAPACK potrf: twice as fast as
+    ``np.linalg.cholesky`` at D = 768)."""
+    L, info = lapack.dpotrf(A, lower=1, clean=1)  # reads A's lower triangle, factors a copy
     if info > 0:
         raise ValueError(f"{name}: {what} is singular (constant, duplicate or too few examples?)")
     if info < 0:
@@ -384,15 +384,19 @@ def nleep(st: Stats, variance, components_per_class, covariance_type, max_exampl
     'diag' (default: with ~160 PCA dimensions and ~70 examples per component a full covariance is
     dominated by its regulariser) or 'full' (scikit-learn's default, as in the SFDA authors' code).
 
-    Precision: the PCA directions and the mixture are computed in float32, the precision of the
+    Precision: the PCA directions and the 'diag' mixture are computed in float32, the precision of the
     features (scikit-learn's PCA and GaussianMixture keep float32 input in float32, as in the authors'
-    pipeline on a network's float32 features); the mixture takes 35% less time than in float64.
+    pipeline on a network's float32 features); the mixture takes 35% less time than in float64. A
+    'full' mixture stays in float64: with fewer examples per component than dimensions its covariances
+    are singular but for the regulariser (1e-6), a condition number float32's Cholesky cannot take.
     """
     from sklearn.mixture import GaussianMixture
 
     st.require_variance("nleep")
     X, y = st.sample("nleep", max_examples, seed)
-    Z = ((X - st.mean) @ st.pca(variance)).astype(np.float32)  # the features' precision (see above)
+    Z = (X - st.mean) @ st.pca(variance)
+    if covariance_type == "diag":
+        Z = Z.astype(np.float32)  # the features' precision (see above)
     M = components_per_class * st.K
     if len(Z) < M:
         raise ValueError(f"nleep: {len(Z)} examples for a mixture of {M} components "
