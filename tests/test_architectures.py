@@ -64,8 +64,8 @@ def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, famil
         tokenize.tokenize(base, task, task_data[task], tok, hp)
         assert (tok / "info.json").is_file()
         ft[task] = tmp_path / "ft" / task
-        record = finetune.finetune(f"tiny-{family}", base, tok, task, hp, tmp_path / f"{task}.json",
-                                   save_dir=ft[task], precision_mode=precision)
+        record = finetune.finetune(f"tiny-{family}", base, tok, task, {**hp, "precision": precision},
+                                   tmp_path / f"{task}.json", save_dir=ft[task])
         _finite_metrics(record)
         assert json.loads((ft[task] / "config.json").read_text())["model_type"] == cfg["model_type"]
 
@@ -86,6 +86,6 @@ def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, famil
     # LogME of the merged PTM, and the merged PTM fine-tuned (metrics only), as the workflow does
     score = logme.score_ptm(ptm, merged, tmp_path / "tok" / "sst2", "sst2", tmp_path / "logme.json")
     assert math.isfinite(score["score"]) and score["d"] == cfg.get("hidden_size", cfg.get("dim"))
-    _finite_metrics(finetune.finetune(ptm, merged, tmp_path / "tok" / "stsb", "stsb", HP,
-                                      tmp_path / "merged_stsb.json", precision_mode=precision))
+    _finite_metrics(finetune.finetune(ptm, merged, tmp_path / "tok" / "stsb", "stsb",
+                                      {**HP, "precision": precision}, tmp_path / "merged_stsb.json"))
     assert Path(tmp_path / f"{ptm}.dill").is_file()

@@ -241,3 +241,33 @@ def test_the_old_seed_key_names_its_replacement():
         c["finetune"]["seed"] = 0
     msg = _bad(old)
     assert "'finetune.seed' was replaced by 'finetune.seeds'" in msg and "`seeds: [0]` instead of `seed: 0`" in msg
+
+
+def test_test_and_demo_configs_pin_fp32():
+    """Their results must not depend on the CPU (auto picks bf16 where the CPU has native bf16)."""
+    for name in ("test.yaml", "demo.yaml"):
+        cfg = cfgmod.load(CONFIGS / name)
+        assert cfg["finetune"]["precision"] == "fp32" and cfg["logme"]["precision"] == "fp32", name
+    paper = cfgmod.load(CONFIGS / "config.yaml")
+    assert paper["finetune"]["precision"] == "auto" and paper["logme"]["precision"] == "auto"
+
+
+@pytest.mark.parametrize("where", ["finetune", "logme"])
+def test_bad_precision_names_the_key_and_the_choices(where):
+    msg = _bad(lambda c: c[where].update(precision="float16"))
+    assert f"{where}.precision" in msg and "'float16'" in msg and "fp32" in msg
+
+
+def test_precision_default_and_per_model_override():
+    """finetune.precision reaches every (model, task)'s hyper-parameters; a model's own
+    finetune.<family>.precision wins (DeBERTa v1 needs fp32 where auto would pick bf16)."""
+    from ptmbench import naming
+
+    cfg = copy.deepcopy(_load("demo.yaml"))
+    del cfg["finetune"]["precision"]
+    cfg["models"]["tiny-albert"]["finetune"]["glue"]["precision"] = "fp32"
+    cfgmod.validate(cfg)
+    assert cfg["finetune"]["precision"] == "auto"  # the schema's default
+    assert naming.hyperparameters(cfg, "minilm", "sst2")["precision"] == "auto"
+    assert naming.hyperparameters(cfg, "tiny-albert", "sst2")["precision"] == "fp32"
+    assert naming.hyperparameters(cfg, "tiny-albert", "squad_v2")["precision"] == "auto"

@@ -252,7 +252,7 @@ def test_batch_split_keeps_effective_batch_and_batches(tmp_path, tiny_model):
     # the same examples in the same effective batches, and the same training (fp32, up to rounding)
     tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=64, n_val=32)
     recs = [finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="sst2",
-                              hp=hp, metrics_path=tmp_path / f"m{k}.json", batch_split=k, precision_mode="fp32")
+                              hp={**hp, "precision": "fp32"}, metrics_path=tmp_path / f"m{k}.json", batch_split=k)
             for k in (1, 2)]
     h1, h2 = recs[0]["hyperparameters"], recs[1]["hyperparameters"]
     assert (h1["per_device_batch"], h1["grad_accum"]) == (16, 1)
@@ -288,7 +288,7 @@ def test_the_seed_draws_the_head_and_the_batch_order_not_the_subsample(tmp_path,
     monkeypatch.setattr(finetune, "subsample", spy_sub)
     tok_dir, hp = prepare(tmp_path, tiny_model("bert"), "sst2", n_train=40, n_val=8, max_train_examples=32)
     recs = [finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=tok_dir, task="sst2",
-                              hp=h, metrics_path=tmp_path / f"m{i}.json", precision_mode="fp32")
+                              hp={**h, "precision": "fp32"}, metrics_path=tmp_path / f"m{i}.json")
             for i, h in enumerate([hp, {**hp, "seed": 1, "subsample_seed": 0}])]
     assert [r["hyperparameters"]["seed"] for r in recs] == [r["provenance"]["seed"] for r in recs] == [0, 1]
     assert json.loads((tmp_path / "m1.json").read_text())["hyperparameters"]["seed"] == 1
@@ -521,3 +521,44 @@ def test_switches_reach_the_trainer_and_are_recorded(tmp_path, tiny_model):
     # an attention the environment cannot provide falls back to the architecture's default
     model = finetune.load_task_model(model_dir, "sst2", attn_implementation="flash_attention_2")
     assert model.config._attn_implementation != "flash_attention_2"
+
+
+# /proc/cpuinfo flags of the two kinds of x86-64 CPU the suite runs on (trimmed): an AMD EPYC with AVX2
+# only, and a Sapphire Rapids Xeon with AVX512-BF16 and AMX.
+AVX2_FLAGS = "flags : fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi1 bmi2 sha_ni clzero"
+BF16_FLAGS = AVX2_FLAGS + " avx512f avx512bw avx512vl avx_vnni avx512_bf16 amx_bf16 amx_tile amx_int8"
+
+
+def test_auto_precision_from_the_cpu_flags():
+    """auto: fp32 on a CPU without native bf16, bf16 with AVX512-BF16 or AMX (either alone); a pinned
+    mode is used as it is, whatever the CPU; a flag is a whole word (no substring match)."""
+    r = finetune.resolve_precision
+    assert r("auto", cuda=False, cpu_flags=AVX2_FLAGS) == "fp32"
+    assert r("auto", cuda=False, cpu_flags=BF16_FLAGS) == "bf16"
+    assert r("auto", cuda=False, cpu_flags=AVX2_FLAGS + " avx512_bf16") == "bf16"
+    assert r("auto", cuda=False, cpu_flags=AVX2_FLAGS + " amx_bf16") == "bf16"
+    assert r("auto", cuda=False, cpu_flags=AVX2_FLAGS + " avx512_bf16x") == "fp32"
+    for mode in ("fp32", "bf16", "fp16"):
+        assert r(mode, cuda=False, cpu_flags=AVX2_FLAGS) == r(mode, cuda=False, cpu_flags=BF16_FLAGS) == mode
+    with pytest.raises(ValueError, match="finetune.precision"):
+        r("half", cuda=False, cpu_flags=AVX2_FLAGS)
+
+
+def test_training_arguments_follow_the_precision(tmp_path):
+    """hp["precision"] sets the Trainer's mixed precision; fp32 turns both off on any machine."""
+    args = finetune.training_arguments({**GLUE_HP, "precision": "fp32"}, tmp_path)
+    assert (args.bf16, args.fp16) == (False, False)
+    args = finetune.training_arguments({**GLUE_HP, "precision": "bf16"}, tmp_path)
+    assert (args.bf16, args.fp16) == (True, False)
+
+
+def test_logme_feature_precision():
+    """logme.precision auto: bf16 only on a CUDA device that supports it; the CPU always fp32."""
+    from ptmbench.features import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("auto", "cuda", bf16_supported=True) == "bf16"
+    assert resolve_precision("auto", "cuda", bf16_supported=False) == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cuda", True) == "fp32"
+    with pytest.raises(ValueError, match="logme.precision"):
+        resolve_precision("fp16", "cuda", True)

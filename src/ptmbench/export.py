@@ -223,6 +223,20 @@ def _versions(records) -> dict[str, list[str]]:
     return {pkg: sorted(v) for pkg, v in sorted(seen.items())}
 
 
+def precisions(finetune: list[dict], logme: list[dict]) -> dict:
+    """``{"finetune": [...], "logme": [...]}``: the precisions the exported runs used (``precision`` of
+    each metrics / LogME record; a fine-tune record without it, from an older release: from its
+    ``bf16`` / ``fp16`` flags; a LogME record without it: ``"unrecorded"``)."""
+    def of_finetune(r):
+        if "precision" in r:
+            return r["precision"]
+        hp = r.get("hyperparameters", {})
+        return "bf16" if hp.get("bf16") else "fp16" if hp.get("fp16") else "fp32"
+
+    return {"finetune": sorted({of_finetune(r) for r in finetune}),
+            "logme": sorted({r.get("precision", "unrecorded") for r in logme})}
+
+
 def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models, unseen, tasks,
                 feature_length: int = 128, link: bool = True, seeds: dict | None = None) -> dict:
     """Write the ``ptm_model_bench`` folder atomically; return its manifest. ``finetune``: the primary
@@ -258,7 +272,9 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "input_versions": _versions([*finetune, *logme]),
             "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
                       for p in sorted(tmp.rglob("*")) if p.is_file()},
-            "provenance": provenance(stage="export", feature_length=feature_length),
+            "precision": precisions(finetune, logme),
+            # no time stamp: the same inputs give the same bytes (a checksum compares two exports)
+            "provenance": provenance(timestamp=False, stage="export", feature_length=feature_length),
         }
         write_json(tmp / "MANIFEST.json", manifest)
     log.info("exported %d files to %s (graphs: %s)", len(manifest["files"]), out_dir, dict(modes))
@@ -346,7 +362,7 @@ def write_table(df, csv_path) -> None:
     csv_path = Path(csv_path)
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    meta = json.dumps(provenance(stage="export"), default=str)
+    meta = json.dumps(provenance(timestamp=False, stage="export"), default=str)  # byte-reproducible
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"ptmbench.provenance": meta})
     with atomic_path(csv_path.with_suffix(".parquet")) as tmp:

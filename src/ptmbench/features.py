@@ -32,9 +32,32 @@ def _pad(rows, pad_value, dtype):
     return out
 
 
-def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0) -> np.ndarray:
+PRECISIONS = ("auto", "fp32", "bf16")  # config logme.precision
+
+
+def resolve_precision(mode: str, device_type: str, bf16_supported: bool = False) -> str:
+    """The precision of the forward pass for config ``logme.precision`` ``mode``: ``auto`` is bf16
+    autocast on a CUDA device that supports it and fp32 elsewhere (a CPU always fp32: bf16 there is
+    slow without native instructions and machine-dependent with them); ``bf16`` asks for it anywhere."""
+    if mode not in PRECISIONS:
+        raise ValueError(f"logme.precision {mode!r}: use one of {', '.join(PRECISIONS)}")
+    if mode == "auto":
+        return "bf16" if device_type == "cuda" and bf16_supported else "fp32"
+    return mode
+
+
+def precision_on(mode: str, device=None) -> str:
+    """:func:`resolve_precision` on ``device`` (default: the one :func:`load_model` picks)."""
+    import torch
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return resolve_precision(mode, device.type, device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0, precision: str = "auto") -> np.ndarray:
     """F (N x D, float32): masked mean of ``model``'s last hidden state for every example of
-    ``dataset`` (columns input_ids, attention_mask[, token_type_ids], unpadded), in dataset order."""
+    ``dataset`` (columns input_ids, attention_mask[, token_type_ids], unpadded), in dataset order;
+    the forward pass in ``precision`` (:func:`resolve_precision`)."""
     import torch
 
     missing = {"input_ids", "attention_mask"} - set(dataset.column_names)
@@ -43,8 +66,9 @@ def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0) -> 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if device.type == "cuda" and torch.cuda.is_bf16_supported() else contextlib.nullcontext())
+    used = precision_on(precision, device)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if used == "bf16"
+                else contextlib.nullcontext())
     accepted = inspect.signature(model.forward).parameters
     cols = [c for c in INPUT_COLUMNS if c in dataset.column_names and c in accepted]  # DistilBERT: no types
     n = len(dataset)
@@ -82,13 +106,13 @@ def load_model(model_dir, device=None):
     return model
 
 
-def extract(model_dir, dataset, batch_size: int = 64, device=None) -> np.ndarray:
+def extract(model_dir, dataset, batch_size: int = 64, device=None, precision: str = "auto") -> np.ndarray:
     """Features of a PTM directory (AutoModel layout) on a tokenized dataset; see :func:`mean_pooled`."""
     import torch
 
     torch.manual_seed(0)
     model = load_model(model_dir, device)
     pad = getattr(model.config, "pad_token_id", None)
-    log.info("features of %s: %d examples, batch %d, device %s", model_dir, len(dataset), batch_size,
-             next(model.parameters()).device)
-    return mean_pooled(model, dataset, batch_size, 0 if pad is None else int(pad))
+    log.info("features of %s: %d examples, batch %d, device %s, precision %s", model_dir, len(dataset),
+             batch_size, next(model.parameters()).device, precision)
+    return mean_pooled(model, dataset, batch_size, 0 if pad is None else int(pad), precision)

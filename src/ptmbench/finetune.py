@@ -40,30 +40,44 @@ from ptmbench.tokenize import check_labels, eval_splits, lengths, load_tokenizer
 log = logging.getLogger("ptmbench.finetune")
 
 
-def precision(mode: str = "auto") -> dict:
-    """Mixed precision for the Trainer: ``{"bf16": bool, "fp16": bool}``.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # config finetune.precision / logme.precision
 
-    auto: CUDA -> bf16 where supported, else fp16. CPU -> bf16 only with native bf16 instructions
-    (AMX or AVX512-BF16): on an AVX2-only CPU bf16 autocast measured ~10x slower than fp32.
+
+def resolve_precision(mode: str = "auto", cuda: bool | None = None, cpu_flags: str | None = None) -> str:
+    """The precision a run uses for config value ``mode`` (one of :data:`PRECISIONS`): fp32, bf16 or fp16.
+
+    ``auto``: CUDA -> bf16 where the GPU supports it, else fp16; CPU -> bf16 only where the CPU has
+    native bf16 instructions (AMX or AVX512-BF16 among ``cpu_flags``, default /proc/cpuinfo's flags; on
+    an AVX2-only CPU bf16 autocast measured ~10x slower than fp32), else fp32. So ``auto`` gives
+    different numbers on different machines; pin ``fp32`` where results must not depend on the CPU.
     """
     import torch
 
-    if mode == "auto":
-        if torch.cuda.is_available():
-            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            mode = "bf16" if _cpu_native_bf16() else "fp32"
-    if mode not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision {mode!r}: use auto, fp32, bf16 or fp16")
-    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    if mode not in PRECISIONS:
+        raise ValueError(f"precision {mode!r}: use one of {', '.join(PRECISIONS)} (config finetune.precision)")
+    if mode != "auto":
+        return mode
+    if torch.cuda.is_available() if cuda is None else cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_native_bf16(cpu_flags) else "fp32"
 
 
-def _cpu_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def precision(mode: str = "auto") -> dict:
+    """Mixed precision for the Trainer: ``{"bf16": bool, "fp16": bool}`` (:func:`resolve_precision`)."""
+    used = resolve_precision(mode)
+    return {"bf16": used == "bf16", "fp16": used == "fp16"}
+
+
+def cpu_native_bf16(flags: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively: ``amx_bf16`` or ``avx512_bf16`` among its flags (the
+    ``flags`` lines of /proc/cpuinfo, read when ``flags`` is None; False where it cannot be read)."""
+    if flags is None:
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    words = set(flags.split())
+    return "amx_bf16" in words or "avx512_bf16" in words
 
 
 @dataclass(frozen=True)
@@ -251,11 +265,11 @@ def _load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
         id2label=dict(enumerate(names)), label2id={k: i for i, k in enumerate(names)}, **model_kwargs)
 
 
-def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "auto", switches=None,
-                       **overrides):
+def training_arguments(hp: dict, output_dir, batch_split: int = 1, switches=None, **overrides):
     """``TrainingArguments`` of our fine-tune: per-device batch ``batch_size // batch_split`` with
     ``batch_split`` gradient-accumulation steps (effective batch unchanged), length grouping, no checkpoints,
-    and the :data:`CUDA_SWITCHES` that ``switches`` ({name: on}, default :func:`cuda_switches`) turns on."""
+    mixed precision as ``hp["precision"]`` says (:func:`resolve_precision`; default auto), and the
+    :data:`CUDA_SWITCHES` that ``switches`` ({name: on}, default :func:`cuda_switches`) turns on."""
     import torch
     from transformers import TrainingArguments
 
@@ -274,7 +288,7 @@ def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "
         weight_decay=float(hp.get("weight_decay", 0.0)), train_sampling_strategy="group_by_length",
         eval_strategy="no", save_strategy="no", report_to="none", logging_strategy="steps",
         logging_steps=50, disable_tqdm=True, use_cpu=not cuda, dataloader_pin_memory=False,
-        **precision(mode),
+        **precision(hp.get("precision", "auto")),
     )
     kw.update(_switched(on, "training_args"))
     if cuda:
@@ -342,11 +356,12 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
-             batch_split: int = 1, precision_mode: str = "auto", switches: dict | None = None) -> dict:
+             batch_split: int = 1, switches: dict | None = None) -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
-    "hyperparameters" (hp + per_device_batch, grad_accum, effective_batch, bf16, fp16), "train_examples",
+    "hyperparameters" (hp, its ``precision`` the config's mode, + per_device_batch, grad_accum, effective_batch,
+    bf16, fp16), "precision" (the one that ran: fp32, bf16 or fp16), "train_examples",
     "train_time_s", "eval_time_s", "provenance"}``. With ``save_dir`` the fine-tuned task model and
     the tokenizer are saved there (safetensors). Returns the metrics record.
     """
@@ -383,7 +398,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
 
     def attempt(split: int):
         with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
-            args = training_arguments(hp, scratch, split, precision_mode, switches=on)
+            args = training_arguments(hp, scratch, split, switches=on)
             set_seed(seed)
             model = load_task_model(model_dir, task, info.get("label_names"), **_switched(on, "model_kwargs"))
             collator = DataCollatorWithPadding(tok, **_switched(on, "collator"))
@@ -415,6 +430,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
                             "grad_accum": args.gradient_accumulation_steps,
                             "effective_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
                             "bf16": args.bf16, "fp16": args.fp16, "length_grouped": True},
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "train_examples": len(train), "train_tokens": int(lengths(train).sum()),
         "train_steps": int(out.global_step), "train_loss": None if diverged else _finite_or_none(out.training_loss),
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),

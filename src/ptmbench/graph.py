@@ -30,7 +30,7 @@ says (ALBERT's layer groups: layer l uses block l * groups // layers, so every l
 ALBERT gets the same features). Task checkpoints' prefixes (``bert.``...) and heads are ignored. The
 eigenvalues of all heads of all layers are computed in one batched ``torch.linalg.eigvals`` call. The
 pickle holds only networkx, torch and builtin objects, so reading it needs dill, networkx and torch, not
-ptmbench.
+ptmbench. It is byte-reproducible: the same weights give the same file (:func:`dump_graph`).
 """
 
 from __future__ import annotations
@@ -303,15 +303,32 @@ def build_graph(model_dir, name: str, feature_length: int = FEATURE_LENGTH):
     return attention_graph(layers, heads), attention_features(model_dir, feature_length), str(name)
 
 
+def dump_graph(obj, fh) -> None:
+    """``dill.dump(obj, fh)``, with every CPU tensor stored by value: ``torch.as_tensor(values,
+    dtype=...)`` (a ``functools.partial``) instead of torch's own pickling, whose storage key is the
+    tensor's memory address, so two dumps of equal content differ in bytes. Loading needs only dill
+    (or pickle) and torch, and gives equal tensors (float32 values survive a Python float exactly)."""
+    import functools
+
+    import dill
+    import torch
+
+    class Pickler(dill.Pickler):
+        def reducer_override(self, o):
+            if isinstance(o, torch.Tensor) and o.device.type == "cpu" and not o.requires_grad:
+                return functools.partial(torch.as_tensor, dtype=o.dtype), (o.tolist(),)
+            return NotImplemented
+
+    Pickler(fh).dump(obj)
+
+
 def write_graph(model_dir, name: str, out_path, feature_length: int = FEATURE_LENGTH) -> None:
     """Write the dill pickle ``[(G, features, name)]`` of docs/graph.md to ``out_path`` (atomically)."""
-    import dill
-
     if int(feature_length) < 1:
         raise ValueError(f"feature_length {feature_length!r} must be a positive number of values")
     graph = build_graph(model_dir, name, int(feature_length))
     with atomic_file(out_path, "wb") as fh:
-        dill.dump([graph], fh)
+        dump_graph([graph], fh)
     G, feats, _ = graph
     log.info("provenance: %s", provenance(ptm=str(name), model_dir=str(model_dir), feature_length=feature_length))
     log.info("%s: graph of %d nodes, %d edges, %d features of length %d -> %s", name,

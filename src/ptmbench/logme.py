@@ -396,13 +396,15 @@ def estimator_scores(F, labels, task: str, transferability: dict | None = None, 
 
 def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examples: int | None = None,
               batch_size: int = 64, base: str | None = None, seed: int = 0,
-              transferability: dict | None = None) -> dict:
+              transferability: dict | None = None, precision: str = "auto") -> dict:
     """LogME (and the other transferability estimators) of one PTM on one GLUE task's training set;
     writes ``results/logme/{ptm}/{task}.json``.
 
     Features: :func:`ptmbench.features.extract` (mean of the last hidden state over non-padding
     tokens) of the cached tokenisation ``tokenized_dir`` (split ``train``); ``max_examples`` takes a
-    uniform random subsample without replacement (``seed``, not stratified), None = all (published).
+    uniform random subsample without replacement (``seed``, not stratified), None = all (published);
+    the forward pass in ``precision`` (config ``logme.precision``; the JSON's ``precision`` is the one
+    that ran, :func:`ptmbench.features.resolve_precision`).
     ``score`` is LogME, computed with every estimator of the config block ``transferability`` from one
     pass over the features (:func:`estimator_scores`; the same sums as :func:`logme` on them, so the
     same value); ``estimators`` holds their scores.
@@ -426,7 +428,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
         train = train.select(idx)
     labels = np.asarray(train["labels"])
     Y = targets(labels, task)
-    F = features.extract(model_dir, train, batch_size=batch_size)
+    F = features.extract(model_dir, train, batch_size=batch_size, precision=precision)
     feature_time = time.perf_counter() - start
     estimators, per_target, logme_time = estimator_scores(F, labels, task, transferability, ptm)
     score = float(per_target.mean())
@@ -435,6 +437,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
         "n": int(F.shape[0]), "d": int(F.shape[1]), "num_targets": int(Y.shape[1]),
         "time_s": time.perf_counter() - start, "feature_time_s": feature_time,
         "logme_time_s": logme_time, "max_examples": max_examples,
+        "precision": features.precision_on(precision),
         "estimators": estimators,
         "provenance": provenance(model_dir=str(model_dir), tokenized_dir=str(tokenized_dir),
                                  batch_size=batch_size, seed=seed,

@@ -127,14 +127,15 @@ def is_large(model: str) -> bool:
 def hyperparameters(config: dict, model: str, task: str) -> dict:
     """The fine-tuning hyper-parameters of (base model, task), from the validated config.
 
-    Order of precedence: the task family's defaults (``finetune.glue`` or ``finetune.squad_v2``),
-    then ``finetune.large.<family>`` when the model name contains 'large', then the model's own
-    ``finetune.<family>`` override; plus ``seed``: the primary seed (the first of ``finetune.seeds``;
-    rule ``finetune_seed`` replaces it by an extra seed). Merged PTMs use their base's values.
+    Order of precedence: ``precision`` from ``finetune.precision`` (auto when absent) and the task
+    family's defaults (``finetune.glue`` or ``finetune.squad_v2``), then ``finetune.large.<family>``
+    when the model name contains 'large', then the model's own ``finetune.<family>`` override; plus
+    ``seed``: the primary seed (the first of ``finetune.seeds``; rule ``finetune_seed`` replaces it by
+    an extra seed). Merged PTMs use their base's values.
     """
     family = registry.get(task).hp_family
     ft = config["finetune"]
-    hp = copy.deepcopy(ft[family])
+    hp = {"precision": ft.get("precision", "auto"), **copy.deepcopy(ft[family])}
     if is_large(model):
         hp.update(ft.get("large", {}).get(family, {}))
     spec = config.get("models", {}).get(model) or config.get("unseen_models", {}).get(model) or {}

@@ -55,10 +55,11 @@ def device_info() -> dict:
     return {"device": "cpu", "cpu_threads": torch.get_num_threads()}
 
 
-def provenance(**extra) -> dict:
-    """Versions, host, device and time, plus ``extra`` (config values, seeds, wall time...)."""
+def provenance(timestamp: bool = True, **extra) -> dict:
+    """Versions, host, device and time, plus ``extra`` (config values, seeds, wall time...).
+    ``timestamp=False`` leaves the time out: for files that must be byte-reproducible (the export)."""
     return {
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **({"created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")} if timestamp else {}),
         "host": platform.node(),
         "versions": versions(),
         **device_info(),

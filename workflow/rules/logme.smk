@@ -30,6 +30,7 @@ rule logme:
         base=lambda wc: ptm_of(wc.ptm).base,
         max_examples=config["logme"]["max_examples"],
         batch_size=config["logme"]["batch_size"],
+        precision=config["logme"]["precision"],
         transferability=config["transferability"],
     script:
         "../scripts/logme.py"

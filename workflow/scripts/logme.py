@@ -12,4 +12,5 @@ with job(snakemake):
         batch_size=snakemake.params.batch_size,
         base=snakemake.params.base,
         transferability=snakemake.params.transferability,
+        precision=snakemake.params.precision,
     )
