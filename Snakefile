@@ -12,7 +12,7 @@ _SRC = os.path.join(workflow.current_basedir, "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
 
-from ptmbench.config import validate
+from ptmbench.core.config import validate
 
 # The paper setup unless --configfile names another (a second config would be merged into the
 # first key by key, so the default is only read when none is given).

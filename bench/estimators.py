@@ -7,8 +7,8 @@ Features: those of bench/logme.py (float32, a large common offset, an anisotropi
 whose means differ in a few directions). Two computations, timed in turn ``--repeats`` times (the
 order alternates: A B, B A, ... so that a load that rises or falls during the run hits both alike):
 
-- LogME alone: ``ptmbench.logme.logme(F, targets)``;
-- all: ``ptmbench.transferability.score_all`` with every estimator of ``ESTIMATORS`` at its default
+- LogME alone: ``ptmbench.estimators.logme.logme(F, targets)``;
+- all: ``ptmbench.estimators.transferability.score_all`` with every estimator of ``ESTIMATORS`` at its default
   parameters: what the ``logme`` job computes (LogME's score comes from it; one pass over F).
 
 The machine may be shared, so one timing proves little. Reported per computation: the median and the
@@ -46,7 +46,7 @@ def _timed(fn):
 
 
 def run(N, D, repeats=5, task="mnli"):
-    from ptmbench import logme, transferability
+    from ptmbench.estimators import logme, transferability
 
     F, labels = bench_features(N, D)
     Y = logme.targets(labels, task)

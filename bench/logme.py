@@ -7,9 +7,9 @@ Features are float32 with a realistic structure: a large common offset (transfor
 centred), an anisotropic spectrum and 3 classes whose means differ in a few directions. Both methods
 score the same features and one-vs-rest targets:
 
-- ours (``ptmbench.logme.logme``): one chunked float64 pass for F^T F and F^T Y, eigendecomposition,
+- ours (``ptmbench.estimators.logme.logme``): one chunked float64 pass for F^T F and F^T Y, eigendecomposition,
   fixed point on D-vectors for all targets at once;
-- baseline (``ptmbench.logme.logme_baseline``): F cast to float64, SVD of F^T F, U = F V S^-1 formed
+- baseline (``ptmbench.estimators.logme.logme_baseline``): F cast to float64, SVD of F^T F, U = F V S^-1 formed
   explicitly, per-target fixed point with N-sized vectors (residual y - F m at every step).
 
 Reports the best time of each over ``--repeats`` interleaved runs (the machine may be shared), the ratio, and the largest relative difference of the per-target evidence.
@@ -44,7 +44,7 @@ def features(N, D, C=3, seed=0, chunk=50_000):
 def run(N, D, repeats=1):
     import numpy as np
 
-    from ptmbench import logme
+    from ptmbench.estimators import logme
 
     F, labels = features(N, D)
     Y = logme.targets(labels, "mnli")

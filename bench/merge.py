@@ -8,7 +8,7 @@ Builds a randomly initialised BERT encoder of the given size (the base PTM, Auto
 tokenizer) and two "fine-tuned" sequence-classification models of it (every parameter moved by seeded
 noise, ``save_pretrained``), then merges them at ratio r, each method in a fresh Python process:
 
-- ours (``ptmbench.merge.merge_models``, published method): safetensors read tensor by tensor, no model;
+- ours (``ptmbench.stages.merge.merge_models``, published method): safetensors read tensor by tensor, no model;
 - baseline, the original approach: three ``AutoModel.from_pretrained``, ``copy.deepcopy`` of the base,
   each ``.weight`` of ``state_dict()`` replaced by (1 - r) a + r b, ``load_state_dict``,
   ``save_pretrained`` and the tokenizer's ``save_pretrained``.
@@ -62,7 +62,7 @@ def child(method: str, base: str, a: str, b: str, out: str, ratio: float, thread
 
     torch.set_num_threads(threads)
     if method == "ours":
-        from ptmbench.merge import merge_models
+        from ptmbench.stages.merge import merge_models
 
         t1 = time.perf_counter()
         merge_models(base, a, b, ratio, out)

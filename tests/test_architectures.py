@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptmbench import data, finetune, graph, logme, merge, tokenize
-from ptmbench.checkpoint import Checkpoint
-from ptmbench.provenance import write_json
-from ptmbench.tiny import TINY_FAMILIES
+from ptmbench.data import schemas as data
+from ptmbench.data.tiny import TINY_FAMILIES
+from ptmbench.estimators import logme
+from ptmbench.io.checkpoint import Checkpoint
+from ptmbench.io.provenance import write_json
+from ptmbench.stages import finetune, graph, merge, tokenize
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 

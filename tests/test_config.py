@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptmbench import config as cfgmod
-from ptmbench import tasks as registry
-from ptmbench.config import ConfigError
+from ptmbench.core import config as cfgmod
+from ptmbench.core import tasks as registry
+from ptmbench.core.config import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config"
 
@@ -151,7 +151,7 @@ def test_transferability_defaults_are_filled_in():
 
 
 def test_transferability_schema_defaults_are_the_library_defaults():
-    from ptmbench import transferability
+    from ptmbench.estimators import transferability
 
     tcfg = cfgmod.load(CONFIGS / "config.yaml")["transferability"]
     assert tcfg["estimators"] == list(transferability.ESTIMATORS)
@@ -176,8 +176,8 @@ def test_bad_transferability_parameters():
 
 def test_transferability_schema_lists_the_registry():
     """The schema's estimator names and parameter blocks are copies of the registry's: a new estimator or
-    parameter in ``ptmbench.transferability`` fails here until the schema (and config/README.md) has it."""
-    from ptmbench import transferability
+    parameter in ``ptmbench.estimators.transferability`` fails here until the schema (and config/README.md) has it."""
+    from ptmbench.estimators import transferability
 
     block = cfgmod.load_schema()["properties"]["transferability"]["properties"]
     assert block["estimators"]["items"]["enum"] == list(transferability.ESTIMATORS)

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ptmbench import devices, provenance
+from ptmbench.io import provenance
+from ptmbench.runtime import devices
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -26,7 +27,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 CHILD = textwrap.dedent("""
     import json, logging, os, sys
     from types import SimpleNamespace
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     class Say(logging.Handler):
         def emit(self, record):

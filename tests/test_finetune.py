@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from ptmbench import data, finetune, provenance, squad, tokenize
-from ptmbench import metrics as M
-from ptmbench import tasks as registry
-from ptmbench.provenance import write_json
+from ptmbench.core import tasks as registry
+from ptmbench.data import schemas as data
+from ptmbench.evaluation import metrics as M
+from ptmbench.evaluation import squad
+from ptmbench.io import provenance
+from ptmbench.io.provenance import write_json
+from ptmbench.stages import finetune, tokenize
 
 GLUE_HP = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "max_length": 48, "lr_scheduler": "linear",
            "warmup_ratio": 0.0, "weight_decay": 0.0, "max_train_examples": None, "seed": 0}

@@ -2,7 +2,7 @@
 
 ``tests/reference/graph_features.json`` holds, per family, the SHA-256 of the tiny model's
 ``model.safetensors`` (built by ``build_tiny(family, dir, seed=0)``) and the SHA-256 of every
-feature tensor's float32 bytes (:func:`ptmbench.graph.attention_features`). It was computed with
+feature tensor's float32 bytes (:func:`ptmbench.stages.graph.attention_features`). It was computed with
 the graph code of the three hard-coded weight layouts (BERT-like, DistilBERT, ALBERT), before the
 features were found from the model's structure; any change to the features of these families is a
 change to the published data and fails here. A weights hash that differs means the tiny model
@@ -34,7 +34,7 @@ def sha256_float32(t) -> str:
 
 
 def digest(model_dir: Path) -> dict:
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     feats = graph.attention_features(model_dir)
     return {"weights_sha256": hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest(),
@@ -55,7 +55,7 @@ def test_features_bit_identical_to_reference(tiny_model, family):
 if __name__ == "__main__":
     import tempfile
 
-    from ptmbench.tiny import build_tiny
+    from ptmbench.data.tiny import build_tiny
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from ptmbench import features, logme, tokenize
+from ptmbench.estimators import features, logme
+from ptmbench.stages import tokenize
 
 
 def direct_logme(F, y):
@@ -250,7 +251,7 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
     (score null, a note) on the regression task, never 0."""
     from datasets import load_from_disk
 
-    from ptmbench import transferability as tr
+    from ptmbench.estimators import transferability as tr
 
     path, root, labels = tiny_bert_tasks
     out = tmp_path / f"{task}.json"
@@ -286,7 +287,7 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
 def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):
     from datasets import load_from_disk
 
-    from ptmbench import transferability as tr
+    from ptmbench.estimators import transferability as tr
 
     path, root, labels = tiny_bert_tasks
     block = {"estimators": ["knn", "logme"], "knn": {"k": 3, "max_examples": None, "seed": 0}}

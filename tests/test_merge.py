@@ -1,4 +1,4 @@
-"""ptmbench.merge: each method's formula, the published merge on real task checkpoints of every family
+"""ptmbench.stages.merge: each method's formula, the published merge on real task checkpoints of every family
 (prefixed keys, heads, the QA model's missing pooler), loading with AutoModel, and input errors."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ptmbench import merge, provenance
+from ptmbench.io import provenance
+from ptmbench.stages import merge
 
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta")
 
@@ -113,7 +114,7 @@ def test_merged_model_loads_with_automodel_and_base_tokenizer(task_models, tmp_p
     rec = json.loads((out / "merge.json").read_text())
     assert rec["method"] == "published" and rec["ratio"] == 0.5 and "provenance" in rec
     assert rec["inputs"] == {"base": str(base_dir), "a": str(a_dir), "b": str(b_dir)}
-    # every file written beside merge.json is hashed there (python -m ptmbench.status --verify)
+    # every file written beside merge.json is hashed there (python -m ptmbench.cluster.status --verify)
     assert set(rec["sha256"]) == {p.name for p in out.iterdir()} - {"merge.json"}
     assert rec["sha256"]["model.safetensors"] == provenance.sha256(out / "model.safetensors")
 

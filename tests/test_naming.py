@@ -1,5 +1,5 @@
 """Task pairs and PTM names: formatting and parsing round-trip for every pair, incl. squad_v2; names and
-target paths checked against a config (`python -m ptmbench.naming`, the check at workflow start)."""
+target paths checked against a config (`python -m ptmbench.core.naming`, the check at workflow start)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ptmbench import naming, paths
-from ptmbench import tasks as registry
-from ptmbench.config import load
-from ptmbench.naming import PTM
+from ptmbench.core import naming, paths
+from ptmbench.core import tasks as registry
+from ptmbench.core.config import load
+from ptmbench.core.naming import PTM
 
 TASKS = registry.names()
 
@@ -89,7 +89,7 @@ def test_hyperparameters_large_rule():
 
 
 # --------------------------------------------------------------------------------------------------
-# Checking names and target paths against a config (`python -m ptmbench.naming`, the Snakefile's check)
+# Checking names and target paths against a config (`python -m ptmbench.core.naming`, the Snakefile's check)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,7 @@ def test_wrong_targets_name_the_fix(target, expected):
     zoo = zoo_of("test.yaml", unseen_models={"tiny-electra": {"source": "tiny", "family": "electra"}})
     problem = paths.target_problem(target, zoo, exists=lambda p: False)
     assert problem.startswith(f"target {target}") and expected in problem, problem
-    with pytest.raises(paths.TargetError, match="python -m ptmbench.naming NAME --configfile"):
+    with pytest.raises(paths.TargetError, match="python -m ptmbench.core.naming NAME --configfile"):
         paths.check_targets(["all", target], zoo)
 
 
@@ -200,4 +200,4 @@ def test_snakemake_stops_on_a_wrong_target_with_the_fix(tmp_path):
     assert "MissingRuleException" not in out
     assert "TargetError in file" in out and f"target {target}" in out
     assert "Its two tasks are in the wrong order: write 'tiny-bert_sst2_stsb_0.5'." in out
-    assert "python -m ptmbench.naming" in out
+    assert "python -m ptmbench.core.naming" in out

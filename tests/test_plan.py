@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from ptmbench import paths, plan
-from ptmbench import tasks as registry
-from ptmbench.config import load, validate
+from ptmbench.cluster import plan
+from ptmbench.core import paths
+from ptmbench.core import tasks as registry
+from ptmbench.core.config import load, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,9 +204,9 @@ def test_unknown_gpu_is_a_clear_error(capsys):
 
 
 def test_submissions_follow_the_slurm_profiles_groups():
-    """Submissions per rule are the profile's group jobs (ptmbench.grouping, per stage); without groups
+    """Submissions per rule are the profile's group jobs (ptmbench.cluster.grouping, per stage); without groups
     every job but `all` is one submission; the acquire rules are never grouped."""
-    from ptmbench import grouping
+    from ptmbench.cluster import grouping
 
     cfg = load(ROOT / "config" / "config.yaml")
     ungrouped = plan.plan(cfg, Path("/nonexistent"), grouping=grouping.Grouping())

@@ -1,4 +1,4 @@
-"""The task registry (ptmbench.tasks) and custom tasks declared in the config: entries, validation
+"""The task registry (ptmbench.core.tasks) and custom tasks declared in the config: entries, validation
 messages naming the config key, acquisition from CSV / JSON Lines files with row-level errors."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import datasets
 import pytest
 import yaml
 
-from ptmbench import acquire, data, naming, paths, plan
-from ptmbench import config as cfgmod
-from ptmbench import tasks as registry
-from ptmbench.config import ConfigError
+from ptmbench.cluster import plan
+from ptmbench.core import config as cfgmod
+from ptmbench.core import naming, paths
+from ptmbench.core import tasks as registry
+from ptmbench.core.config import ConfigError
+from ptmbench.data import schemas as data
+from ptmbench.stages import acquire
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config"
 

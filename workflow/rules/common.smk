@@ -1,11 +1,12 @@
 # Names, paths and input functions shared by every stage. The zoo (every name list) and every path
-# template come from ptmbench.paths (names: ptmbench.naming); this file only gives them to the rules.
+# template come from ptmbench.core.paths (names: ptmbench.core.naming); this file only gives them to the rules.
 
 import re
 import sys
 
-from ptmbench import naming, paths
-from ptmbench import tasks as registry
+from ptmbench.core import naming
+from ptmbench.core import paths
+from ptmbench.core import tasks as registry
 
 ZOO = paths.Zoo.from_config(config)
 MODELS = list(ZOO.models)  # merged, fine-tuned and scored

@@ -1,7 +1,7 @@
 # Stage finetune: fine-tune every base model on every task (weights kept: merge needs them) and
 # every merged PTM on every task (metrics only), on the features of rule tokenize.
 #
-# Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.finetune.retry_out_of_memory): the
+# Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.stages.finetune.retry_out_of_memory): the
 # per-device batch is halved and gradient accumulation doubled, so the effective batch, the
 # length-grouped batches and the mean-loss gradient stay the same and the retry trains the same
 # science. The rules have no `retries:`: a corrupt input or bad data fails once, with a message naming
@@ -10,11 +10,11 @@
 # Each fine-tune asks for one GPU (`gpu=1`; the job uses CUDA whenever it sees one, else the CPU).
 # `gpu` is a local-scoped resource (common.smk): on one machine it caps the GPU jobs in flight
 # (profiles/default: 1; `--resources gpu=<GPUs x devices.jobs_per_gpu.base>`) and each job claims its
-# own device slot when it starts (ptmbench.devices, in the job wrapper; docs/gpu.md); on a cluster
+# own device slot when it starts (ptmbench.runtime.devices, in the job wrapper; docs/gpu.md); on a cluster
 # every job gets its own GPU (profiles/slurm adds partition/model).
 
 # Hours on one GPU for a base-size model (x3 for 'large'), with a margin: the task's finetune_hours
-# (ptmbench.tasks). Runtime grows by half on each retry.
+# (ptmbench.core.tasks). Runtime grows by half on each retry.
 
 
 rule finetune_base:

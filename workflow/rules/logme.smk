@@ -6,7 +6,7 @@
 # The same job scores the other transferability estimators (config transferability) on the same
 # features: one forward pass per PTM and task. A change of their parameters reruns it (params).
 # Output: results/logme/{ptm}/{task}.json with score (LogME), n, d, num_targets, time_s,
-# feature_time_s, logme_time_s, max_examples, estimators, provenance (ptmbench.logme.score_ptm).
+# feature_time_s, logme_time_s, max_examples, estimators, provenance (ptmbench.estimators.logme.score_ptm).
 
 
 rule logme:

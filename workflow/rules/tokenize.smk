@@ -1,5 +1,5 @@
 # Stage tokenize: a task's data as model features, once per (base tokenizer, task); every fine-tune
-# and LogME score of the base and of its merged PTMs reuses them (ptmbench.tokenize).
+# and LogME score of the base and of its merged PTMs reuses them (ptmbench.stages.tokenize).
 
 
 rule tokenize:

@@ -1,5 +1,5 @@
-from ptmbench import acquire
-from ptmbench.provenance import job
+from ptmbench.io.provenance import job
+from ptmbench.stages import acquire
 
 with job(snakemake):
     if snakemake.rule == "acquire_model":

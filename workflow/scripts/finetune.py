@@ -1,5 +1,5 @@
-from ptmbench import finetune
-from ptmbench.provenance import job
+from ptmbench.io.provenance import job
+from ptmbench.stages import finetune
 
 with job(snakemake):
     finetune.finetune(

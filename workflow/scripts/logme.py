@@ -1,5 +1,5 @@
-from ptmbench import logme
-from ptmbench.provenance import job
+from ptmbench.estimators import logme
+from ptmbench.io.provenance import job
 
 with job(snakemake):
     logme.score_ptm(
