@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptmbench.core import config as cfgmod
 from ptmbench.core import tasks as registry
-from ptmbench.core.config import ConfigError
+from ptmbench.settings import config as cfgmod
+from ptmbench.settings.config import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config"
 

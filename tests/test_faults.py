@@ -4,7 +4,7 @@
   a merge, a LogME job and the export are writing: nothing partial is accepted, each rerun removes
   the temporaries the killed job left, finishes it, and never redoes a finished job;
 - one base model with a corrupt checkpoint: --keep-going finishes everything that does not depend on
-  it, `python -m ptmbench.cluster.status` names it, and after the checkpoint is replaced a plain rerun redoes
+  it, `python -m ptmbench.cli.status` names it, and after the checkpoint is replaced a plain rerun redoes
   only that model's jobs (and the export that reads everything);
 - disk full while saving fine-tuned weights (a 64 kB tmpfs over the job's output dir): the job fails
   and leaves nothing behind.
@@ -168,7 +168,7 @@ def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
     assert f"{bad_dir / 'model.safetensors'} is corrupt or incomplete" in acquire_log, acquire_log[-2000:]
     assert "replace it with a whole copy" in acquire_log
 
-    st = subprocess.run([sys.executable, "-m", "ptmbench.cluster.status", "--configfile", str(config), "-d", str(wd),
+    st = subprocess.run([sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(config), "-d", str(wd),
                          "--json"], capture_output=True, text=True, timeout=120)
     report = json.loads(st.stdout)
     failed = report["failed"]

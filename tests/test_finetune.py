@@ -12,6 +12,7 @@ import torch
 
 from ptmbench.core import tasks as registry
 from ptmbench.data import schemas as data
+from ptmbench.data import tokenized
 from ptmbench.evaluation import metrics as M
 from ptmbench.evaluation import squad
 from ptmbench.io import provenance
@@ -63,7 +64,7 @@ def test_tokenize_glue_contract(tmp_path, tiny_model, family, task):
     for split, ds in dd.items():
         assert set(ds.column_names) == cols, (split, ds.column_names)
         assert ds.features["labels"].dtype == ("float32" if task == "stsb" else "int64")
-        lens = tokenize.lengths(ds)
+        lens = tokenized.lengths(ds)
         assert max(lens) == cut and min(lens) < cut  # truncated to max_length, not padded
         assert all(sum(m) == n for m, n in zip(ds["attention_mask"], lens, strict=True))
     raw = datasets.load_from_disk(str(tmp_path / "glue" / task))
@@ -83,7 +84,7 @@ def _squad_checks(tok, tok_dir: Path, json_paths, max_length: int):
     examples = tokenize.read_squad(json_paths[0])
     train = dd["train"]
     assert {"input_ids", "attention_mask", "start_positions", "end_positions"} <= set(train.column_names)
-    assert max(tokenize.lengths(train)) <= max_length
+    assert max(tokenized.lengths(train)) <= max_length
     # the windows of an answerable question: the answer tokens decode to the answer text wherever
     # the window holds the whole answer; unanswerable questions point at CLS in every window.
     stride = int(json.loads((tok_dir / "info.json").read_text())["hp"]["doc_stride"])

@@ -13,7 +13,7 @@ import yaml
 
 from ptmbench.cluster import grouping
 from ptmbench.core import paths
-from ptmbench.core.config import validate
+from ptmbench.settings.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm"

@@ -9,6 +9,7 @@ report: "../report/workflow.rst"
 
 
 rule report:
+    """Estimators judged against fine-tuning: correlations, leaderboard, noise ceiling, plots, summary."""
     input:
         performance=paths.PERFORMANCE_CSV,
         logme=paths.LOGME_CSV,

@@ -1,4 +1,4 @@
-from ptmbench.io.provenance import job
+from ptmbench.runtime.job import job
 from ptmbench.stages import graph
 
 with job(snakemake):

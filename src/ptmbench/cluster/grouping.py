@@ -156,31 +156,3 @@ def _components(group: list[paths.Job]) -> list[set[int]]:
     for i in range(len(group)):
         comps[find(i)].add(i)
     return list(comps.values())
-
-
-def main(argv=None) -> int:
-    """``python -m ptmbench.cluster.grouping [--configfile F] [--profile DIR]``: jobs and Slurm submissions per stage."""
-    import argparse
-
-    from ptmbench.core.config import load
-
-    ap = argparse.ArgumentParser(prog="python -m ptmbench.cluster.grouping", description=main.__doc__)
-    ap.add_argument("--configfile", default="config/config.yaml")
-    ap.add_argument("--profile", default=str(PROFILE.parent), help="a Snakemake profile folder (default: %(default)s)")
-    args = ap.parse_args(argv)
-    try:
-        zoo = paths.Zoo.from_config(load(args.configfile))
-        jobs = list(paths.jobs(zoo))
-        before, after = submissions(jobs, Grouping()), submissions(jobs, Grouping.from_profile(args.profile))
-    except (OSError, ValueError) as err:
-        print(f"error: {err}")
-        return 1
-    print(f"{'stage':<18}{'jobs':>8}{'submissions':>13}")
-    for stage in [*paths.STAGES, "total"]:
-        print(f"{stage:<18}{before[stage]:>8}{after[stage]:>13}")
-    print(f"(jobs: cluster jobs, the target rule `all` runs locally; groups of {args.profile})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

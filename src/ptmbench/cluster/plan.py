@@ -1,6 +1,6 @@
 """Cost planner: jobs, GPU-hours and disk of a configuration, before anything runs (offline).
 
-    python -m ptmbench.cluster.plan --configfile config/config.yaml [--directory .] [--jobs 200] [--json]
+    python -m ptmbench.cli.plan --configfile config/config.yaml [--directory .] [--jobs 200] [--json]
 
 Per stage (Snakemake rule) it reports the job count (equal to the DAG's), the cluster submissions
 (:func:`submissions`), estimated GPU- and CPU-hours, the FLOP floor (the GPU-hours of the stage's
@@ -27,9 +27,7 @@ run. The model (constants below, see docs/cluster.md):
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,7 +128,7 @@ def submissions(jobs: list[paths.Job], grouping: Grouping | None = None) -> dict
             out[rule] = n
     if sum(out.values()) != per_stage["total"]:
         raise ValueError("a stage with several rules is grouped in the profile; ptmbench.cluster.plan cannot split its "
-                         "submissions by rule: count them with `python -m ptmbench.cluster.grouping`")
+                         "submissions by rule: count them with `python -m ptmbench.cli.grouping`")
     return out
 
 
@@ -154,16 +152,16 @@ def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
     if spec.get("source") == "path":
         candidates.append(Path(spec["path"]))
     elif spec.get("source") == "package":
-        from ptmbench.stages.acquire import _package_dir
+        from ptmbench.stages.acquire import package_dir  # acquire imports datasets: only for this source
 
-        candidates.append(_package_dir(name, spec))
+        candidates.append(package_dir(name, spec))
     for d in candidates:
         if (d / "config.json").is_file():
             cfg = json.loads((d / "config.json").read_text())
             st = d / WEIGHTS
             return _from_config_json(cfg, stored_parameters(st) if st.is_file() else None)
     if spec.get("source") == "tiny":
-        from ptmbench.data.tiny import TINY_SIZE as s
+        from ptmbench.data.tiny import TINY_SIZE as s  # tiny imports datasets: only for this source
 
         return _from_config_json({"hidden_size": s["hidden"], "num_hidden_layers": s["layers"],
                                   "intermediate_size": s["intermediate"], "vocab_size": s["vocab"],
@@ -413,31 +411,3 @@ def format_plan(p: dict, measured: dict | None = None) -> str:
         f"{p['assumptions']['job_s']:.0f} s per GPU job; see docs/cluster.md",
     ]
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    from ptmbench.core.config import ConfigError, load
-
-    ap = argparse.ArgumentParser(prog="python -m ptmbench.cluster.plan", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configfile", default="config/config.yaml")
-    ap.add_argument("--directory", "-d", default=".", help="work directory (acquired models are read there)")
-    ap.add_argument("--jobs", type=int, default=200, help="jobs in flight (for the merge.keep=false peak)")
-    ap.add_argument("--gpu", default=DEFAULT_GPU, metavar="|".join(GPU_PEAK_FLOPS),
-                    help="GPU kind: its bf16 peak sets the FLOP floor and the model's FLOP time (default: %(default)s)")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        p = plan(load(args.configfile), Path(args.directory), args.jobs, args.gpu)
-    except (ConfigError, ValueError, ModuleNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    measured = measured_seconds(Path(args.directory))
-    if args.json:
-        print(json.dumps(p | {"measured_seconds": measured}, indent=1))
-    else:
-        print(format_plan(p, measured))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

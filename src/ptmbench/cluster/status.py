@@ -1,6 +1,6 @@
 """Where a run stands, per stage and base model, without running anything.
 
-    python -m ptmbench.cluster.status --configfile config/config.yaml [--directory .] [--json] [--verify]
+    python -m ptmbench.cli.status --configfile config/config.yaml [--directory .] [--json] [--verify]
 
 Every job the config implies (:func:`ptmbench.core.paths.jobs`) is put in one state:
 
@@ -26,22 +26,17 @@ it re-hashes the files whose SHA-256 an output's provenance records and parses J
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
 import re
 import sqlite3
 import stat
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ptmbench.core import paths
-from ptmbench.core.config import ConfigError, validate
 from ptmbench.io.provenance import is_temp, sha256
 
 STATES = ("done", "stale", "failed", "incomplete", "missing")
@@ -435,39 +430,3 @@ def as_json(statuses, temps=None, problems=None) -> dict:
         out["verify"] = [{"path": p.path, "kind": p.kind, "detail": p.detail, "rule": p.job.rule,
                           "job": p.job.name} for p in problems]
     return out
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ptmbench.cluster.status", description=__doc__.split("\n")[0])
-    ap.add_argument("--configfile", required=True, help="the workflow config (e.g. config/config.yaml)")
-    ap.add_argument("--directory", "-d", default=".", help="the Snakemake working directory (default: .)")
-    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    ap.add_argument("--max-failed", type=int, default=50, help="failed / stale jobs and temporaries to list (0: all)")
-    ap.add_argument("--verify", action="store_true",
-                    help="re-hash outputs against the SHA-256 their provenance records and parse JSON outputs "
-                         "(reads every weight file: slow); exit status 1 when one is modified or corrupt")
-    args = ap.parse_args(argv)
-    try:
-        config = validate(yaml.safe_load(Path(args.configfile).read_text()))
-    except (OSError, yaml.YAMLError, ConfigError) as err:
-        print(f"ptmbench.cluster.status: cannot read config {args.configfile}: {err}", file=sys.stderr)
-        return 2
-    if not Path(args.directory).is_dir():
-        print(f"ptmbench.cluster.status: working directory {args.directory} does not exist", file=sys.stderr)
-        return 2
-    statuses = collect(config, args.directory)
-    temps = leftover_temps(args.directory)
-    problems = verify(statuses, args.directory) if args.verify else None
-    if args.json:
-        print(json.dumps(as_json(statuses, temps, problems), indent=1))
-    else:
-        limit = args.max_failed or len(statuses) + len(temps)
-        parts = [format_table(statuses, max_failed=limit), format_temps(temps, limit)]
-        if problems is not None:
-            parts.append(format_problems(problems))
-        print("\n\n".join(p for p in parts if p))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

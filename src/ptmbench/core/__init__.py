@@ -1,1 +1,1 @@
-"""Core: the task registry, names of PTMs and pairs, the config, the path layout and the job list (no heavy imports)."""
+"""Core: the task registry, names of PTMs and pairs, hyper-parameters, the path layout and the job list (no heavy imports)."""

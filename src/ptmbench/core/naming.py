@@ -6,7 +6,7 @@ known task list (:mod:`ptmbench.core.tasks`), never by splitting on ``_``; custo
 one. Base model names may not contain ``_`` (the config schema enforces it), which keeps every name
 unambiguous.
 
-    python -m ptmbench.core.naming NAME [NAME ...] [--configfile config/config.yaml]
+    python -m ptmbench.cli.naming NAME [NAME ...] [--configfile config/config.yaml]
 
 says whether NAME is a base model, PTM, task pair or task of the config (a NAME with a ``/`` is
 checked as a target path, :func:`ptmbench.core.paths.target_problem`) and, if not, the nearest valid
@@ -144,7 +144,7 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Checking a name against a config: `python -m ptmbench.core.naming NAME [--configfile F]`
+# Checking a name against a config: `python -m ptmbench.cli.naming NAME [--configfile F]`
 
 KINDS: tuple[str, ...] = ("base", "ptm", "pair", "task")
 _KIND_WORDS = {"base": "base model", "ptm": "PTM", "pair": "task pair", "task": "task"}
@@ -209,42 +209,3 @@ def check_name(name: str, zoo, kinds=KINDS) -> NameCheck:
     near = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
     suggestions = tuple(dict.fromkeys([fixed, *near] if fixed else near))
     return NameCheck(name, (), kinds, suggestions, fixed, order_note(zoo))
-
-
-def main(argv=None) -> int:
-    import argparse
-    import sys
-    from pathlib import Path
-
-    import yaml
-
-    from ptmbench.core import paths
-    from ptmbench.core.config import ConfigError, load
-
-    ap = argparse.ArgumentParser(
-        prog="python -m ptmbench.core.naming",
-        description="Is NAME a base model, PTM, task pair or task of the config (or a path the workflow "
-                    "writes, for names with a '/')? If not, the nearest valid names.")
-    ap.add_argument("names", nargs="+", metavar="NAME")
-    ap.add_argument("--configfile", default="config/config.yaml", help="default: config/config.yaml")
-    args = ap.parse_args(argv)
-    try:
-        zoo = paths.Zoo.from_config(load(args.configfile))
-    except (OSError, ValueError, yaml.YAMLError, ConfigError) as err:
-        print(f"ptmbench.core.naming: cannot read config {args.configfile}: {err}", file=sys.stderr)
-        return 2
-    bad = 0
-    for name in args.names:
-        if "/" in name:
-            problem = paths.target_problem(name, zoo, exists=lambda p: Path(p).exists())
-            print(problem or f"{name!r} is a path the workflow writes for this config")
-        else:
-            check = check_name(name, zoo)
-            problem = None if check.ok else check
-            print(check.message())
-        bad += problem is not None
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

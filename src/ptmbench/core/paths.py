@@ -5,7 +5,7 @@ TASKS, GLUE, CUSTOM, LOGME_TASKS, PAIRS, RATIOS, MERGED, PTMS: ``workflow/rules/
 The path templates below are every output's path, with Snakemake's wildcards: the rule files
 declare their outputs, inputs, logs and benchmarks with them, and the functions fill them for one
 job. :func:`jobs` lists the jobs of every stage with those outputs and inputs, so tools that must not
-run Snakemake (``ptmbench.cluster.status``, ``ptmbench.core.naming``, ``ptmbench.cluster.plan``) see the same plan;
+run Snakemake (``ptmbench.cli.status``, ``ptmbench.core.naming``, ``ptmbench.cli.plan``) see the same plan;
 ``tests/test_status.py`` checks it against ``snakemake -n``.
 """
 
@@ -230,6 +230,11 @@ class Zoo:
         """(PTM, its base model) for every PTM, in the order of :attr:`ptms`."""
         return [(p, parsed.base) for p, parsed in self.parsed.items()]
 
+    def base_of(self, ptm: str) -> str:
+        """The base model of PTM ``ptm``: the one place that answers it (looked up, never parsed by
+        splitting on ``_``; a name of no PTM of this zoo is an error naming the nearest ones)."""
+        return self.parse(ptm).base
+
     def parse(self, ptm: str) -> naming.PTM:
         """The parsed form of PTM name ``ptm`` (a clear error for a name of no PTM of this zoo)."""
         parsed = self.parsed.get(ptm)
@@ -365,7 +370,7 @@ FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LO
                  ESTIMATORS_PARQUET, *REPORT_OUTPUTS)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
-_HELP = "`python -m ptmbench.core.naming NAME --configfile <config>` checks a name or target path"
+_HELP = "`python -m ptmbench.cli.naming NAME --configfile <config>` checks a name or target path"
 
 
 def target_problem(target: str, zoo: Zoo, exists=os.path.exists) -> str | None:

@@ -6,8 +6,9 @@ classification or regression, from local files or a Hugging Face dataset) join t
 them. Every other module asks the registry (:func:`get`, :func:`names`) and branches on an entry's
 fields (``kind``, ``eval_splits``, ``labels`` ...), never on a task's name.
 
-The registry of custom tasks is the one of the config in use: :func:`configure` sets it, and
-:func:`ptmbench.core.config.validate` and every workflow script (:func:`ptmbench.io.provenance.job`) call it.
+The registry of custom tasks is the one of the config in use: :func:`configure` sets it, called
+explicitly by whoever starts from a config (the Snakefile after validating it, the command lines of
+:mod:`ptmbench.cli`, the job wrapper :func:`ptmbench.runtime.job.job`); validating a config does not.
 Task names contain no ``_`` other than ``squad_v2``'s: pair and PTM names are parsed against the
 known task list (:mod:`ptmbench.core.naming`).
 """

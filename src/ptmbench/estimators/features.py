@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from ptmbench.stages.tokenize import lengths
+from ptmbench.data.tokenized import lengths
 
 log = logging.getLogger(__name__)
 

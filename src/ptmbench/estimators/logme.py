@@ -1,4 +1,4 @@
-"""LogME: the log maximum evidence of a PTM's features for a task's labels (stage ``logme``).
+"""LogME: the log maximum evidence of a PTM's features for a task's labels.
 
 You et al., "LogME: Practical Assessment of Pre-trained Models for Transfer Learning" (ICML 2021),
 with the fixed-point algorithm of You et al., "Ranking and Tuning Pre-trained Models" (arXiv 2110.10545).
@@ -29,9 +29,9 @@ that an exact fit (||Fm - y|| -> 0, unbounded evidence) is held at ||Fm - y||^2 
 Targets: classification = one-vs-rest 0/1 indicators of every class present; regression (stsb) = the
 float label. The score is the evidence per sample averaged over the targets.
 
-The stage's job (:func:`score_ptm`) computes LogME together with the other transferability estimators
-of config ``transferability`` (:func:`estimator_scores`, :mod:`ptmbench.estimators.transferability`), all from one
-pass over the features.
+The stage's job (:func:`ptmbench.stages.logme.score_ptm`) computes LogME together with the other
+transferability estimators of config ``transferability`` (:func:`ptmbench.stages.logme.estimator_scores`,
+:mod:`ptmbench.estimators.transferability`), all from one pass over the features.
 
 Cost: one pass over F (:func:`gram_pass`, the one place the Gram matrix is computed) builds ``F^T F``
 (chunked float64 symmetric rank-k updates) and ``F^T Y``; the eigendecomposition and the fixed point
@@ -42,14 +42,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from ptmbench.core import tasks as registry
-from ptmbench.io.provenance import provenance, write_json
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +254,7 @@ def spectrum(G, N: int, rcond: float | None = None):
     return sigma[:k], V[:, :k]
 
 
-def _updates(sigma, x2, res0, t):
+def updates(sigma, x2, res0, t):
     """gamma, m^T m and ||Fm - y||^2 at t = alpha/beta, vectorised: sigma (k, 1), x2 (k, C), t (C,)."""
     st = sigma + t
     gamma = np.sum(sigma / st, axis=0)
@@ -333,7 +330,7 @@ def logme(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
     x2 = (V.T @ B) ** 2 / sigma[:, None]  # squared projections on the left singular vectors
     res0 = np.maximum(yy - x2.sum(axis=0), 0.0)  # energy of y outside the column span of F
     sig = sigma[:, None]
-    return fixed_point(N, D, sig, yy, lambda t: _updates(sig, x2, res0, t), tol, max_iter)[0]
+    return fixed_point(N, D, sig, yy, lambda t: updates(sig, x2, res0, t), tol, max_iter)[0]
 
 
 def logme_baseline(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
@@ -366,82 +363,3 @@ def logme_baseline(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
 
         out.append(fixed_point(N, D, sigma[:, None], np.array([y @ y]), update, tol, max_iter)[0][0])
     return np.array(out)
-
-
-def estimator_scores(F, labels, task: str, transferability: dict | None = None, ptm: str = "?"):
-    """LogME and every estimator the config block ``transferability`` lists (None: every estimator of
-    :data:`ptmbench.estimators.transferability.ESTIMATORS` at its defaults) on the features ``F``, from ONE pass
-    over F (:func:`ptmbench.estimators.transferability.score_all`).
-
-    LogME is always computed, first (it is the job's ``score`` and its time includes the shared pass),
-    and recorded under ``estimators`` only when the block lists it. Returns ``(estimators, evidence,
-    logme_time)``: ``{name: {score, time_s, applicable, note}}`` in the block's order, LogME's evidence
-    per target (its mean is ``score``) and LogME's time. Not-applicable estimators (the task's kind) have
-    ``applicable`` False, ``score`` None and a ``note``; an estimator failing on the input raises
-    ValueError naming it, the PTM and the task.
-    """
-    from ptmbench.estimators import transferability as tr
-
-    block = transferability or {}
-    names = list(block.get("estimators", tr.ESTIMATORS))
-    run = ["logme", *(n for n in names if n != "logme")]
-    params = {n: block[n] for n in run if block.get(n)}
-    try:
-        st = tr.Stats(F, labels, task)
-        scores = tr.score_all(F, labels, task, run, params, stats=st)
-    except ValueError as err:
-        raise ValueError(f"PTM {ptm!r}, task {task!r}: {err}") from err
-    return {n: scores[n] for n in names}, tr.logme_evidence(st), scores["logme"]["time_s"]
-
-
-def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examples: int | None = None,
-              batch_size: int = 64, base: str | None = None, seed: int = 0,
-              transferability: dict | None = None) -> dict:
-    """LogME (and the other transferability estimators) of one PTM on one GLUE task's training set;
-    writes ``results/logme/{ptm}/{task}.json``.
-
-    Features: :func:`ptmbench.estimators.features.extract` (mean of the last hidden state over non-padding
-    tokens) of the cached tokenisation ``tokenized_dir`` (split ``train``); ``max_examples`` takes a
-    uniform random subsample without replacement (``seed``, not stratified), None = all (published).
-    ``score`` is LogME, computed with every estimator of the config block ``transferability`` from one
-    pass over the features (:func:`estimator_scores`; the same sums as :func:`logme` on them, so the
-    same value); ``estimators`` holds their scores.
-    """
-    from datasets import load_from_disk
-
-    from ptmbench.estimators import features
-    from ptmbench.stages.tokenize import subsample
-
-    if not registry.get(task).has_logme:
-        raise ValueError(f"LogME is computed on classification and regression tasks only, not {task!r}")
-    base = base or Path(tokenized_dir).parent.name  # results/tokenized/{base}/{task}
-    start = time.perf_counter()
-    data = load_from_disk(str(tokenized_dir))
-    if "train" not in data:
-        raise ValueError(f"{tokenized_dir}: no 'train' split (has {list(data)}); expected the output "
-                         "of the tokenize rule")
-    train = data["train"]
-    idx = subsample(len(train), max_examples, seed, key="logme.max_examples", minimum=2)
-    if idx is not None:
-        train = train.select(idx)
-    labels = np.asarray(train["labels"])
-    Y = targets(labels, task)
-    F = features.extract(model_dir, train, batch_size=batch_size)
-    feature_time = time.perf_counter() - start
-    estimators, per_target, logme_time = estimator_scores(F, labels, task, transferability, ptm)
-    score = float(per_target.mean())
-    result = {
-        "ptm": ptm, "base": base, "task": task, "score": score,
-        "n": int(F.shape[0]), "d": int(F.shape[1]), "num_targets": int(Y.shape[1]),
-        "time_s": time.perf_counter() - start, "feature_time_s": feature_time,
-        "logme_time_s": logme_time, "max_examples": max_examples,
-        "estimators": estimators,
-        "provenance": provenance(model_dir=str(model_dir), tokenized_dir=str(tokenized_dir),
-                                 batch_size=batch_size, seed=seed,
-                                 evidence_per_target=per_target.tolist(), transferability=transferability),
-    }
-    write_json(out_path, result)
-    log.info("LogME %s on %s: %.6f (N=%d, D=%d, %.1f s); %s", ptm, task, result["score"], *F.shape,
-             result["time_s"], ", ".join(f"{n} {e['score']:.4g}" if e["applicable"] else f"{n} n/a"
-                                        for n, e in estimators.items()))
-    return result

@@ -33,7 +33,7 @@ pass over reweighted features (SFDA) run on a seeded uniform subsample (``max_ex
 None = every example); halving any cap makes the rankings measurably worse (``bench/estimator_caps.py``),
 so they stay. All seven together cost 1.42-1.44x LogME alone (target 1.5x; ``bench/estimators.py``,
 100,000 x 768, one BLAS thread on the 2-core development machine; docs/transferability.md). In the workflow
-they run in the ``logme`` job (:func:`ptmbench.estimators.logme.score_ptm`, config ``transferability``).
+they run in the ``logme`` job (:func:`ptmbench.stages.logme.score_ptm`, config ``transferability``).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ import numpy as np
 from scipy.linalg import blas, cho_solve, eigh, lapack, solve_triangular
 
 from ptmbench.core import tasks
+from ptmbench.data.tokenized import subsample
 from ptmbench.estimators import logme as logme_mod
-from ptmbench.stages.tokenize import subsample
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def logme_evidence(st: Stats) -> np.ndarray:
         res0 = np.maximum(yy - x2.sum(axis=0), 0.0)
         sig = sigma[:, None]
         st._logme_evidence, _ = logme_mod.fixed_point(st.N, st.D, sig, yy,
-                                                      lambda t: logme_mod._updates(sig, x2, res0, t))
+                                                      lambda t: logme_mod.updates(sig, x2, res0, t))
     return st._logme_evidence
 
 

@@ -1,4 +1,4 @@
-"""Is an input whole? Every job checks its inputs before it starts (:func:`ptmbench.io.provenance.job`).
+"""Is an input whole? Every job checks its inputs before it starts (:func:`ptmbench.runtime.job.job`).
 
 A truncated ``model.safetensors`` (a killed copy, a full disk, a bad download into a ``path``
 source) or a truncated Arrow file of a tokenised dataset would otherwise fail deep inside

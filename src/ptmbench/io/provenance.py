@@ -1,4 +1,4 @@
-"""What produced a result (versions, device, time), atomic writes, and the job wrapper of scripts.
+"""What produced a result (versions, device, time), atomic writes and checksums.
 
 Every result file the workflow writes carries :func:`provenance`. Every output is written through
 one atomic writer, :func:`atomic_path` (and its forms :func:`atomic_file`, :func:`atomic_dir`,
@@ -21,7 +21,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PACKAGES = ("ptmbench", "torch", "transformers", "datasets", "tokenizers", "safetensors",
@@ -98,7 +97,7 @@ def temp_siblings(path: str | Path) -> list[Path]:
 def remove_temps(path: str | Path) -> list[Path]:
     """Remove what killed attempts to write output ``path`` left beside it; return what was removed.
 
-    Called by :func:`job` for every output before the job body runs, so the rerun of a job killed
+    Called by the job wrapper (:func:`ptmbench.runtime.job.job`) for every output before the job body runs, so the rerun of a job killed
     mid-write (SIGKILL, the OOM killer, a Slurm time limit) cleans up after it.
     """
     removed = temp_siblings(path)
@@ -133,8 +132,8 @@ def atomic_path(path: str | Path, directory: bool = False):
     folder (``0o666`` / ``0o777`` masked) and rename it to ``path``, replacing what was there.
 
     On an exception the temporary is removed. A process killed in between leaves it behind, named
-    ``.{name}.<random>.tmp``; :func:`remove_temps` (run by :func:`job` when the job reruns) and
-    ``python -m ptmbench.cluster.status`` find it by that name. Nothing ever takes a temporary as output.
+    ``.{name}.<random>.tmp``; :func:`remove_temps` (run by the job wrapper when the job reruns) and
+    ``python -m ptmbench.cli.status`` find it by that name. Nothing ever takes a temporary as output.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,61 +203,6 @@ def atomic_dir(path: str | Path):
     return atomic_path(path, directory=True)
 
 
-@contextlib.contextmanager
-def job(smk):
-    """Run a Snakemake script body: log to ``log[0]``, use the job's threads, time it.
-
-    Python ``logging`` (ptmbench, transformers, datasets) and stdout/stderr go to the job's log
-    file; an exception is written there with its traceback and re-raised, so Snakemake marks the
-    job failed and removes its outputs. Before the body runs, the temporaries that killed earlier
-    attempts left beside the outputs are removed, and every input is checked whole
-    (:mod:`ptmbench.io.integrity`): a corrupt input fails the job at once, naming the file and the fix.
-    A GPU job (``gpu`` resource >= 1) then claims a device slot (:mod:`ptmbench.runtime.devices`) for its
-    whole life and sees only that GPU (``CUDA_VISIBLE_DEVICES``); without a GPU it runs on the CPU.
-    """
-    from ptmbench.core import tasks
-
-    tasks.configure(smk.config)  # the custom tasks of the run's config are known to the script
-    log_path = Path(smk.log[0]) if smk.log else None
-    stream = open(log_path, "a", buffering=1) if log_path else sys.stderr  # noqa: SIM115
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    old_out, old_err = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = stream
-    start = time.perf_counter()
-    try:
-        threads = int(getattr(smk, "threads", 1) or 1)
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # the job's threads for torch (intra-op) and BLAS, read when they are first imported; jobs
-        # that need no torch (data, export, report) do not pay for importing it here
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
-        log.info("rule %s, wildcards %s, threads %d", smk.rule, dict(smk.wildcards.items()), threads)
-        for out in smk.output:
-            for tmp in remove_temps(out):
-                log.info("removed %s, left by an earlier attempt that was killed", tmp)
-        from ptmbench.io.integrity import check_inputs
-
-        check_inputs(smk.input)
-        from ptmbench.runtime.devices import job_slot
-
-        with job_slot(smk):  # before the body imports torch / initialises CUDA
-            yield
-        log.info("done in %.1f s", time.perf_counter() - start)
-    except BaseException:
-        log.exception("failed after %.1f s", time.perf_counter() - start)
-        raise
-    finally:
-        sys.stdout, sys.stderr = old_out, old_err
-        root.removeHandler(handler)
-        if log_path:
-            stream.close()
-
-
 # --------------------------------------------------------------------------------------------------
 # Checksums (used by acquire, finetune, merge, export and `ptmbench.cluster.status --verify`)
 
@@ -275,7 +219,7 @@ def sha256_files(directory: str | Path) -> dict[str, str]:
     """{file name: SHA-256} of the regular files directly in ``directory`` (hidden files skipped).
 
     Written into an output's provenance as ``sha256`` before that record itself is written, so
-    ``python -m ptmbench.cluster.status --verify`` can tell a modified or truncated file from the original.
+    ``python -m ptmbench.cli.status --verify`` can tell a modified or truncated file from the original.
     """
     return {p.name: sha256(p) for p in sorted(Path(directory).iterdir())
             if p.is_file() and not p.name.startswith(".")}

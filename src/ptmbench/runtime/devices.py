@@ -2,7 +2,7 @@
 
 A GPU job (a rule that declares ``gpu=1``: finetune_base, finetune_merged, finetune_seed, logme; or
 a job given ``gres: gpu:1`` and ``gpu: 0``, see :func:`wants_gpu`) claims a *slot*
-when it starts, inside the job wrapper :func:`ptmbench.io.provenance.job`, and holds it for its whole
+when it starts, inside the job wrapper :func:`ptmbench.runtime.job.job`, and holds it for its whole
 life. A slot is an exclusive ``fcntl.flock`` on a small file under ``.snakemake/ptmbench-slots/``
 of the working directory: the kernel drops the lock when the process ends, however it ends
 (exit, exception, SIGKILL, the OOM killer), so a dead job's slot is free again at once and nothing
@@ -40,6 +40,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ptmbench.core.naming import is_large
+from ptmbench.core.paths import Zoo
 
 log = logging.getLogger("ptmbench.runtime.devices")
 
@@ -110,8 +113,6 @@ def visible_devices(env=None) -> list[str]:
 
 def jobs_per_gpu(config: dict, base: str) -> int:
     """K of a job on base model ``base``: ``devices.jobs_per_gpu.large`` for 'large' models, else ``.base``."""
-    from ptmbench.core.naming import is_large
-
     table = {**DEFAULT_JOBS_PER_GPU, **((config.get("devices") or {}).get("jobs_per_gpu") or {})}
     return int(table["large" if is_large(base) else "base"])
 
@@ -250,12 +251,14 @@ def _job_base(smk) -> str:
     wc = dict(smk.wildcards.items())
     if "base" in wc:
         return wc["base"]
-    return str(wc.get("ptm", "")).split("_", 1)[0]
+    if "ptm" in wc:
+        return Zoo.from_config(smk.config).base_of(wc["ptm"])
+    return ""
 
 
 @contextlib.contextmanager
 def job_slot(smk, env=None):
-    """The device slot of a Snakemake job, for the job's life (used by :func:`ptmbench.io.provenance.job`).
+    """The device slot of a Snakemake job, for the job's life (used by :func:`ptmbench.runtime.job.job`).
 
     Jobs that ask for no GPU (:func:`wants_gpu`), and jobs on machines without a GPU, get no slot (yield
     None, run as before). Otherwise: claim a slot, export ``CUDA_VISIBLE_DEVICES`` and

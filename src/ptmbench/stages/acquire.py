@@ -25,6 +25,8 @@ from ptmbench.core.paths import SQUAD_FILES
 from ptmbench.data import schemas as data
 from ptmbench.data.tiny import TINY_SIZE, build_tiny
 from ptmbench.io.checkpoint import WEIGHT_FILES
+from ptmbench.io.integrity import check_input
+from ptmbench.io.provenance import atomic_bytes, atomic_dir, provenance, sha256, sha256_files, write_json
 
 # --------------------------------------------------------------------------------------------------
 # network sources: fail fast when the hub / URL cannot be reached
@@ -173,7 +175,7 @@ def hub_snapshot(name: str, repo_id: str, revision: str | None) -> Path:
     return path
 
 
-def _package_dir(name: str, spec: dict) -> Path:
+def package_dir(name: str, spec: dict) -> Path:
     import importlib
 
     try:
@@ -193,9 +195,6 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
     (``package``, ``subdir``) or ``tiny`` (``family``, ``seed``). ``provenance.json`` records the
     source, the resolved revision (hub commit hash), what loading found and the files' SHA-256.
     """
-    from ptmbench.io.integrity import check_input
-    from ptmbench.io.provenance import atomic_dir, provenance, sha256_files, write_json
-
     source = spec.get("source")
     extra: dict = {}
     with atomic_dir(out_dir) as tmp:
@@ -208,7 +207,7 @@ def acquire_model(name: str, spec: dict, out_dir) -> None:
                 commit = src.name if len(src.name) == 40 else None
                 extra["resolved_revision"] = commit
             else:
-                src = Path(spec["path"]).expanduser() if source == "path" else _package_dir(name, spec)
+                src = Path(spec["path"]).expanduser() if source == "path" else package_dir(name, spec)
                 extra["source_dir"] = str(src)
             check_model_dir(src, name)
             check_input(src, fix=f"Model {name!r} ({source} source {src}) is damaged: replace it with a whole "
@@ -411,7 +410,6 @@ def acquire_glue(task: str, spec: dict, out_dir) -> None:
     the data pass :func:`data.validate_glue` before anything is written; on an error ``out_dir`` is not
     created (nor left half-written).
     """
-    from ptmbench.io.provenance import atomic_dir, provenance, write_json
 
     entry = registry.get(task)
     if entry.glue_dir is None:
@@ -485,7 +483,6 @@ def acquire_squad(spec: dict, train_json, dev_json) -> None:
     """Write SQuAD v2.0 ``train-v2.0.json`` and ``dev-v2.0.json`` from ``spec['source']``: ``url``
     (``train_url``, ``dev_url``; the bytes as published), ``path`` (a directory holding both files)
     or ``demo``. Each file is validated; ``provenance.json`` beside them records source and SHA-256."""
-    from ptmbench.io.provenance import atomic_bytes, provenance, sha256, write_json
 
     source = spec.get("source")
     outs = [Path(train_json), Path(dev_json)]
@@ -671,7 +668,6 @@ def acquire_custom(task: str, out_dir) -> None:
     """
     import datasets
 
-    from ptmbench.io.provenance import atomic_dir, provenance, write_json
 
     entry = registry.get(task)
     if not entry.custom:

@@ -12,7 +12,7 @@ validation (mnli: matched and mismatched; squad_v2 through :mod:`ptmbench.evalua
 docs/finetune.md.
 
 A run whose training loss becomes NaN/inf stops, is recorded ``diverged: true`` and gets the metrics of
-a chance-level learner (:func:`chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
+a chance-level learner (:func:`ptmbench.evaluation.chance.chance_predictions`), so the DAG continues. Labels that are NaN/inf or out
 of range are bad data, not divergence: :func:`ptmbench.stages.tokenize.check_labels` refuses them before any
 training step. Outputs appear atomically (model directory first, ``metrics.json`` last): a killed run
 leaves neither.
@@ -31,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ptmbench.core import naming
 from ptmbench.core import tasks as registry
+from ptmbench.data.tokenized import lengths, subsample
 from ptmbench.evaluation import metrics as M
 from ptmbench.evaluation import squad
+from ptmbench.evaluation.chance import chance_description, chance_metrics
 from ptmbench.io.provenance import atomic_dir, provenance, sha256_files, write_json
-from ptmbench.stages.tokenize import check_labels, eval_splits, lengths, load_tokenizer, subsample
+from ptmbench.stages.tokenize import check_labels, eval_splits, load_tokenizer
 
 log = logging.getLogger("ptmbench.stages.finetune")
 
@@ -284,23 +285,6 @@ def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "
     return TrainingArguments(**kw)
 
 
-def chance_predictions(task: str, train_labels):
-    """What a diverged run is scored as: a chance-level learner that ignores its input.
-
-    Classification: the most frequent training label (ties: the smallest id) for every example.
-    stsb: the mean training score for every pair (so both correlations are 0.0 by convention).
-    squad_v2: no answer for every question, with no-answer probability 1.0.
-    """
-    kind = registry.get(task).kind
-    if kind == "qa":
-        return None
-    y = np.asarray(train_labels)
-    if kind == "regression":
-        return float(y.mean())
-    values, counts = np.unique(y.astype(np.int64), return_counts=True)
-    return int(values[np.argmax(counts)])
-
-
 def _sorted_by_length(ds):
     order = np.argsort(lengths(ds), kind="stable")
     return ds.select(order.tolist())
@@ -343,13 +327,16 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
-             batch_split: int = 1, precision_mode: str = "auto", switches: dict | None = None) -> dict:
+             batch_split: int = 1, precision_mode: str = "auto", switches: dict | None = None,
+             base: str | None = None) -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
     "hyperparameters" (hp + per_device_batch, grad_accum, effective_batch, bf16, fp16), "train_examples",
     "train_time_s", "eval_time_s", "provenance"}``. With ``save_dir`` the fine-tuned task model and
-    the tokenizer are saved there (safetensors). Returns the metrics record.
+    the tokenizer are saved there (safetensors). ``base``: the PTM's base model
+    (:meth:`ptmbench.core.paths.Zoo.base_of`); None when ``ptm`` is a base model itself. Returns the
+    metrics record.
     """
     import datasets
     import torch
@@ -400,7 +387,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
             diverged = trainer.diverged_at is not None or not _finite_parameters(model)
             t0 = time.perf_counter()
             if diverged:
-                results = _chance_metrics(task, dd, train_labels)
+                results = chance_metrics(task, dd, train_labels)
             else:
                 results = _evaluate(trainer, task, dd, tok, hp)
             eval_time = time.perf_counter() - t0
@@ -410,7 +397,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         retry_out_of_memory(attempt, int(batch_split), int(hp["batch_size"]))
 
     record = {
-        "ptm": ptm, "base": base_of(ptm), "task": task, "metrics": results,
+        "ptm": ptm, "base": base or ptm, "task": task, "metrics": results,
         "diverged": diverged,
         "hyperparameters": {**hp, "per_device_batch": args.per_device_train_batch_size,
                             "grad_accum": args.gradient_accumulation_steps,
@@ -444,19 +431,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     return record
 
 
-def chance_description(task: str) -> str:
-    return {"qa": "no answer for every question (no-answer probability 1.0)",
-            "regression": "the mean training score for every pair (correlations 0.0)"}.get(
-        registry.get(task).kind, "the most frequent training label for every example")
-
-
 def _finite_or_none(x):
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-def base_of(ptm: str) -> str:
-    """The base model of PTM ``ptm`` (base names contain no '_', schema-enforced; the rest is validated)."""
-    return naming.parse_ptm(ptm, [ptm.split("_", 1)[0]]).base
 
 
 def _evaluate(trainer, task, dd, tok, hp) -> dict:
@@ -475,14 +451,3 @@ def _evaluate(trainer, task, dd, tok, hp) -> dict:
         p = logits.reshape(-1) if registry.get(task).kind == "regression" else logits.argmax(-1)
         results[split] = M.glue(task, p, np.asarray(pred.label_ids))
     return results
-
-
-def _chance_metrics(task, dd, train_labels) -> dict:
-    if registry.get(task).kind == "qa":
-        return {"validation": squad.no_answer_score(dd["validation_examples"])}
-    const = chance_predictions(task, train_labels)
-    out = {}
-    for split in eval_splits(task):
-        gold = np.asarray(dd[split]["labels"])
-        out[split] = M.glue(task, np.full(len(gold), const, dtype=gold.dtype), gold)
-    return out

@@ -21,11 +21,13 @@ import logging
 import math
 from pathlib import Path
 
-from ptmbench.core import naming
+from ptmbench.core import naming, paths
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
+from ptmbench.evaluation.chance import chance_metrics
 from ptmbench.io.provenance import atomic_dir, atomic_file, atomic_path
 from ptmbench.stages.export import ID_COLUMNS
+from ptmbench.stages.tokenize import read_squad
 
 log = logging.getLogger(__name__)
 
@@ -136,26 +138,21 @@ def base_style(i: int) -> dict:
 
 def chance_level(task: str, data_paths) -> float:
     """The consumer metric (exported split, scaled) of the fine-tune's chance-level learner on the task's
-    acquired data: :func:`ptmbench.stages.finetune.chance_predictions`, what a diverged run is scored as (most
+    acquired data: :func:`ptmbench.evaluation.chance.chance_predictions`, what a diverged run is scored as (most
     frequent training label, computed on the full training split; mean training score: correlations
     0; squad_v2: no answer for every question). ``data_paths``: the task's :func:`ptmbench.core.paths.task_data`."""
     import numpy as np
 
-    from ptmbench.core import paths
-    from ptmbench.stages import finetune
-
     entry = registry.get(task)
     if entry.kind == "qa":
-        from ptmbench.stages.tokenize import read_squad
-
         dev = next(p for p in map(Path, data_paths) if p.name == paths.SQUAD_FILES[1])
-        metrics = finetune._chance_metrics(task, {"validation_examples": read_squad(dev)}, None)
+        metrics = chance_metrics(task, {"validation_examples": read_squad(dev)}, None)
     else:
         import datasets
 
         dd = datasets.load_from_disk(str(data_paths[0]))
         gold = {s: {"labels": np.asarray(dd[s]["label"])} for s in entry.eval_splits}
-        metrics = finetune._chance_metrics(task, gold, np.asarray(dd["train"]["label"]))
+        metrics = chance_metrics(task, gold, np.asarray(dd["train"]["label"]))
     return float(metrics[entry.export_split][entry.consumer_metric]) * entry.consumer_scale
 
 

@@ -5,7 +5,8 @@
   ``doc_stride`` overlap, answer start/end token positions, CLS for unanswerable or out-of-window
   answers) and saves them with ``info.json``. The merged PTMs of a base share its tokenizer, so every
   fine-tune and LogME score of that base reuses these features.
-* :func:`lengths` and :func:`subsample` read tokenised rows for the fine-tune and LogME stages.
+* reading them back: :mod:`ptmbench.data.tokenized` (:func:`~ptmbench.data.tokenized.lengths`,
+  :func:`~ptmbench.data.tokenized.subsample`), for the fine-tune and LogME stages.
 
 Labels that are NaN/inf or out of range are bad data: :func:`check_labels` refuses them, naming the
 row, before anything is written (and again before any training step, see ``ptmbench.stages.finetune``).
@@ -18,8 +19,6 @@ import logging
 import os
 import time
 from pathlib import Path
-
-import numpy as np
 
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation.squad import cls_index
@@ -43,6 +42,7 @@ def check_labels(task: str, split: str, labels, where: str) -> None:
     """Refuse labels no model should be trained or scored on (NaN/inf or out-of-range STS-B scores,
     ids outside the task's classes): they come from bad data, not from training, so they are an error
     naming ``where``, the split, the row and the value, never a "diverged" run."""
+    # schemas imports datasets: kept out of the Snakefile's parse (report.smk imports this module)
     from ptmbench.data import schemas as data
 
     bad = data.first_bad_label(task, split, labels)
@@ -222,24 +222,3 @@ def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
             "provenance": provenance(time_s=round(time.perf_counter() - start, 3)),
         })
     log.info("tokenized %s with %s: %s", task, model_dir, {k: len(v) for k, v in dd.items()})
-
-
-# ------------------------------------------------------------------------------------ reading features
-def lengths(dataset) -> np.ndarray:
-    """Token count of every row of a tokenised dataset (from the Arrow column, without decoding rows;
-    the tokenisation is unpadded)."""
-    import pyarrow.compute as pc
-
-    col = dataset.with_format("arrow")["input_ids"]
-    return pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def subsample(n: int, k: int | None, seed: int, key: str = "max_examples", minimum: int = 1) -> np.ndarray | None:
-    """Sorted indices of a uniform random subsample of ``k`` of ``n`` rows (no replacement,
-    ``numpy.random.default_rng(seed)``, not stratified); None when every row is used (``k`` None or
-    >= ``n``). ``key`` names the setting in the error when ``k`` is below ``minimum``."""
-    if k is None or k >= n:
-        return None
-    if k < minimum:
-        raise ValueError(f"{key} must be >= {minimum} (or null for all), got {k}")
-    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))

@@ -91,7 +91,8 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
     _check_doc_stride(config)
     _check_tasks(config)
     _check_transferability(config)
-    config["tasks"] = naming.ordered(config["tasks"])
+    order = [*registry.PUBLISHED, *config.get("custom_tasks", {})]  # the fixed order of this config's tasks
+    config["tasks"] = [t for t in order if t in set(config["tasks"])]
     return config
 
 
@@ -108,8 +109,8 @@ def _check_renamed(config: dict) -> None:
 
 
 def _check_tasks(config: dict) -> None:
-    """Custom tasks fit their kind and do not reuse a published name; every listed task is known. Then the
-    registry knows this config's custom tasks (:func:`ptmbench.core.tasks.configure`)."""
+    """Custom tasks fit their kind and do not reuse a published name; every listed task is known. (The
+    registry learns this config's custom tasks only when asked: :func:`ptmbench.core.tasks.configure`.)"""
     custom = config.get("custom_tasks", {})
     for name, spec in custom.items():
         problem = registry.custom_problem(name, spec)
@@ -120,7 +121,6 @@ def _check_tasks(config: dict) -> None:
             raise ConfigError(f"config key 'tasks[{i}]': {task!r} is neither a published task "
                               f"{list(registry.PUBLISHED)} nor declared under 'custom_tasks' "
                               f"(declared: {list(custom) or 'none'})")
-    registry.configure(config)
 
 
 def _check_transferability(config: dict) -> None:
@@ -131,6 +131,7 @@ def _check_transferability(config: dict) -> None:
     block = config.get("transferability")
     if block is None:
         return
+    # scipy (the estimators' maths) stays out of the Snakefile's parse unless the block is given
     from ptmbench.estimators import transferability as tr
 
     for i, name in enumerate(block.get("estimators", [])):
