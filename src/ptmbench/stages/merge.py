@@ -1,8 +1,8 @@
 """Stage merge: two fine-tuned encoders of one base PTM -> one merged encoder (docs/merge.md).
 
 Notation: θ_0 the base PTM's tensor, θ_a / θ_b the same tensor in the encoders fine-tuned on tasks
-t1 / t2, r the merge ratio, τ_i = θ_i - θ_0 the task vectors. Methods (small classes behind
-:data:`METHODS`, mergekit-style; ``merge.method`` in the config picks one):
+t1 / t2, r the merge ratio, τ_i = θ_i - θ_0 the task vectors. Methods (one module each in
+:mod:`ptmbench.stages.merge_methods`, mergekit-style; ``merge.method`` in the config picks one):
 
 - ``published`` (default, the paper's): θ = (1 - r) θ_a + r θ_b for every tensor whose name ends in
   ``.weight``; every other tensor (biases, buffers) is θ_0.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from ptmbench.io.checkpoint import WEIGHT_FILES, WEIGHTS, Checkpoint, CheckpointError, save_tensors
 from ptmbench.io.provenance import atomic_dir, provenance, sha256_files, write_json
+from ptmbench.stages.merge_methods import MergeMethod, make_method
 
 log = logging.getLogger("ptmbench.stages.merge")
 
@@ -72,125 +72,6 @@ def key_map(base: Checkpoint, ft: Checkpoint) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # methods
-
-
-class MergeMethod:
-    """One way of combining θ_0, θ_a, θ_b of a tensor. ``applies(name, dtype)``: merged, else θ_0 kept."""
-
-    name = ""
-    uses_base = False  # whether merge() reads θ_0 (task-vector methods)
-
-    def applies(self, name: str, dtype) -> bool:
-        return dtype.is_floating_point
-
-    def merge(self, base, a, b, ratio: float):
-        """The merged tensor. ``a`` (fresh) and ``b`` (a scratch buffer) belong to the caller: merge()
-        may overwrite both and may return ``a`` itself."""
-        raise NotImplementedError
-
-
-class Published(MergeMethod):
-    """θ = (1 - r) θ_a + r θ_b for tensors named ``*.weight``; θ_0 for every other tensor."""
-
-    name = "published"
-
-    def applies(self, name, dtype):
-        return name.endswith(".weight") and dtype.is_floating_point
-
-    def merge(self, base, a, b, ratio):
-        return _lerp(a, b, ratio)
-
-
-class Linear(MergeMethod):
-    """θ = (1 - r) θ_a + r θ_b for every floating-point tensor (biases and LayerNorms included)."""
-
-    name = "linear"
-
-    def merge(self, base, a, b, ratio):
-        return _lerp(a, b, ratio)
-
-
-class TaskArithmetic(MergeMethod):
-    """θ = θ_0 + λ (2(1 - r) τ_a + 2r τ_b), τ_i = θ_i - θ_0 (Ilharco et al. 2023; r = 0.5: θ_0 + λ Σ τ_i)."""
-
-    name = "task_arithmetic"
-    uses_base = True
-
-    def __init__(self, scale: float = 1.0):
-        self.scale = float(scale)
-
-    def merge(self, base, a, b, ratio):
-        t0, ta, tb = _up(base), _up(a), _up(b)
-        out = t0 + self.scale * (2 * (1 - ratio) * (ta - t0) + 2 * ratio * (tb - t0))
-        return out.to(base.dtype)
-
-
-class Ties(MergeMethod):
-    """TIES (Yadav et al. 2023): trim to top-``density`` |τ_i|, elect sign, disjoint weighted mean."""
-
-    name = "ties"
-    uses_base = True
-
-    def __init__(self, density: float = 0.2, scale: float = 1.0):
-        if not 0.0 < density <= 1.0:
-            raise ValueError(f"ties density {density!r} must be in (0, 1]")
-        self.density, self.scale = float(density), float(scale)
-
-    def merge(self, base, a, b, ratio):
-        import torch
-
-        t0 = _up(base)
-        taus = torch.stack([trim(_up(a) - t0, self.density), trim(_up(b) - t0, self.density)])
-        w = torch.tensor([1.0 - ratio, ratio], dtype=t0.dtype).view(-1, *([1] * t0.dim()))
-        gamma = torch.sign((w * taus).sum(0))
-        agree = (torch.sign(taus) == gamma) & (taus != 0)
-        num = (w * taus * agree).sum(0)
-        den = (w * agree).sum(0)
-        tau = torch.where(den > 0, num / den.clamp_min(torch.finfo(t0.dtype).tiny), torch.zeros_like(num))
-        return (t0 + self.scale * tau).to(base.dtype)
-
-
-def trim(tau, density: float):
-    """Keep the ceil(density * n) largest-magnitude entries of ``tau``, zero the rest (TIES 'trim')."""
-    import torch
-
-    k = min(tau.numel(), math.ceil(density * tau.numel()))
-    if k >= tau.numel():
-        return tau
-    flat = tau.flatten()
-    keep = torch.zeros_like(flat, dtype=torch.bool)
-    keep[torch.topk(flat.abs(), k, sorted=False).indices] = True
-    return torch.where(keep, flat, torch.zeros_like(flat)).view_as(tau)
-
-
-def _lerp(a, b, ratio):
-    """(1 - r) a + r b, overwriting ``a`` and ``b``. For float32/64 these are the same element-wise
-    operations and roundings as the original script's ``(1 - r) * a + r * b`` (bit-identical);
-    half precision goes through float32."""
-    import torch
-
-    if a.dtype in (torch.float16, torch.bfloat16):
-        return ((1 - ratio) * a.float() + ratio * b.float()).to(a.dtype)
-    return a.mul_(1 - ratio).add_(b.mul_(ratio))
-
-
-def _up(t):
-    import torch
-
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
-METHODS: dict[str, type[MergeMethod]] = {m.name: m for m in (Published, Linear, TaskArithmetic, Ties)}
-
-
-def make_method(method: str, density: float = 0.2, scale: float = 1.0) -> MergeMethod:
-    if method not in METHODS:
-        raise ValueError(f"unknown merge method {method!r}; choose one of {sorted(METHODS)}")
-    if method == "ties":
-        return Ties(density=density, scale=scale)
-    if method == "task_arithmetic":
-        return TaskArithmetic(scale=scale)
-    return METHODS[method]()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,8 +157,7 @@ def merge_models(base_dir, a_dir, b_dir, ratio: float, out_dir, method: str = "p
                      (a if side == "a" else b).dir, len(names), names)
     record = {
         "method": algo.name, "ratio": ratio,
-        **({"density": algo.density} if isinstance(algo, Ties) else {}),
-        **({"scale": algo.scale} if isinstance(algo, (Ties, TaskArithmetic)) else {}),
+        **algo.values(),
         "inputs": {"base": str(base_dir), "a": str(a_dir), "b": str(b_dir)},
         "finetunes": {"a": _finetune_info(a.dir), "b": _finetune_info(b.dir)},
         "tensors": {"total": len(out), "merged": counts["merged"], "from_base": counts["base"],
