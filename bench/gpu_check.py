@@ -459,24 +459,15 @@ def oom_run(spec: dict) -> dict:
     cap_gb = None
     if spec["smoke"] or not torch.cuda.is_available():
         limit = h["batch_size"] // 4
-        real = finetune._make_trainer_class
 
-        def patched():
-            cls = real()
+        class OutOfMemoryAbove(finetune.BenchTrainer):
+            """Runs out of (simulated) GPU memory with a per-device batch above ``limit``."""
 
-            class OutOfMemoryAbove(cls):
-                def training_step(self, *a, **kw):
-                    if self.args.per_device_train_batch_size > limit:
-                        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by bench/gpu_check.py)")
-                    return super().training_step(*a, **kw)
+            def before_training_step(self, model, inputs):
+                if self.args.per_device_train_batch_size > limit:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by bench/gpu_check.py)")
 
-            return OutOfMemoryAbove
-
-        finetune._make_trainer_class = patched
-        try:
-            r = run_finetune(b, spec["model"], tok, h)
-        finally:
-            finetune._make_trainer_class = real
+        r = run_finetune(b, spec["model"], tok, h, trainer_class=OutOfMemoryAbove)
     else:  # measure what a quarter of the batch needs, cap the memory a little above it
         run_finetune(b, spec["model"], tok, h, batch_split=4)
         need = torch.cuda.max_memory_reserved()

@@ -372,18 +372,19 @@ def _poison_labels(tok_dir: Path, out: Path, split: str, row: int, value) -> Pat
     ("stsb", "validation", float("inf"), "score inf is not finite"),
     ("sst2", "train", 7, "label 7 is not one of ['negative', 'positive']"),
 ])
-def test_bad_labels_never_reach_training(tmp_path, tiny_model, monkeypatch, task, split, value, problem):
+def test_bad_labels_never_reach_training(tmp_path, tiny_model, task, split, value, problem):
     """NaN / out-of-range labels are bad data: an error before any training step, not a "diverged" run."""
     tok_dir, hp = prepare(tmp_path, tiny_model("bert"), task, n_train=24, n_val=12)
     bad = _poison_labels(tok_dir, tmp_path / "bad", split, 5, value)
 
-    def no_training():
-        raise AssertionError("a trainer was built for data with bad labels")
-    monkeypatch.setattr(finetune, "_make_trainer_class", no_training)
+    class NoTraining(finetune.BenchTrainer):
+        def __init__(self, *args, **kw):
+            raise AssertionError("a trainer was built for data with bad labels")
+
     out = tmp_path / "out"
     with pytest.raises(ValueError) as err:
         finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=bad, task=task, hp=hp,
-                          metrics_path=out / "metrics.json", save_dir=out / "model")
+                          metrics_path=out / "metrics.json", save_dir=out / "model", trainer_class=NoTraining)
     msg = str(err.value)
     assert f"tokenised {task} {bad}, split {split}, row 5 (0-based): {problem}" in msg
     assert f"delete resources/data/glue/{task}" in msg
@@ -525,3 +526,25 @@ def test_switches_reach_the_trainer_and_are_recorded(tmp_path, tiny_model):
     # an attention the environment cannot provide falls back to the architecture's default
     model = finetune.load_task_model(model_dir, "sst2", attn_implementation="flash_attention_2")
     assert model.config._attn_implementation != "flash_attention_2"
+
+
+def test_hyperparameters_are_typed_and_checked():
+    """Every (base model, task) of the paper config resolves to a FinetuneParams; a key the dataclass does
+    not know, or a missing one, is an error naming it and the config section."""
+    from ptmbench.core import naming, paths
+    from ptmbench.core.finetune_params import FinetuneParams
+    from ptmbench.settings.config import load
+
+    cfg = load(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    zoo = paths.Zoo.from_config(cfg)
+    for base in zoo.bases:
+        for task in zoo.tasks:
+            hp = FinetuneParams.from_dict(naming.hyperparameters(cfg, base, task))
+            assert hp.seed == cfg["finetune"]["seeds"][0] and hp.data_seed == hp.seed
+            assert (hp.doc_stride is not None) == (task == "squad_v2")
+    hp = FinetuneParams.from_dict({**GLUE_HP, "seed": 3, "subsample_seed": 0})
+    assert hp.data_seed == 0 and hp.as_dict()["subsample_seed"] == 0 and "doc_stride" not in hp.as_dict()
+    with pytest.raises(ValueError, match=r"unknown fine-tuning hyper-parameter\(s\) \['lr'\].*config 'finetune.glue'"):
+        FinetuneParams.from_dict({**GLUE_HP, "lr": 0.1})
+    with pytest.raises(ValueError, match=r"\['max_length'\] missing"):
+        FinetuneParams.from_dict({k: v for k, v in GLUE_HP.items() if k != "max_length"})

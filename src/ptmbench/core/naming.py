@@ -130,7 +130,9 @@ def hyperparameters(config: dict, model: str, task: str) -> dict:
     Order of precedence: the task family's defaults (``finetune.glue`` or ``finetune.squad_v2``),
     then ``finetune.large.<family>`` when the model name contains 'large', then the model's own
     ``finetune.<family>`` override; plus ``seed``: the primary seed (the first of ``finetune.seeds``;
-    rule ``finetune_seed`` replaces it by an extra seed). Merged PTMs use their base's values.
+    rule ``finetune_seed`` replaces it by an extra seed). Merged PTMs use their base's values. A plain
+    mapping (a rule's ``params.hp``, what Snakemake compares between runs); the stages read it as
+    :class:`ptmbench.core.finetune_params.FinetuneParams`.
     """
     family = registry.get(task).hp_family
     ft = config["finetune"]

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ptmbench.core.finetune_params import FinetuneParams
 from ptmbench.evaluation import metrics as M
 
 
@@ -70,12 +71,12 @@ def postprocess(examples, features, start_logits, end_logits, cls_indices, n_bes
     return preds, na_probs
 
 
-def score(examples, features, start_logits, end_logits, cls_indices, hp: dict) -> dict:
+def score(examples, features, start_logits, end_logits, cls_indices, hp: FinetuneParams) -> dict:
     """Official SQuAD v2 metrics of the answers :func:`postprocess` derives from the window logits,
     with ``hp``'s ``n_best_size``, ``max_answer_length`` and ``null_score_diff_threshold``."""
     preds, na_probs = postprocess(examples, features, start_logits, end_logits, cls_indices,
-                                  int(hp["n_best_size"]), int(hp["max_answer_length"]),
-                                  float(hp["null_score_diff_threshold"]))
+                                  int(hp.n_best_size), int(hp.max_answer_length),
+                                  float(hp.null_score_diff_threshold))
     return M.squad_v2(preds, references(examples), na_probs)
 
 

@@ -30,8 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import Sampler, SequentialSampler
+from transformers import Trainer
 
 from ptmbench.core import tasks as registry
+from ptmbench.core.finetune_params import FinetuneParams
 from ptmbench.data.tokenized import lengths, subsample
 from ptmbench.evaluation import metrics as M
 from ptmbench.evaluation import squad
@@ -48,8 +52,6 @@ def precision(mode: str = "auto") -> dict:
     auto: CUDA -> bf16 where supported, else fp16. CPU -> bf16 only with native bf16 instructions
     (AMX or AVX512-BF16): on an AVX2-only CPU bf16 autocast measured ~10x slower than fp32.
     """
-    import torch
-
     if mode == "auto":
         if torch.cuda.is_available():
             mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -132,8 +134,6 @@ def cuda_switches(cuda: bool, spec: str | None = None, capability: int | None = 
 
 
 def _capability() -> int:
-    import torch
-
     return torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 0
 
 
@@ -156,8 +156,6 @@ def length_grouped_indices(lengths, batch_size: int, mega: int = 50, generator=N
     long-to-short. Randomness comes from ``generator`` (default: torch's global RNG, seeded by the
     ``Trainer``), so every epoch differs and a seed fixes them all.
     """
-    import torch
-
     n = len(lengths)
     perm = torch.randperm(n, generator=generator).tolist()
     size = mega * batch_size
@@ -169,55 +167,59 @@ def length_grouped_indices(lengths, batch_size: int, mega: int = 50, generator=N
     return [i for b in order for i in batches[b]]
 
 
-def _make_trainer_class():
-    import torch
-    from torch.utils.data import Sampler, SequentialSampler
-    from transformers import Trainer
+class LengthGroupedBatches(Sampler):
+    """Batches of similar lengths in a seeded random order (:func:`length_grouped_indices`)."""
 
-    class LengthGroupedBatches(Sampler):
-        def __init__(self, lengths, batch_size):
-            self.lengths, self.batch_size = lengths, batch_size
+    def __init__(self, lengths, batch_size):
+        self.lengths, self.batch_size = lengths, batch_size
 
-        def __len__(self):
-            return len(self.lengths)
+    def __len__(self):
+        return len(self.lengths)
 
-        def __iter__(self):
-            return iter(length_grouped_indices(self.lengths, self.batch_size))
+    def __iter__(self):
+        return iter(length_grouped_indices(self.lengths, self.batch_size))
 
-    class BenchTrainer(Trainer):
-        """``Trainer`` that (1) stops at the first non-finite training loss and remembers it,
-        (2) takes precomputed lengths for length grouping, (3) evaluates in dataset order, and
-        (4) averages the loss over gradient-accumulation steps: the task models' losses are batch means
-        that ignore ``num_items_in_batch``, but accept ``**kwargs``, so the stock ``Trainer`` takes
-        them as already scaled and sums them, i.e. ``batch_split`` times the gradient of the effective
-        batch (which the gradient clipping at norm 1.0 then treats differently)."""
 
-        loss_is_scaled_for_ga = False
+class BenchTrainer(Trainer):
+    """``Trainer`` that (1) stops at the first non-finite training loss and remembers it,
+    (2) takes precomputed lengths for length grouping, (3) evaluates in dataset order, and
+    (4) averages the loss over gradient-accumulation steps: the task models' losses are batch means
+    that ignore ``num_items_in_batch``, but accept ``**kwargs``, so the stock ``Trainer`` takes
+    them as already scaled and sums them, i.e. ``batch_split`` times the gradient of the effective
+    batch (which the gradient clipping at norm 1.0 then treats differently).
 
-        def __init__(self, *args, train_lengths=None, **kw):
-            super().__init__(*args, **kw)
-            self.train_lengths = train_lengths
-            self.diverged_at = None
+    Hook: :meth:`before_training_step` runs before every training step; a subclass passed to
+    :func:`finetune` (``trainer_class``) overrides it (``bench/gpu_check.py`` simulates running out of
+    GPU memory there)."""
 
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            loss = super().training_step(model, inputs, num_items_in_batch)
-            if not torch.isfinite(loss.detach()).all():
-                self.diverged_at = self.state.global_step
-                self.control.should_training_stop = True
-                log.warning("non-finite training loss at step %d: stopping (diverged)", self.state.global_step)
-            return loss
+    loss_is_scaled_for_ga = False
 
-        def _get_train_sampler(self, train_dataset=None):
-            if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
-                # grouped by effective batch: a batch_split retry trains on the same batches
-                return LengthGroupedBatches(self.train_lengths,
-                                            self.args.train_batch_size * self.args.gradient_accumulation_steps)
-            return super()._get_train_sampler(train_dataset)
+    def __init__(self, *args, train_lengths=None, **kw):
+        super().__init__(*args, **kw)
+        self.train_lengths = train_lengths
+        self.diverged_at = None
 
-        def _get_eval_sampler(self, eval_dataset):
-            return SequentialSampler(eval_dataset)
+    def before_training_step(self, model, inputs) -> None:
+        """Called before every training step (a hook: does nothing here)."""
 
-    return BenchTrainer
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.before_training_step(model, inputs)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss.detach()).all():
+            self.diverged_at = self.state.global_step
+            self.control.should_training_stop = True
+            log.warning("non-finite training loss at step %d: stopping (diverged)", self.state.global_step)
+        return loss
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
+            # grouped by effective batch: a batch_split retry trains on the same batches
+            return LengthGroupedBatches(self.train_lengths,
+                                        self.args.train_batch_size * self.args.gradient_accumulation_steps)
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        return SequentialSampler(eval_dataset)
 
 
 def load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
@@ -235,7 +237,6 @@ def load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
 
 
 def _load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
-    import torch
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     entry = registry.get(task)
@@ -253,15 +254,15 @@ def _load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
         id2label=dict(enumerate(names)), label2id={k: i for i, k in enumerate(names)}, **model_kwargs)
 
 
-def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "auto", switches=None,
+def training_arguments(hp: FinetuneParams, output_dir, batch_split: int = 1, mode: str = "auto", switches=None,
                        **overrides):
     """``TrainingArguments`` of our fine-tune: per-device batch ``batch_size // batch_split`` with
     ``batch_split`` gradient-accumulation steps (effective batch unchanged), length grouping, no checkpoints,
     and the :data:`CUDA_SWITCHES` that ``switches`` ({name: on}, default :func:`cuda_switches`) turns on."""
-    import torch
     from transformers import TrainingArguments
 
-    bs, split = int(hp["batch_size"]), int(batch_split)
+    hp = FinetuneParams.from_dict(hp)
+    bs, split = int(hp.batch_size), int(batch_split)
     if split < 1 or bs % split:
         raise ValueError(f"batch_split {batch_split} must be >= 1 and divide batch_size {bs} "
                          "(raise batch_size or lower --retries)")
@@ -269,11 +270,11 @@ def training_arguments(hp: dict, output_dir, batch_split: int = 1, mode: str = "
     on = cuda_switches(cuda) if switches is None else switches
     factor = max([sw.eval_batch_factor for sw in CUDA_SWITCHES if on.get(sw.name)] or [1])
     kw = dict(
-        output_dir=str(output_dir), seed=int(hp["seed"]), learning_rate=float(hp["learning_rate"]),
-        num_train_epochs=float(hp["epochs"]), per_device_train_batch_size=bs // split,
+        output_dir=str(output_dir), seed=int(hp.seed), learning_rate=float(hp.learning_rate),
+        num_train_epochs=float(hp.epochs), per_device_train_batch_size=bs // split,
         per_device_eval_batch_size=bs // split * factor, gradient_accumulation_steps=split,
-        lr_scheduler_type=hp.get("lr_scheduler", "linear"), warmup_steps=float(hp.get("warmup_ratio", 0.0)),
-        weight_decay=float(hp.get("weight_decay", 0.0)), train_sampling_strategy="group_by_length",
+        lr_scheduler_type=hp.lr_scheduler, warmup_steps=float(hp.warmup_ratio),
+        weight_decay=float(hp.weight_decay), train_sampling_strategy="group_by_length",
         eval_strategy="no", save_strategy="no", report_to="none", logging_strategy="steps",
         logging_steps=50, disable_tqdm=True, use_cpu=not cuda, dataloader_pin_memory=False,
         **precision(mode),
@@ -291,8 +292,6 @@ def _sorted_by_length(ds):
 
 
 def _finite_parameters(model) -> bool:
-    import torch
-
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
@@ -303,8 +302,6 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
     Returns ``(result, retries)``. Retrying in the job keeps Snakemake's retries for what only a new
     job can fix (a node failure, a time limit), never for corrupt inputs or bad data."""
     import gc
-
-    import torch
 
     split, retries = int(batch_split), 0
     while True:
@@ -326,9 +323,9 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
             torch.cuda.empty_cache()
 
 
-def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
+def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams | dict, metrics_path, save_dir=None,
              batch_split: int = 1, precision_mode: str = "auto", switches: dict | None = None,
-             base: str | None = None) -> dict:
+             base: str | None = None, trainer_class: type[BenchTrainer] = BenchTrainer) -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
@@ -336,11 +333,13 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
     "train_time_s", "eval_time_s", "provenance"}``. With ``save_dir`` the fine-tuned task model and
     the tokenizer are saved there (safetensors). ``base``: the PTM's base model
     (:meth:`ptmbench.core.paths.Zoo.base_of`); None when ``ptm`` is a base model itself. Returns the
-    metrics record.
+    metrics record. ``hp``: :class:`~ptmbench.core.finetune_params.FinetuneParams` (or its mapping, a
+    rule's ``params.hp``). ``trainer_class``: :class:`BenchTrainer` or a subclass (its hooks).
     """
     import datasets
-    import torch
     from transformers import DataCollatorWithPadding, set_seed
+
+    hp = FinetuneParams.from_dict(hp)
 
     t_start = time.perf_counter()
     kind = registry.get(task).kind
@@ -357,10 +356,9 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
             check_labels(task, split, dd[split].with_format("numpy")["labels"],
                          f"tokenised {task} {tokenized_dir}")
     tok = load_tokenizer(model_dir)
-    seed = int(hp["seed"])
+    seed = int(hp.seed)
     # an extra seed (rule finetune_seed) trains on the primary seed's subsample: only training randomness varies
-    keep = subsample(len(dd["train"]), hp.get("max_train_examples"), int(hp.get("subsample_seed", seed)),
-                     key="max_train_examples")
+    keep = subsample(len(dd["train"]), hp.max_train_examples, int(hp.data_seed), key="max_train_examples")
     train = dd["train"] if keep is None else dd["train"].select(keep.tolist())
     if kind == "qa":
         train_labels = None
@@ -375,11 +373,11 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
             set_seed(seed)
             model = load_task_model(model_dir, task, info.get("label_names"), **_switched(on, "model_kwargs"))
             collator = DataCollatorWithPadding(tok, **_switched(on, "collator"))
-            trainer = _make_trainer_class()(
+            trainer = trainer_class(
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
-                     ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
+                     ptm, task, len(train), hp.epochs, args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
             t0, c0 = time.perf_counter(), time.process_time()
             out = trainer.train()
@@ -394,12 +392,12 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         return args, model, trainer, out, diverged, results, train_time, train_cpu, eval_time
 
     (args, model, trainer, out, diverged, results, train_time, train_cpu, eval_time), oom_retries = \
-        retry_out_of_memory(attempt, int(batch_split), int(hp["batch_size"]))
+        retry_out_of_memory(attempt, int(batch_split), int(hp.batch_size))
 
     record = {
         "ptm": ptm, "base": base or ptm, "task": task, "metrics": results,
         "diverged": diverged,
-        "hyperparameters": {**hp, "per_device_batch": args.per_device_train_batch_size,
+        "hyperparameters": {**hp.as_dict(), "per_device_batch": args.per_device_train_batch_size,
                             "grad_accum": args.gradient_accumulation_steps,
                             "effective_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps,
                             "bf16": args.bf16, "fp16": args.fp16, "length_grouped": True},

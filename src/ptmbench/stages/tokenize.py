@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ptmbench.core import tasks as registry
+from ptmbench.core.finetune_params import FinetuneParams
 from ptmbench.evaluation.squad import cls_index
 from ptmbench.io.provenance import atomic_dir, provenance, write_json
 
@@ -197,28 +198,30 @@ def squad_dataset(tokenizer, train_json, dev_json, max_length: int, doc_stride: 
     return datasets.DatasetDict({"train": tr, "validation": va, "validation_examples": ex})
 
 
-def tokenize(model_dir, task: str, data, out_dir, hp: dict) -> None:
+def tokenize(model_dir, task: str, data, out_dir, hp: FinetuneParams | dict) -> None:
     """Tokenise ``task`` with the tokenizer of ``model_dir`` into ``out_dir`` (``DatasetDict.save_to_disk``
-    + ``info.json``). ``data``: a GLUE ``save_to_disk`` directory, or ``[train_json, dev_json]`` for squad_v2."""
+    + ``info.json``). ``data``: a GLUE ``save_to_disk`` directory, or ``[train_json, dev_json]`` for squad_v2.
+    ``hp``: its ``max_length`` (and SQuAD v2's ``doc_stride``)."""
     import datasets
 
+    hp = FinetuneParams.from_dict(hp)
     start = time.perf_counter()
     tok = load_tokenizer(model_dir)
     if registry.get(task).kind == "qa":
         if isinstance(data, str | os.PathLike) or len(data) != 2:
             raise ValueError(f"squad_v2 data must be [train_json, dev_json], got {data!r}")
-        dd = squad_dataset(tok, data[0], data[1], int(hp["max_length"]), int(hp["doc_stride"]))
+        dd = squad_dataset(tok, data[0], data[1], int(hp.max_length), int(hp.doc_stride))
         labels = None
     else:
         raw = datasets.load_from_disk(str(data))
-        dd = glue_features(tok, task, raw, int(hp["max_length"]), str(data))
+        dd = glue_features(tok, task, raw, int(hp.max_length), str(data))
         feat = raw["train"].features["label"]
         labels = list(feat.names) if hasattr(feat, "names") else None
     with atomic_dir(out_dir) as tmp:
         dd.save_to_disk(str(tmp))
         write_json(Path(tmp) / "info.json", {
             "task": task, "tokenizer": str(model_dir), "tokenizer_class": type(tok).__name__,
-            "label_names": labels, "hp": hp, "rows": {k: len(v) for k, v in dd.items()},
+            "label_names": labels, "hp": hp.as_dict(), "rows": {k: len(v) for k, v in dd.items()},
             "provenance": provenance(time_s=round(time.perf_counter() - start, 3)),
         })
     log.info("tokenized %s with %s: %s", task, model_dir, {k: len(v) for k, v in dd.items()})
