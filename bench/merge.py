@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import result_path, write_result
+
 
 def build(root: Path, hidden: int, layers: int, heads: int, intermediate: int, vocab: int, seed: int = 0):
     import torch
@@ -125,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1, help="interleaved runs; the best time is reported")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of each merge (the merge rule runs with 1 thread)")
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", help="the JSON written (default: bench/results/merge.json)")
     ap.add_argument("--child", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--paths", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -166,8 +168,7 @@ def main(argv=None):
           f"({check['tensors']} compared)")
     if not check["identical"]:
         print(json.dumps(check, indent=1)[:3000])
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("merge", args.json), result)
     return result
 
 

@@ -92,24 +92,8 @@ def _wildcard_names(rule: str) -> list[str]:
 
 
 def wildcards(job: paths.Job) -> dict[str, str]:
-    """The wildcards of a planned job (parsed back from its name, ``paths.JOB_NAMES``)."""
-    parts = job.name.split("/")
-    if job.rule in ("tokenize", "finetune_base"):
-        return {"base": parts[0], "task": parts[1]}
-    if job.rule in ("merge", "finetune_merged"):
-        base = job.base  # merge: {base}/{pair}_{ratio}; finetune_merged: {base}_{pair}_{ratio}/{task}
-        rest = parts[1] if job.rule == "merge" else parts[0][len(base) + 1:]
-        pair, ratio = rest.rsplit("_", 1)
-        wc = {"base": base, "pair": pair, "ratio": ratio}
-        return wc if job.rule == "merge" else {**wc, "task": parts[1]}
-    if job.rule == "finetune_seed":  # {ptm}/{task}/seed{seed}
-        return {"ptm": parts[0], "task": parts[1], "seed": parts[2].removeprefix("seed")}
-    if job.rule == "graph":
-        return {"ptm": parts[0]}
-    if job.rule == "logme":
-        return {"ptm": parts[0], "logme_task": parts[1]}
-    names = _wildcard_names(job.rule)  # acquire_*: one wildcard or none; export, report: none
-    return {names[0]: job.name} if names else {}
+    """The wildcards of a planned job (kept by :func:`ptmbench.core.paths.jobs`, never parsed back from its name)."""
+    return dict(job.wildcards)
 
 
 def submissions(jobs: Iterable[paths.Job] | paths.Zoo, grouping: Grouping | None = None) -> dict[str, int]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from ptmbench.core import naming
@@ -281,6 +281,7 @@ class Job:
     temp: bool = False  # outputs are deleted by Snakemake once every consumer has run
     inputs: tuple[str, ...] = ()  # as the rule's `input:` declares them
     task: str = ""  # the task whose data the job reads or writes ("" for none)
+    wildcards: Mapping[str, str] = field(default_factory=dict, hash=False)  # the rule's wildcards of this job
 
 
 _TASK_WILDCARDS = ("task", "glue_task", "custom_task", "logme_task")
@@ -292,7 +293,8 @@ def _job(stage: str, rule: str, owner: str, outputs, inputs=(), wc: dict | None 
     wc = wc or {}
     name = fill(JOB_NAMES[rule], **wc)
     task = task if task is not None else next((wc[k] for k in _TASK_WILDCARDS if k in wc), "")
-    return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, tuple(inputs), task)
+    return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, tuple(inputs), task,
+               dict(wc))
 
 
 # the wildcard naming the task in the jobs of each acquire rule (acquire_squad has none: one job)
