@@ -1,6 +1,6 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
-# Stages (one rule file, one script and one library module each): acquire -> tokenize -> finetune
-# -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
+# Stages (one rule file, a thin script per rule and one module of ptmbench.stages each): acquire ->
+# tokenize -> finetune -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
 
 import os
 import sys

@@ -21,7 +21,8 @@ _NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
 # The README's deployment recipe, plus two checks of where `ptmbench` is imported from: at parse
 # time (the module's Snakefile puts its src/ first on sys.path) and in a job (PYTHONPATH).
-DEPLOYMENT_SNAKEFILE = """\
+# the module, its rules used as @PREFIX@* (no prefix: the names they have in ptm-bench)
+MODULE_SNAKEFILE = """\
 configfile: "config/config.yaml"
 
 
@@ -32,8 +33,9 @@ module ptmbench:
         config
 
 
-use rule * from ptmbench as *
-
+use rule * from ptmbench as @PREFIX@*
+"""
+DEPLOYMENT_SNAKEFILE = MODULE_SNAKEFILE.replace("@PREFIX@", "") + """
 
 import ptmbench
 
@@ -116,19 +118,7 @@ def test_deployed_as_a_module_runs_in_its_own_folder(tiny_run, tmp_path):
 
 
 # The usual form when a workflow combines several modules: every rule renamed with a prefix.
-RENAMED_SNAKEFILE = """\
-configfile: "config/config.yaml"
-
-
-module ptmbench:
-    snakefile:
-        "@SNAKEFILE@"
-    config:
-        config
-
-
-use rule * from ptmbench as ptmbench_*
-"""
+RENAMED_SNAKEFILE = MODULE_SNAKEFILE.replace("@PREFIX@", "ptmbench_")
 
 # Acquired in the deployment: one job of each acquire rule (a model, a GLUE task, a custom task, SQuAD v2),
 # and a graph of the finished run redone; nothing else runs (the targets are these outputs).
@@ -159,7 +149,7 @@ def test_deployed_with_renamed_rules_every_script_runs(tiny_run, tmp_path):
                                            "labels": ["entailment", "not_entailment"]}}
     config["tasks"] = ["sst2", "stsb", "rte", "squad_v2", "rte-copy"]
     (deploy / "config").mkdir(exist_ok=True)
-    (deploy / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    (deploy / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # params compare in order
     (deploy / "Snakefile").write_text(RENAMED_SNAKEFILE.replace("@SNAKEFILE@", str(REPO / "Snakefile")))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
