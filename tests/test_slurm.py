@@ -52,7 +52,7 @@ FAIL_ONCE = textwrap.dedent("""\
         _R.next_seconds_between_status_checks = _p.setter(lambda self, v: _p.fset(self, min(v, 10)))
     if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and sys.argv[0].endswith("logme.py"):
         from pathlib import Path
-        from ptmbench.estimators import logme as _m
+        from ptmbench.stages import logme as _m
         _orig, _marker = _m.score_ptm, Path(os.environ["PTM_FAIL_MARKER"])
         def _flaky(*args, **kw):
             if (kw.get("ptm"), kw.get("task")) == (os.environ["PTM_FAIL_PTM"], os.environ["PTM_FAIL_TASK"]) \\
