@@ -24,7 +24,7 @@ demo: install
 
 # Where a run stands (done / failed / incomplete / missing per stage and base model); runs nothing.
 status: install
-	$(PY) -m ptmbench.status --configfile $(or $(CONFIG),config/config.yaml)
+	$(PY) -m ptmbench.cli.status --configfile $(or $(CONFIG),config/config.yaml)
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,6 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
-# Stages (one rule file, one script and one library module each): acquire -> tokenize -> finetune
-# -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
+# Stages (one rule file, a thin script per rule and one module of ptmbench.stages each): acquire ->
+# tokenize -> finetune -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
 
 import os
 import sys
@@ -12,7 +12,8 @@ _SRC = os.path.join(workflow.current_basedir, "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
 
-from ptmbench.config import validate
+from ptmbench.core import tasks as registry
+from ptmbench.settings.config import validate
 
 # The paper setup unless --configfile names another (a second config would be merged into the
 # first key by key, so the default is only read when none is given).
@@ -22,6 +23,7 @@ if not config:
 
 
 validate(config, workflow.source_path("config/schema.yaml"))
+registry.configure(config)  # the task registry knows this config's custom tasks
 
 
 include: "workflow/rules/common.smk"
@@ -38,6 +40,7 @@ include: "workflow/rules/report.smk"
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
 # whole DAG; listing every fine-tune, graph and LogME file here as well would add ~11,000 edges to plan (~15% of a dry run).
 rule all:
+    """Every output of the run: the export and the report (which need every other job)."""
     default_target: True
     input:
         paths.FINAL_TARGETS,

@@ -33,7 +33,7 @@ def main(N=20000, D=768, seeds=(0, 1, 2)):
     import numpy as np
     from scipy.stats import kendalltau
 
-    from ptmbench import transferability as tr
+    from ptmbench.estimators import transferability as tr
 
     seps = np.linspace(0.16, 0.30, 8)
     scores = {(n, cap): np.zeros((len(seeds), len(seps))) for n, caps in CASES.items() for cap in caps}

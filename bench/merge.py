@@ -8,7 +8,7 @@ Builds a randomly initialised BERT encoder of the given size (the base PTM, Auto
 tokenizer) and two "fine-tuned" sequence-classification models of it (every parameter moved by seeded
 noise, ``save_pretrained``), then merges them at ratio r, each method in a fresh Python process:
 
-- ours (``ptmbench.merge.merge_models``, published method): safetensors read tensor by tensor, no model;
+- ours (``ptmbench.stages.merge.merge_models``, published method): safetensors read tensor by tensor, no model;
 - baseline, the original approach: three ``AutoModel.from_pretrained``, ``copy.deepcopy`` of the base,
   each ``.weight`` of ``state_dict()`` replaced by (1 - r) a + r b, ``load_state_dict``,
   ``save_pretrained`` and the tokenizer's ``save_pretrained``.
@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import result_path, write_result
 
 
 def build(root: Path, hidden: int, layers: int, heads: int, intermediate: int, vocab: int, seed: int = 0):
@@ -62,7 +64,7 @@ def child(method: str, base: str, a: str, b: str, out: str, ratio: float, thread
 
     torch.set_num_threads(threads)
     if method == "ours":
-        from ptmbench.merge import merge_models
+        from ptmbench.stages.merge import merge_models
 
         t1 = time.perf_counter()
         merge_models(base, a, b, ratio, out)
@@ -125,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1, help="interleaved runs; the best time is reported")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of each merge (the merge rule runs with 1 thread)")
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", help="the JSON written (default: bench/results/merge.json)")
     ap.add_argument("--child", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--paths", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -166,8 +168,7 @@ def main(argv=None):
           f"({check['tensors']} compared)")
     if not check["identical"]:
         print(json.dumps(check, indent=1)[:3000])
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("merge", args.json), result)
     return result
 
 

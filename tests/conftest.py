@@ -50,7 +50,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Factory: ``tiny_model(family, seed=0)`` -> Path of a tiny model (built once per session)."""
-    from ptmbench.tiny import build_tiny
+    from ptmbench.data.tiny import build_tiny
 
     built: dict[tuple[str, int], Path] = {}
 

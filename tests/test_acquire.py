@@ -12,10 +12,12 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from ptmbench import acquire, data, tiny
-from ptmbench import tasks as registry
-from ptmbench.acquire import SourceUnavailable
-from ptmbench.tiny import TINY_FAMILIES
+from ptmbench.core import tasks as registry
+from ptmbench.data import schemas as data
+from ptmbench.data import tiny
+from ptmbench.data.tiny import TINY_FAMILIES
+from ptmbench.stages import acquire
+from ptmbench.stages.acquire import SourceUnavailable
 
 PAIR = (["the film was wonderful .", "Where was Amara born?"], ["a second sentence", "In Quito."])
 
@@ -424,7 +426,7 @@ def test_glue_empty_text_is_kept_with_a_warning(real_fixtures, tmp_path, caplog)
     """GLUE text may be empty: kept (the tokenizer encodes it), logged, not an obscure crash."""
     src = _glue_copy(real_fixtures, tmp_path, "rte")
     _set_field(src / "train.tsv", 5, 2, "")  # sentence2
-    with caplog.at_level("WARNING", logger="ptmbench.data"):
+    with caplog.at_level("WARNING", logger="ptmbench.data.schemas"):
         acquire.acquire_glue("rte", {"source": "path", "path": str(tmp_path / "src")}, tmp_path / "out")
     assert datasets.load_from_disk(str(tmp_path / "out"))["train"][4]["sentence2"] == ""
     assert "1 row(s) with empty 'sentence2' text (first: data row 5, idx 4)" in caplog.text

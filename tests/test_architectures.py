@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ptmbench import data, finetune, graph, logme, merge, tokenize
-from ptmbench.checkpoint import Checkpoint
-from ptmbench.provenance import write_json
-from ptmbench.tiny import TINY_FAMILIES
+from ptmbench.data import schemas as data
+from ptmbench.data.tiny import TINY_FAMILIES
+from ptmbench.io.checkpoint import Checkpoint
+from ptmbench.io.provenance import write_json
+from ptmbench.stages import finetune, graph, merge, tokenize
+from ptmbench.stages import logme as logme_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -84,8 +86,10 @@ def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, famil
     graph.write_graph(merged, ptm, tmp_path / f"{ptm}.dill")
 
     # LogME of the merged PTM, and the merged PTM fine-tuned (metrics only), as the workflow does
-    score = logme.score_ptm(ptm, merged, tmp_path / "tok" / "sst2", "sst2", tmp_path / "logme.json")
+    score = logme_stage.score_ptm(ptm, merged, tmp_path / "tok" / "sst2", "sst2", tmp_path / "logme.json",
+                                  base=f"tiny-{family}")
     assert math.isfinite(score["score"]) and score["d"] == cfg.get("hidden_size", cfg.get("dim"))
     _finite_metrics(finetune.finetune(ptm, merged, tmp_path / "tok" / "stsb", "stsb",
-                                      {**HP, "precision": precision}, tmp_path / "merged_stsb.json"))
+                                      {**HP, "precision": precision}, tmp_path / "merged_stsb.json",
+                                      base=f"tiny-{family}"))
     assert Path(tmp_path / f"{ptm}.dill").is_file()

@@ -1,4 +1,4 @@
-"""ptmbench.checkpoint: the one safetensors header parser, lazy reads and atomic writes."""
+"""ptmbench.io.checkpoint: the one safetensors header parser, lazy reads and atomic writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ptmbench.checkpoint import Checkpoint, CheckpointError, read_header, save_tensors, stored_parameters
+from ptmbench.io.checkpoint import Checkpoint, CheckpointError, read_header, save_tensors, stored_parameters
 
 TENSORS = {"a.weight": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b.bias": torch.ones(5, dtype=torch.bfloat16),
            "c.ids": torch.tensor([7, 8], dtype=torch.int64)}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptmbench import config as cfgmod
-from ptmbench import tasks as registry
-from ptmbench.config import ConfigError
+from ptmbench.core import tasks as registry
+from ptmbench.settings import config as cfgmod
+from ptmbench.settings.config import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config"
 
@@ -151,7 +151,7 @@ def test_transferability_defaults_are_filled_in():
 
 
 def test_transferability_schema_defaults_are_the_library_defaults():
-    from ptmbench import transferability
+    from ptmbench.estimators import transferability
 
     tcfg = cfgmod.load(CONFIGS / "config.yaml")["transferability"]
     assert tcfg["estimators"] == list(transferability.ESTIMATORS)
@@ -176,8 +176,8 @@ def test_bad_transferability_parameters():
 
 def test_transferability_schema_lists_the_registry():
     """The schema's estimator names and parameter blocks are copies of the registry's: a new estimator or
-    parameter in ``ptmbench.transferability`` fails here until the schema (and config/README.md) has it."""
-    from ptmbench import transferability
+    parameter in ``ptmbench.estimators.transferability`` fails here until the schema (and config/README.md) has it."""
+    from ptmbench.estimators import transferability
 
     block = cfgmod.load_schema()["properties"]["transferability"]["properties"]
     assert block["estimators"]["items"]["enum"] == list(transferability.ESTIMATORS)
@@ -261,7 +261,7 @@ def test_bad_precision_names_the_key_and_the_choices(where):
 def test_precision_default_and_per_model_override():
     """finetune.precision reaches every (model, task)'s hyper-parameters; a model's own
     finetune.<family>.precision wins (DeBERTa v1 needs fp32 where auto would pick bf16)."""
-    from ptmbench import naming
+    from ptmbench.core import naming
 
     cfg = copy.deepcopy(_load("demo.yaml"))
     del cfg["finetune"]["precision"]

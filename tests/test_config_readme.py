@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ptmbench import config as cfgmod
+from ptmbench.settings import config as cfgmod
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 README = (CONFIG / "README.md").read_text()

@@ -8,8 +8,8 @@ import datasets
 import numpy as np
 import pytest
 
-from ptmbench import data
-from ptmbench import tasks as registry
+from ptmbench.core import tasks as registry
+from ptmbench.data import schemas as data
 
 GLUE = [t for t, e in registry.PUBLISHED.items() if e.glue_dir]
 HUB_COLUMNS = {  # nyu-mll/glue on the Hugging Face Hub

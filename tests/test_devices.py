@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ptmbench import devices, provenance
+from ptmbench.runtime import devices
+from ptmbench.runtime.job import job
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -26,7 +27,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 CHILD = textwrap.dedent("""
     import json, logging, os, sys
     from types import SimpleNamespace
-    from ptmbench import devices
+    from ptmbench.runtime import devices
 
     class Say(logging.Handler):
         def emit(self, record):
@@ -199,7 +200,7 @@ def test_peak_flops_table():
 
 
 def test_job_wrapper_claims_the_slot_for_the_body_only(tmp_path, monkeypatch):
-    """provenance.job: the body sees one GPU and the slot is logged; after it the environment is restored."""
+    """The job wrapper: the body sees one GPU and the slot is logged; after it the environment is restored."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(devices.FAKE_ENV, "2")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -207,7 +208,7 @@ def test_job_wrapper_claims_the_slot_for_the_body_only(tmp_path, monkeypatch):
     smk = SimpleNamespace(config={"devices": {"jobs_per_gpu": {"base": 1, "large": 1}}}, log=[str(log)],
                           rule="finetune_base", wildcards={"base": "tiny-bert", "task": "sst2"}, threads=1,
                           output=[], input=[], resources={"gpu": 1})
-    with provenance.job(smk):
+    with job(smk):
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
         assert os.environ[devices.SLOT_ENV] == "0:0/1"
         # a second job meanwhile takes the other device

@@ -19,8 +19,10 @@ import pytest
 import torch
 from scipy import stats
 
-from ptmbench import export, naming, provenance, report
-from ptmbench import tasks as registry
+from ptmbench.core import naming
+from ptmbench.core import tasks as registry
+from ptmbench.io import provenance
+from ptmbench.stages import export, report
 
 CLASSIFICATION = ["eval_accuracy", "eval_acc", "eval_f1", "eval_matthews_correlation", "eval_pearson",
                   "eval_spearman"]

@@ -4,7 +4,7 @@
   a merge, a LogME job and the export are writing: nothing partial is accepted, each rerun removes
   the temporaries the killed job left, finishes it, and never redoes a finished job;
 - one base model with a corrupt checkpoint: --keep-going finishes everything that does not depend on
-  it, `python -m ptmbench.status` names it, and after the checkpoint is replaced a plain rerun redoes
+  it, `python -m ptmbench.cli.status` names it, and after the checkpoint is replaced a plain rerun redoes
   only that model's jobs (and the export that reads everything);
 - disk full while saving fine-tuned weights (a 64 kB tmpfs over the job's output dir): the job fails
   and leaves nothing behind.
@@ -26,7 +26,8 @@ import pytest
 import yaml
 from conftest import NOT_DONE, TEST_CONFIG, copy_run, results, snakemake_cmd
 
-from ptmbench import provenance, status
+from ptmbench.cluster import status
+from ptmbench.io import provenance
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ HANG = textwrap.dedent("""\
     if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and os.environ.get("PTM_HANG_OUTPUT"):
         import contextlib, time
         from pathlib import Path
-        from ptmbench import provenance as _p
+        from ptmbench.io import provenance as _p
         _orig, _target = _p.atomic_path, os.environ["PTM_HANG_OUTPUT"]
         _marker = Path(os.environ["PTM_HANG_MARKER"])
         @contextlib.contextmanager
@@ -167,7 +168,7 @@ def test_corrupt_checkpoint_keep_going_status_and_targeted_rerun(two_model_run):
     assert f"{bad_dir / 'model.safetensors'} is corrupt or incomplete" in acquire_log, acquire_log[-2000:]
     assert "replace it with a whole copy" in acquire_log
 
-    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(wd),
+    st = subprocess.run([sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(config), "-d", str(wd),
                          "--json"], capture_output=True, text=True, timeout=120)
     report = json.loads(st.stdout)
     failed = report["failed"]

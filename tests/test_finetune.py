@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from ptmbench import data, finetune, provenance, squad, tokenize
-from ptmbench import metrics as M
-from ptmbench import tasks as registry
-from ptmbench.provenance import write_json
+from ptmbench.core import tasks as registry
+from ptmbench.data import schemas as data
+from ptmbench.data import tokenized
+from ptmbench.evaluation import metrics as M
+from ptmbench.evaluation import squad
+from ptmbench.io import provenance
+from ptmbench.io.provenance import write_json
+from ptmbench.stages import finetune, tokenize
 
 GLUE_HP = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "max_length": 48, "lr_scheduler": "linear",
            "warmup_ratio": 0.0, "weight_decay": 0.0, "max_train_examples": None, "seed": 0}
@@ -60,7 +64,7 @@ def test_tokenize_glue_contract(tmp_path, tiny_model, family, task):
     for split, ds in dd.items():
         assert set(ds.column_names) == cols, (split, ds.column_names)
         assert ds.features["labels"].dtype == ("float32" if task == "stsb" else "int64")
-        lens = tokenize.lengths(ds)
+        lens = tokenized.lengths(ds)
         assert max(lens) == cut and min(lens) < cut  # truncated to max_length, not padded
         assert all(sum(m) == n for m, n in zip(ds["attention_mask"], lens, strict=True))
     raw = datasets.load_from_disk(str(tmp_path / "glue" / task))
@@ -80,7 +84,7 @@ def _squad_checks(tok, tok_dir: Path, json_paths, max_length: int):
     examples = tokenize.read_squad(json_paths[0])
     train = dd["train"]
     assert {"input_ids", "attention_mask", "start_positions", "end_positions"} <= set(train.column_names)
-    assert max(tokenize.lengths(train)) <= max_length
+    assert max(tokenized.lengths(train)) <= max_length
     # the windows of an answerable question: the answer tokens decode to the answer text wherever
     # the window holds the whole answer; unanswerable questions point at CLS in every window.
     stride = int(json.loads((tok_dir / "info.json").read_text())["hp"]["doc_stride"])
@@ -368,18 +372,19 @@ def _poison_labels(tok_dir: Path, out: Path, split: str, row: int, value) -> Pat
     ("stsb", "validation", float("inf"), "score inf is not finite"),
     ("sst2", "train", 7, "label 7 is not one of ['negative', 'positive']"),
 ])
-def test_bad_labels_never_reach_training(tmp_path, tiny_model, monkeypatch, task, split, value, problem):
+def test_bad_labels_never_reach_training(tmp_path, tiny_model, task, split, value, problem):
     """NaN / out-of-range labels are bad data: an error before any training step, not a "diverged" run."""
     tok_dir, hp = prepare(tmp_path, tiny_model("bert"), task, n_train=24, n_val=12)
     bad = _poison_labels(tok_dir, tmp_path / "bad", split, 5, value)
 
-    def no_training():
-        raise AssertionError("a trainer was built for data with bad labels")
-    monkeypatch.setattr(finetune, "_make_trainer_class", no_training)
+    class NoTraining(finetune.BenchTrainer):
+        def __init__(self, *args, **kw):
+            raise AssertionError("a trainer was built for data with bad labels")
+
     out = tmp_path / "out"
     with pytest.raises(ValueError) as err:
         finetune.finetune(ptm="tiny", model_dir=tiny_model("bert"), tokenized_dir=bad, task=task, hp=hp,
-                          metrics_path=out / "metrics.json", save_dir=out / "model")
+                          metrics_path=out / "metrics.json", save_dir=out / "model", trainer_class=NoTraining)
     msg = str(err.value)
     assert f"tokenised {task} {bad}, split {split}, row 5 (0-based): {problem}" in msg
     assert f"delete resources/data/glue/{task}" in msg
@@ -523,6 +528,28 @@ def test_switches_reach_the_trainer_and_are_recorded(tmp_path, tiny_model):
     assert model.config._attn_implementation != "flash_attention_2"
 
 
+def test_hyperparameters_are_typed_and_checked():
+    """Every (base model, task) of the paper config resolves to a FinetuneParams; a key the dataclass does
+    not know, or a missing one, is an error naming it and the config section."""
+    from ptmbench.core import naming, paths
+    from ptmbench.core.finetune_params import FinetuneParams
+    from ptmbench.settings.config import load
+
+    cfg = load(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    zoo = paths.Zoo.from_config(cfg)
+    for base in zoo.bases:
+        for task in zoo.tasks:
+            hp = FinetuneParams.from_dict(naming.hyperparameters(cfg, base, task))
+            assert hp.seed == cfg["finetune"]["seeds"][0] and hp.data_seed == hp.seed
+            assert (hp.doc_stride is not None) == (task == "squad_v2")
+    hp = FinetuneParams.from_dict({**GLUE_HP, "seed": 3, "subsample_seed": 0})
+    assert hp.data_seed == 0 and hp.as_dict()["subsample_seed"] == 0 and "doc_stride" not in hp.as_dict()
+    with pytest.raises(ValueError, match=r"unknown fine-tuning hyper-parameter\(s\) \['lr'\].*config 'finetune.glue'"):
+        FinetuneParams.from_dict({**GLUE_HP, "lr": 0.1})
+    with pytest.raises(ValueError, match=r"\['max_length'\] missing"):
+        FinetuneParams.from_dict({k: v for k, v in GLUE_HP.items() if k != "max_length"})
+
+
 # /proc/cpuinfo flags of the two kinds of x86-64 CPU the suite runs on (trimmed): an AMD EPYC with AVX2
 # only, and a Sapphire Rapids Xeon with AVX512-BF16 and AMX.
 AVX2_FLAGS = "flags : fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi1 bmi2 sha_ni clzero"
@@ -554,7 +581,7 @@ def test_training_arguments_follow_the_precision(tmp_path):
 
 def test_logme_feature_precision():
     """logme.precision auto: bf16 only on a CUDA device that supports it; the CPU always fp32."""
-    from ptmbench.features import resolve_precision
+    from ptmbench.estimators.features import resolve_precision
 
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("auto", "cuda", bf16_supported=True) == "bf16"

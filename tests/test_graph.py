@@ -1,4 +1,4 @@
-"""ptmbench.graph: the published dill file (graph nodes/edges, eigenvalue features) for every family."""
+"""ptmbench.stages.graph: the published dill file (graph nodes/edges, eigenvalue features) for every family."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import textwrap
 import pytest
 import torch
 
-from ptmbench import graph
-from ptmbench.checkpoint import CheckpointError
-from ptmbench.tiny import TINY_FAMILIES
+from ptmbench.data.tiny import TINY_FAMILIES
+from ptmbench.io.checkpoint import CheckpointError
+from ptmbench.stages import graph
 
 FAMILIES = TINY_FAMILIES  # the six published families and camembert, ernie, deberta, deberta-v2, mpnet, modernbert
 

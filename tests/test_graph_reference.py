@@ -3,7 +3,7 @@ reference that holds on any CPU.
 
 ``tests/reference/graph_features.json`` holds, per family, the SHA-256 of the tiny model's
 ``model.safetensors`` (``build_tiny(family, dir, seed=0)``), its head dimension, and every node's
-eigenvalues (:func:`ptmbench.graph.attention_features`, interleaved (re, im), without the padding); and,
+eigenvalues (:func:`ptmbench.stages.graph.attention_features`, interleaved (re, im), without the padding); and,
 under ``merges``, the SHA-256 of ``model.safetensors`` merged from tiny models of seeds 1 and 2 over
 the base of seed 0 (``published`` method) at two ratios.
 
@@ -47,14 +47,14 @@ def _sha256(path: Path) -> str:
 
 
 def head_dim(model_dir: Path) -> int:
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     layers, heads, hidden = graph.model_shape(json.loads((model_dir / "config.json").read_text()))
     return hidden // heads
 
 
 def digest(model_dir: Path) -> dict:
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     dh = head_dim(model_dir)
     return {"weights_sha256": _sha256(model_dir / "model.safetensors"), "head_dim": dh,
@@ -62,7 +62,7 @@ def digest(model_dir: Path) -> dict:
 
 
 def merged_sha256(base: Path, a: Path, b: Path, ratio: float, out: Path) -> str:
-    from ptmbench import merge
+    from ptmbench.stages import merge
 
     merge.merge_models(base, a, b, ratio, out)
     return _sha256(out / "model.safetensors")
@@ -74,7 +74,7 @@ def test_features_match_the_reference(tiny_model, family):
     model = tiny_model(family)
     assert _sha256(model / "model.safetensors") == ref["weights_sha256"], (
         f"the tiny {family} model itself changed (weights hash), so the feature reference cannot be compared")
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     got = graph.attention_features(model)
     assert {int(v.numel()) for v in got.values()} == {graph.FEATURE_LENGTH}
@@ -98,7 +98,7 @@ def test_a_change_of_the_science_fails(tiny_model, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     ref = json.loads(REFERENCE.read_text())["bert"]["eigenvalues"]
     model = tiny_model("bert")
@@ -131,7 +131,7 @@ def test_a_change_of_the_science_fails(tiny_model, tmp_path):
 if __name__ == "__main__":
     import tempfile
 
-    from ptmbench.tiny import build_tiny
+    from ptmbench.data.tiny import build_tiny
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,5 @@
 """Slurm job groups (profiles/slurm `groups` / `group-components`): the submission count of
-ptmbench.grouping equals the group jobs Snakemake forms, and the paper setup stays under 1,500."""
+ptmbench.cluster.grouping equals the group jobs Snakemake forms, and the paper setup stays under 1,500."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptmbench import grouping, paths
-from ptmbench.config import validate
+from ptmbench.cluster import grouping
+from ptmbench.core import paths
+from ptmbench.settings.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ptmbench.integrity import CorruptInput, check_input, check_inputs
+from ptmbench.io.integrity import CorruptInput, check_input, check_inputs
 
 
 def truncate(path, keep=0.5):

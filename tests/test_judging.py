@@ -1,4 +1,4 @@
-"""Judging estimators against fine-tuned performance and the seed noise ceiling (ptmbench.judging):
+"""Judging estimators against fine-tuned performance and the seed noise ceiling (ptmbench.evaluation.judging):
 hand-computed values on tiny cases."""
 
 import math
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ptmbench import judging
+from ptmbench.evaluation import judging
 
 
 def test_four_ptms_by_hand():

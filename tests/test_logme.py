@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from ptmbench import features, logme, tokenize
+from ptmbench.data import tokenized as rows
+from ptmbench.estimators import features, logme
+from ptmbench.stages import logme as logme_stage
 
 
 def direct_logme(F, y):
@@ -118,13 +120,13 @@ def test_bad_labels_give_clear_errors():
 
 
 def test_subsample_is_deterministic():
-    a, b = tokenize.subsample(1000, 100, 0), tokenize.subsample(1000, 100, 0)
+    a, b = rows.subsample(1000, 100, 0), rows.subsample(1000, 100, 0)
     np.testing.assert_array_equal(a, b)
     assert len(np.unique(a)) == 100 and np.all(np.diff(a) > 0) and a.max() < 1000
-    assert not np.array_equal(a, tokenize.subsample(1000, 100, 1))
-    assert tokenize.subsample(50, 100, 0) is None and tokenize.subsample(50, None, 0) is None
+    assert not np.array_equal(a, rows.subsample(1000, 100, 1))
+    assert rows.subsample(50, 100, 0) is None and rows.subsample(50, None, 0) is None
     with pytest.raises(ValueError, match="logme.max_examples must be >= 2"):
-        tokenize.subsample(50, 1, 0, key="logme.max_examples", minimum=2)
+        rows.subsample(50, 1, 0, key="logme.max_examples", minimum=2)
 
 
 # ---- features and score_ptm on the packaged real MiniLM encoder ---------------------------------
@@ -196,7 +198,7 @@ def test_score_ptm_writes_result(minilm, tmp_path):
     tdir = tmp_path / "tokenized" / "minilm" / "sst2"
     DatasetDict({"train": tokenized(tok, texts, labels)}).save_to_disk(str(tdir))
     out = tmp_path / "logme" / "minilm" / "sst2.json"
-    res = logme.score_ptm("minilm", path, tdir, "sst2", out, max_examples=None, batch_size=8)
+    res = logme_stage.score_ptm("minilm", path, tdir, "sst2", out, max_examples=None, batch_size=8)
     saved = json.loads(out.read_text())
     assert saved["score"] == pytest.approx(res["score"]) and np.isfinite(saved["score"])
     assert {k: saved[k] for k in ("ptm", "base", "task", "n", "d", "num_targets", "max_examples")} == {
@@ -207,9 +209,9 @@ def test_score_ptm_writes_result(minilm, tmp_path):
     F = features.extract(path, tokenized(tok, texts, labels), batch_size=5)
     assert saved["score"] == pytest.approx(logme.logme(F, logme.targets(np.array(labels), "sst2")).mean(),
                                            rel=1e-4)
-    sub = logme.score_ptm("minilm", path, tdir, "sst2", tmp_path / "sub.json", max_examples=25)
+    sub = logme_stage.score_ptm("minilm", path, tdir, "sst2", tmp_path / "sub.json", max_examples=25)
     assert sub["n"] == 25 and sub["max_examples"] == 25
-    assert sub["score"] == logme.score_ptm("minilm", path, tdir, "sst2", tmp_path / "sub2.json",
+    assert sub["score"] == logme_stage.score_ptm("minilm", path, tdir, "sst2", tmp_path / "sub2.json",
                                            max_examples=25)["score"]
 
 
@@ -220,7 +222,7 @@ def test_score_ptm_one_class_is_a_clear_error(minilm, tmp_path):
     tdir = tmp_path / "tok"
     DatasetDict({"train": tokenized(tok, sentences(6), [1] * 6)}).save_to_disk(str(tdir))
     with pytest.raises(ValueError, match="task 'rte'"):
-        logme.score_ptm("minilm", path, tdir, "rte", tmp_path / "x.json")
+        logme_stage.score_ptm("minilm", path, tdir, "rte", tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
 
 
@@ -250,11 +252,11 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
     (score null, a note) on the regression task, never 0."""
     from datasets import load_from_disk
 
-    from ptmbench import transferability as tr
+    from ptmbench.estimators import transferability as tr
 
     path, root, labels = tiny_bert_tasks
     out = tmp_path / f"{task}.json"
-    logme.score_ptm("tiny", path, root / task, task, out, batch_size=16)
+    logme_stage.score_ptm("tiny", path, root / task, task, out, batch_size=16)
     saved = json.loads(out.read_text())
     assert {"ptm", "base", "task", "score", "n", "d", "num_targets", "time_s", "feature_time_s", "logme_time_s",
             "max_examples", "provenance"} < set(saved)
@@ -286,15 +288,15 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
 def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):
     from datasets import load_from_disk
 
-    from ptmbench import transferability as tr
+    from ptmbench.estimators import transferability as tr
 
     path, root, labels = tiny_bert_tasks
     block = {"estimators": ["knn", "logme"], "knn": {"k": 3, "max_examples": None, "seed": 0}}
-    res = logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "a.json", batch_size=16,
+    res = logme_stage.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "a.json", batch_size=16,
                           transferability=block)
     assert list(res["estimators"]) == ["knn", "logme"] and res["provenance"]["transferability"] == block
     # LogME is the job's score whether or not the block lists it; unlisted, it is not under estimators
-    only = logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "c.json", batch_size=16,
+    only = logme_stage.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "c.json", batch_size=16,
                            transferability={"estimators": ["knn"], "knn": block["knn"]})
     assert list(only["estimators"]) == ["knn"] and only["score"] == res["score"] == res["estimators"]["logme"]["score"]
     F = features.extract(path, load_from_disk(str(root / "sst2"))["train"], batch_size=16)
@@ -304,6 +306,6 @@ def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):
     bad = {"estimators": ["logme", "knn"], "knn": {"k": 100, "max_examples": None}}
     with pytest.raises(ValueError, match=r"PTM 'tiny', task 'sst2': transferability estimator 'knn' on task "
                                          r"'sst2': knn.k must be in \[1, 59\]"):
-        logme.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "b.json", batch_size=16,
+        logme_stage.score_ptm("tiny", path, root / "sst2", "sst2", tmp_path / "b.json", batch_size=16,
                         transferability=bad)
     assert not (tmp_path / "b.json").exists()

@@ -1,4 +1,4 @@
-"""ptmbench.merge: each method's formula, the published merge on real task checkpoints of every family
+"""ptmbench.stages.merge: each method's formula, the published merge on real task checkpoints of every family
 (prefixed keys, heads, the QA model's missing pooler), loading with AutoModel, and input errors."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ptmbench import merge, provenance
+from ptmbench.io import provenance
+from ptmbench.stages import merge, merge_methods
 
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta")
 
@@ -113,7 +114,7 @@ def test_merged_model_loads_with_automodel_and_base_tokenizer(task_models, tmp_p
     rec = json.loads((out / "merge.json").read_text())
     assert rec["method"] == "published" and rec["ratio"] == 0.5 and "provenance" in rec
     assert rec["inputs"] == {"base": str(base_dir), "a": str(a_dir), "b": str(b_dir)}
-    # every file written beside merge.json is hashed there (python -m ptmbench.status --verify)
+    # every file written beside merge.json is hashed there (python -m ptmbench.cli.status --verify)
     assert set(rec["sha256"]) == {p.name for p in out.iterdir()} - {"merge.json"}
     assert rec["sha256"]["model.safetensors"] == provenance.sha256(out / "model.safetensors")
 
@@ -168,12 +169,12 @@ TB = torch.tensor([[0.5, -1.0, 0.7], [-0.4, 3.5, -3.0]])
 def test_published_and_linear_formulas():
     for r in (0.0, 0.3, 0.5, 0.7, 1.0):
         expected = (1 - r) * TA + r * TB  # bit-identical, as the original script computes it
-        assert torch.equal(merge.Published().merge(None, TA.clone(), TB.clone(), r), expected)
-        assert torch.equal(merge.Linear().merge(None, TA.clone(), TB.clone(), r), expected)
+        assert torch.equal(merge_methods.Published().merge(None, TA.clone(), TB.clone(), r), expected)
+        assert torch.equal(merge_methods.Linear().merge(None, TA.clone(), TB.clone(), r), expected)
         big_a, big_b = torch.randn(257, 129), torch.randn(257, 129)
-        assert torch.equal(merge.Published().merge(None, big_a.clone(), big_b.clone(), r),
+        assert torch.equal(merge_methods.Published().merge(None, big_a.clone(), big_b.clone(), r),
                            (1 - r) * big_a + r * big_b)
-    pub, lin = merge.Published(), merge.Linear()
+    pub, lin = merge_methods.Published(), merge_methods.Linear()
     f32, i64 = torch.float32, torch.int64
     assert pub.applies("encoder.layer.0.output.dense.weight", f32)
     assert pub.applies("embeddings.LayerNorm.weight", torch.bfloat16)
@@ -185,14 +186,14 @@ def test_published_and_linear_formulas():
 
 def test_half_precision_goes_through_float32():
     a, b = TA.to(torch.bfloat16), TB.to(torch.bfloat16)
-    out = merge.Published().merge(None, a, b, 0.3)
+    out = merge_methods.Published().merge(None, a, b, 0.3)
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, (0.7 * a.float() + 0.3 * b.float()).to(torch.bfloat16))
 
 
 @pytest.mark.parametrize("r,scale", [(0.5, 1.0), (0.2, 1.0), (0.5, 0.4)])
 def test_task_arithmetic_formula(r, scale):
-    out = merge.TaskArithmetic(scale=scale).merge(T0, TA, TB, r)
+    out = merge_methods.TaskArithmetic(scale=scale).merge(T0, TA, TB, r)
     expected = T0 + scale * (2 * (1 - r) * (TA - T0) + 2 * r * (TB - T0))
     assert torch.allclose(out, expected, atol=1e-6)
     if r == 0.5 and scale == 1.0:  # Ilharco et al.: the sum of the task vectors
@@ -201,10 +202,10 @@ def test_task_arithmetic_formula(r, scale):
 
 def test_ties_trim_keeps_top_density_by_magnitude():
     tau = torch.tensor([0.1, -5.0, 0.3, 2.0, -0.2, 0.0, 1.0, -0.05, 0.4, 3.0])
-    assert torch.equal(merge.trim(tau, 0.3), torch.tensor([0, -5.0, 0, 2.0, 0, 0, 0, 0, 0, 3.0]))
-    assert torch.equal(merge.trim(tau, 0.25), merge.trim(tau, 0.3))  # ceil(2.5) = 3 entries
-    assert torch.equal(merge.trim(tau, 1.0), tau)
-    assert int((merge.trim(torch.tensor([0.5]), 0.2) != 0).sum()) == 1  # a 1-element tensor keeps it
+    assert torch.equal(merge_methods.base.trim(tau, 0.3), torch.tensor([0, -5.0, 0, 2.0, 0, 0, 0, 0, 0, 3.0]))
+    assert torch.equal(merge_methods.base.trim(tau, 0.25), merge_methods.base.trim(tau, 0.3))  # ceil(2.5) = 3 entries
+    assert torch.equal(merge_methods.base.trim(tau, 1.0), tau)
+    assert int((merge_methods.base.trim(torch.tensor([0.5]), 0.2) != 0).sum()) == 1  # a 1-element tensor keeps it
 
 
 def test_ties_formula_by_hand():
@@ -212,14 +213,14 @@ def test_ties_formula_by_hand():
     ta = torch.tensor([1.0, -2.0, 3.0, 0.1, 0.0, -4.0])   # τ_a
     tb = torch.tensor([3.0, 1.0, -1.5, 0.2, -0.1, 2.0])   # τ_b
     # density 1 (no trim), r = 0.5 (equal weights): elect sgn(τ_a + τ_b), mean of the agreeing entries
-    out = merge.Ties(density=1.0).merge(t0, ta, tb, 0.5)
+    out = merge_methods.Ties(density=1.0).merge(t0, ta, tb, 0.5)
     expected = torch.tensor([2.0, -2.0, 3.0, 0.15, -0.1, -4.0])
     assert torch.allclose(out, expected)
     # density 0.5: top-3 |τ| of each; τ_a -> [0, -2, 3, 0, 0, -4], τ_b -> [3, 0, -1.5, 0, 0, 2]
-    out = merge.Ties(density=0.5).merge(t0, ta, tb, 0.5)
+    out = merge_methods.Ties(density=0.5).merge(t0, ta, tb, 0.5)
     assert torch.allclose(out, torch.tensor([3.0, -2.0, 3.0, 0.0, 0.0, -4.0]))
     # weights (1 - r, r): r = 0.8 -> sign of 0.2 τ_a + 0.8 τ_b; weighted mean of the agreeing entries
-    out = merge.Ties(density=1.0, scale=0.5).merge(t0 + 1, ta + 1, tb + 1, 0.8)
+    out = merge_methods.Ties(density=1.0, scale=0.5).merge(t0 + 1, ta + 1, tb + 1, 0.8)
     w = torch.tensor([0.2, 0.8])
     taus = torch.stack([ta, tb])
     gamma = torch.sign((w[:, None] * taus).sum(0))
@@ -238,7 +239,7 @@ def test_other_methods_end_to_end(task_models, tmp_path, method):
     base, a, b = read(base_dir / "model.safetensors"), read(a_dir / "model.safetensors"), read(
         b_dir / "model.safetensors")
     merged = read(out / "model.safetensors")
-    algo = merge.make_method(method, density=0.3)
+    algo = merge_methods.make_method(method, density=0.3)
     for name in ("encoder.layer.0.attention.self.query.bias", "encoder.layer.1.output.dense.weight",
                  "pooler.dense.weight"):
         tb = ft_tensor(b, name)
@@ -248,6 +249,22 @@ def test_other_methods_end_to_end(task_models, tmp_path, method):
         assert not torch.equal(merged[name], base[name])
     assert rec["method"] == method and rec["tensors"]["from_base"] == 0  # every tensor is floating
     assert (rec.get("density") == 0.3) == (method == "ties")
+
+
+def test_each_method_declares_its_parameters():
+    """A method takes the config's values of the parameters it declares, records them in declaration
+    order, and refuses one it does not have (naming it and its own)."""
+    assert {n: m.parameters for n, m in merge_methods.METHODS.items()} == {
+        "published": {}, "linear": {}, "task_arithmetic": {"scale": 1.0}, "ties": {"density": 0.2, "scale": 1.0}}
+    assert merge_methods.make_method("ties", density=0.3, scale=2).values() == {"density": 0.3, "scale": 2.0}
+    assert merge_methods.make_method("task_arithmetic", density=0.3).values() == {"scale": 1.0}
+    assert merge_methods.make_method("published", density=0.3, scale=2).values() == {}
+    with pytest.raises(ValueError, match=r"'task_arithmetic' has no parameter\(s\) \['density'\]; its parameters: \['scale'\]"):
+        merge_methods.TaskArithmetic(density=0.5)
+    with pytest.raises(ValueError, match="ties density 0.0 must be in"):
+        merge_methods.make_method("ties", density=0.0)
+    with pytest.raises(ValueError, match="unknown merge method 'dare'"):
+        merge_methods.make_method("dare")
 
 
 # --------------------------------------------------------------------------------------------------

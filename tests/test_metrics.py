@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ptmbench import metrics as M
-from ptmbench import tasks as registry
+from ptmbench.core import tasks as registry
+from ptmbench.evaluation import metrics as M
 
 # ------------------------------------------------------------------------------------------- GLUE
 

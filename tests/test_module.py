@@ -21,7 +21,8 @@ _NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
 # The README's deployment recipe, plus two checks of where `ptmbench` is imported from: at parse
 # time (the module's Snakefile puts its src/ first on sys.path) and in a job (PYTHONPATH).
-DEPLOYMENT_SNAKEFILE = """\
+# the module, its rules used as @PREFIX@* (no prefix: the names they have in ptm-bench)
+MODULE_SNAKEFILE = """\
 configfile: "config/config.yaml"
 
 
@@ -32,8 +33,9 @@ module ptmbench:
         config
 
 
-use rule * from ptmbench as *
-
+use rule * from ptmbench as @PREFIX@*
+"""
+DEPLOYMENT_SNAKEFILE = MODULE_SNAKEFILE.replace("@PREFIX@", "") + """
 
 import ptmbench
 
@@ -113,3 +115,55 @@ def test_deployed_as_a_module_runs_in_its_own_folder(tiny_run, tmp_path):
     written = sorted(p for p in after.keys() - before.keys()) + sorted(
         p for p in before.keys() & after.keys() if before[p] != after[p])
     assert not written, f"the run wrote into the checkout: {written[:20]}"
+
+
+# The usual form when a workflow combines several modules: every rule renamed with a prefix.
+RENAMED_SNAKEFILE = MODULE_SNAKEFILE.replace("@PREFIX@", "ptmbench_")
+
+# Acquired in the deployment: one job of each acquire rule (a model, a GLUE task, a custom task, SQuAD v2),
+# and a graph of the finished run redone; nothing else runs (the targets are these outputs).
+RENAMED_TARGETS = ("resources/models/tiny-other", "resources/data/glue/rte", "resources/data/custom/rte-copy",
+                   "resources/data/squad_v2/train-v2.0.json", "results/graphs/tiny-bert_sst2_stsb_0.5.dill")
+RENAMED_RAN = {"ptmbench_acquire_model": 1, "ptmbench_acquire_glue": 1, "ptmbench_acquire_custom": 1,
+               "ptmbench_acquire_squad": 1, "ptmbench_graph": 1}
+
+
+@pytest.mark.slow
+def test_deployed_with_renamed_rules_every_script_runs(tiny_run, tmp_path):
+    """`use rule * from ptmbench as ptmbench_*`: the scripts never depend on a rule's name, so every
+    acquire rule (four scripts) and the graph run under their new names and write what they should."""
+    import yaml
+
+    deploy = copy_run(tiny_run, tmp_path / "combined")
+    (deploy / "results" / "graphs" / "tiny-bert_sst2_stsb_0.5.dill").unlink()
+    data = tmp_path / "rte-copy"
+    data.mkdir()
+    rows = [("a cat sat", "a cat is sitting", "entailment"), ("a dog ran", "no dog ran", "not_entailment")] * 4
+    for split in ("train", "dev"):
+        (data / f"{split}.csv").write_text("premise,claim,gold\n" + "".join(",".join(r) + "\n" for r in rows))
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["unseen_models"] = {"tiny-other": {"source": "tiny", "family": "bert", "seed": 1}}
+    config["custom_tasks"] = {"rte-copy": {"kind": "classification", "source": "path",
+                                           "train": str(data / "train.csv"), "validation": str(data / "dev.csv"),
+                                           "text": ["premise", "claim"], "label": "gold",
+                                           "labels": ["entailment", "not_entailment"]}}
+    config["tasks"] = ["sst2", "stsb", "rte", "squad_v2", "rte-copy"]
+    (deploy / "config").mkdir(exist_ok=True)
+    (deploy / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # params compare in order
+    (deploy / "Snakefile").write_text(RENAMED_SNAKEFILE.replace("@SNAKEFILE@", str(REPO / "Snakefile")))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    proc = _run("--cores", "2", *RENAMED_TARGETS, cwd=deploy, env=env)
+    ran = Counter(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert ran == RENAMED_RAN, (proc.stdout + proc.stderr)[-3000:]
+    assert (deploy / "resources/models/tiny-other/config.json").is_file()
+    assert (deploy / "resources/data/squad_v2/dev-v2.0.json").is_file()
+    for task, n in (("glue/rte", None), ("custom/rte-copy", len(rows))):
+        info = yaml.safe_load((deploy / "resources/data" / task / "dataset_dict.json").read_text())
+        assert "train" in info["splits"], task
+        if n is not None:
+            import datasets
+
+            assert len(datasets.load_from_disk(str(deploy / "resources/data" / task))["train"]) == n
+    assert (deploy / "results/graphs/tiny-bert_sst2_stsb_0.5.dill").stat().st_size > 0
+    assert (deploy / "logs/acquire_custom/rte-copy.log").read_text().rstrip().splitlines()[-1].endswith(" s")

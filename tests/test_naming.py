@@ -1,5 +1,5 @@
 """Task pairs and PTM names: formatting and parsing round-trip for every pair, incl. squad_v2; names and
-target paths checked against a config (`python -m ptmbench.naming`, the check at workflow start)."""
+target paths checked against a config (`python -m ptmbench.cli.naming`, the check at workflow start)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ptmbench import naming, paths
-from ptmbench import tasks as registry
-from ptmbench.config import load
-from ptmbench.naming import PTM
+from ptmbench.cli import naming as naming_cli
+from ptmbench.core import naming, paths
+from ptmbench.core import tasks as registry
+from ptmbench.core.naming import PTM
+from ptmbench.settings.config import load
 
 TASKS = registry.names()
 
@@ -89,7 +90,7 @@ def test_hyperparameters_large_rule():
 
 
 # --------------------------------------------------------------------------------------------------
-# Checking names and target paths against a config (`python -m ptmbench.naming`, the Snakefile's check)
+# Checking names and target paths against a config (`python -m ptmbench.cli.naming`, the Snakefile's check)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,7 +161,7 @@ def test_wrong_targets_name_the_fix(target, expected):
     zoo = zoo_of("test.yaml", unseen_models={"tiny-electra": {"source": "tiny", "family": "electra"}})
     problem = paths.target_problem(target, zoo, exists=lambda p: False)
     assert problem.startswith(f"target {target}") and expected in problem, problem
-    with pytest.raises(paths.TargetError, match="python -m ptmbench.naming NAME --configfile"):
+    with pytest.raises(paths.TargetError, match="python -m ptmbench.cli.naming NAME --configfile"):
         paths.check_targets(["all", target], zoo)
 
 
@@ -177,16 +178,16 @@ def test_targets_outside_the_named_outputs_are_left_to_snakemake():
 
 def test_naming_command_line(capsys, tmp_path):
     cfg = str(REPO / "config" / "demo.yaml")
-    assert naming.main(["minilm_sst2_stsb_0.5", "sst2", "--configfile", cfg]) == 0
+    assert naming_cli.main(["minilm_sst2_stsb_0.5", "sst2", "--configfile", cfg]) == 0
     assert capsys.readouterr().out.splitlines() == ["'minilm_sst2_stsb_0.5' is a valid PTM of this config",
                                                     "'sst2' is a valid task of this config"]
-    assert naming.main(["minilm_sst2_stbs_0.5", "--configfile", cfg]) == 1
+    assert naming_cli.main(["minilm_sst2_stbs_0.5", "--configfile", cfg]) == 1
     assert "Nearest valid names: 'minilm_sst2_stsb_0.5'" in capsys.readouterr().out
-    assert naming.main(["results/finetune/minilm_stsb_sst2_0.5/sst2/metrics.json", "--configfile", cfg]) == 1
+    assert naming_cli.main(["results/finetune/minilm_stsb_sst2_0.5/sst2/metrics.json", "--configfile", cfg]) == 1
     assert "write 'minilm_sst2_stsb_0.5'" in capsys.readouterr().out
-    assert naming.main(["results/graphs/minilm.dill", "--configfile", cfg]) == 0
+    assert naming_cli.main(["results/graphs/minilm.dill", "--configfile", cfg]) == 0
     assert "is a path the workflow writes" in capsys.readouterr().out
-    assert naming.main(["x", "--configfile", str(tmp_path / "none.yaml")]) == 2
+    assert naming_cli.main(["x", "--configfile", str(tmp_path / "none.yaml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
 
 
@@ -200,4 +201,4 @@ def test_snakemake_stops_on_a_wrong_target_with_the_fix(tmp_path):
     assert "MissingRuleException" not in out
     assert "TargetError in file" in out and f"target {target}" in out
     assert "Its two tasks are in the wrong order: write 'tiny-bert_sst2_stsb_0.5'." in out
-    assert "python -m ptmbench.naming" in out
+    assert "python -m ptmbench.cli.naming" in out

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ptmbench import paths, plan
-from ptmbench import tasks as registry
-from ptmbench.config import load, validate
+from ptmbench.cli import plan as plan_cli
+from ptmbench.cluster import plan
+from ptmbench.core import paths
+from ptmbench.core import tasks as registry
+from ptmbench.settings.config import load, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +130,7 @@ def test_unknown_model_offline_is_a_clear_error():
 
 
 def test_cli(tmp_path, capsys):
-    assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path)]) == 0
+    assert plan_cli.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "finetune_merged" in out and "peak disk" in out and "11725" in out
 
@@ -173,7 +175,7 @@ def test_json_stages_and_totals(tmp_path, capsys):
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     cfg["models"] = {"a": {"source": "path", "path": str(tmp_path / "a")}}
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert plan.main(["--configfile", str(cfg_path), "-d", str(tmp_path), "--json"]) == 0
+    assert plan_cli.main(["--configfile", str(cfg_path), "-d", str(tmp_path), "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["gpu"] == "a100" and p["assumptions"]["peak_flops"] == 312e12
     keys = {"rule", "jobs", "submissions", "gpu_hours", "flop_floor_gpu_hours", "cpu_hours", "disk_gb"}
@@ -191,21 +193,21 @@ def test_gpu_choice_sets_the_peak(tmp_path, capsys):
     assert h100["gpu"] == "h100"
     assert h100["total"]["flop_floor_gpu_hours"] == pytest.approx(a100["total"]["flop_floor_gpu_hours"] * 312 / 989)
     assert h100["total"]["gpu_hours"] < a100["total"]["gpu_hours"]  # the FLOP term shrinks, fixed costs stay
-    assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path), "--gpu", "h100"]) == 0
+    assert plan_cli.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path), "--gpu", "h100"]) == 0
     assert "H100 bf16 dense peak (989 TFLOP/s)" in capsys.readouterr().out
 
 
 def test_unknown_gpu_is_a_clear_error(capsys):
     with pytest.raises(ValueError, match=r"unknown GPU 'v100'.*a100, h100"):
         plan.peak_flops("v100")
-    assert plan.main(["--configfile", str(ROOT / "config" / "config.yaml"), "--gpu", "v100"]) == 2
+    assert plan_cli.main(["--configfile", str(ROOT / "config" / "config.yaml"), "--gpu", "v100"]) == 2
     assert "unknown GPU 'v100'" in capsys.readouterr().err
 
 
 def test_submissions_follow_the_slurm_profiles_groups():
-    """Submissions per rule are the profile's group jobs (ptmbench.grouping, per stage); without groups
+    """Submissions per rule are the profile's group jobs (ptmbench.cluster.grouping, per stage); without groups
     every job but `all` is one submission; the acquire rules are never grouped."""
-    from ptmbench import grouping
+    from ptmbench.cluster import grouping
 
     cfg = load(ROOT / "config" / "config.yaml")
     ungrouped = plan.plan(cfg, Path("/nonexistent"), grouping=grouping.Grouping())

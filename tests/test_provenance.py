@@ -8,8 +8,15 @@ import stat
 
 import pytest
 
-from ptmbench import provenance
-from ptmbench.provenance import atomic_dir, atomic_file, atomic_path, remove_temps, temp_siblings, write_json
+from ptmbench.io import provenance
+from ptmbench.io.provenance import (
+    atomic_dir,
+    atomic_file,
+    atomic_path,
+    remove_temps,
+    temp_siblings,
+    write_json,
+)
 
 
 @pytest.fixture

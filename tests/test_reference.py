@@ -55,8 +55,9 @@ TABLES = ("results/tables/performance.csv", "results/tables/logme.csv", "results
 def _graph(path: Path, workdir: Path) -> dict:
     import dill
 
-    from ptmbench import graph, paths
-    from ptmbench.config import load
+    from ptmbench.core import paths
+    from ptmbench.settings.config import load
+    from ptmbench.stages import graph
 
     with open(path, "rb") as fh:
         [(g, features, name)] = dill.load(fh)

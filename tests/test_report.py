@@ -1,4 +1,4 @@
-"""The report stage on synthetic tables (ptmbench.report): the estimator tables it writes, the plots,
+"""The report stage on synthetic tables (ptmbench.stages.report): the estimator tables it writes, the plots,
 the HTML pieces the Snakemake report shows inline, the demo-data banner and the chance levels."""
 
 import itertools
@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptmbench import judging, naming, report
-from ptmbench import tasks as registry
+from ptmbench.core import naming
+from ptmbench.core import tasks as registry
+from ptmbench.evaluation import judging
+from ptmbench.stages import report
 
 ESTIMATORS = ("logme", "hscore", "knn")  # knn: classification only here (not applicable on stsb)
 
@@ -173,7 +175,7 @@ def test_demo_sources_follow_the_config():
 
 
 def test_chance_levels_are_the_finetune_chance_learner(tmp_path):
-    from ptmbench import data
+    from ptmbench.data import schemas as data
 
     dd = data.demo_glue("sst2", seed=0, n_train=40, n_validation=30)
     dd.save_to_disk(str(tmp_path / "sst2"))

@@ -34,10 +34,10 @@ def test_graph_file_is_byte_reproducible_across_processes(tiny_model, tmp_path):
     import dill
     import torch
 
-    from ptmbench import graph
+    from ptmbench.stages import graph
 
     model = tiny_model("bert")
-    code = "import sys; from ptmbench import graph; graph.write_graph(sys.argv[1], 'tiny-bert', sys.argv[2])"
+    code = "import sys; from ptmbench.stages import graph; graph.write_graph(sys.argv[1], 'tiny-bert', sys.argv[2])"
     outs = []
     for seed in ("1", "2"):
         out = tmp_path / f"g{seed}.dill"

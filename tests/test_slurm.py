@@ -2,7 +2,7 @@
 
 Starts from a copy of the shared local run (``tiny_run``) in which everything after the merge is not
 done. Checks: the profile's job groups pack the jobs left into exactly the Slurm submissions that
-``ptmbench.grouping.submissions`` predicts (each `sbatch` call logged by the plugin, one Slurm log per
+``ptmbench.cluster.grouping.submissions`` predicts (each `sbatch` call logged by the plugin, one Slurm log per
 job id, the ids printed), a group of GPU jobs asks Slurm for ONE GPU and the sum of its jobs'
 runtimes, each of its jobs takes a device slot of that GPU, and they run one after the other (the
 plugin's `--jobs 1` inside the allocation); one job made to fail once (an injected error in its first attempt) fails its group job, which
@@ -27,7 +27,8 @@ import yaml
 from conftest import NOT_DONE, copy_run, results
 from slurm_cluster import one_node_slurm, unavailable_reason
 
-from ptmbench import grouping, paths
+from ptmbench.cluster import grouping
+from ptmbench.core import paths
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -51,7 +52,7 @@ FAIL_ONCE = textwrap.dedent("""\
         _R.next_seconds_between_status_checks = _p.setter(lambda self, v: _p.fset(self, min(v, 10)))
     if sys.argv and "/.snakemake/scripts/" in sys.argv[0] and sys.argv[0].endswith("logme.py"):
         from pathlib import Path
-        from ptmbench import logme as _m
+        from ptmbench.stages import logme as _m
         _orig, _marker = _m.score_ptm, Path(os.environ["PTM_FAIL_MARKER"])
         def _flaky(*args, **kw):
             if (kw.get("ptm"), kw.get("task")) == (os.environ["PTM_FAIL_PTM"], os.environ["PTM_FAIL_TASK"]) \\

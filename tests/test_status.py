@@ -1,4 +1,4 @@
-"""`python -m ptmbench.status`: done / stale / failed / incomplete / missing per stage and base model,
+"""`python -m ptmbench.cli.status`: done / stale / failed / incomplete / missing per stage and base model,
 `--verify` and leftover temporaries."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from ptmbench import paths, status
-from ptmbench.config import validate
-from ptmbench.provenance import (
+from ptmbench.cluster import status
+from ptmbench.core import paths
+from ptmbench.io.provenance import (
     atomic_dir,
     atomic_file,
     is_temp,
@@ -27,6 +27,7 @@ from ptmbench.provenance import (
     temp_siblings,
     write_json,
 )
+from ptmbench.settings.config import validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,7 @@ def test_long_output_paths_are_decoded_from_chunked_markers(tmp_path):
 def test_command_line(tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(config(), sort_keys=False))
-    run = [sys.executable, "-m", "ptmbench.status", "--configfile", str(cfg_path), "--directory", str(tmp_path)]
+    run = [sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(cfg_path), "--directory", str(tmp_path)]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^all stages\s+0\s+0\s+0\s+0\s+18\s+18$", proc.stdout, re.M)
@@ -374,7 +375,7 @@ def test_verify_on_the_command_line_lists_the_fix_and_fails(tmp_path):
     work = tmp_path / "work"
     finished_tree(work, config())
     with_records(work)
-    run = [sys.executable, "-m", "ptmbench.status", "--configfile", str(cfg_path), "-d", str(work), "--verify"]
+    run = [sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(cfg_path), "-d", str(work), "--verify"]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "verified: every output that records SHA-256 checksums matches them" in proc.stdout

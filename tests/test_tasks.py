@@ -1,4 +1,4 @@
-"""The task registry (ptmbench.tasks) and custom tasks declared in the config: entries, validation
+"""The task registry (ptmbench.core.tasks) and custom tasks declared in the config: entries, validation
 messages naming the config key, acquisition from CSV / JSON Lines files with row-level errors."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import datasets
 import pytest
 import yaml
 
-from ptmbench import acquire, data, naming, paths, plan
-from ptmbench import config as cfgmod
-from ptmbench import tasks as registry
-from ptmbench.config import ConfigError
+from ptmbench.cluster import plan
+from ptmbench.core import naming, paths
+from ptmbench.core import tasks as registry
+from ptmbench.data import schemas as data
+from ptmbench.settings import config as cfgmod
+from ptmbench.settings.config import ConfigError
+from ptmbench.stages import acquire
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config"
 
@@ -80,6 +83,8 @@ def _bad(cfg) -> str:
 def test_custom_task_joins_the_order_after_the_published_tasks():
     cfg = cfgmod.validate(_config())
     assert cfg["tasks"] == ["sst2", "stsb", "rte-copy"]
+    assert registry.names() == tuple(registry.PUBLISHED)  # validating configures nothing ...
+    registry.configure(cfg)  # ... the registry learns the config's custom tasks when told
     entry = registry.get("rte-copy")
     assert entry.custom and entry.text == ("premise", "claim") and entry.labels == ("entailment", "not_entailment")
     assert entry.consumer_metric == "eval_accuracy" and entry.has_logme and entry.acquire_rule == "acquire_custom"
@@ -113,7 +118,7 @@ def test_regression_range_and_metric():
     del cfg["custom_tasks"]["rte-copy"]["labels"]
     assert "custom_tasks.rte-copy.range" in _bad(copy.deepcopy(cfg))
     cfg["custom_tasks"]["rte-copy"]["range"] = [0, 1]
-    cfgmod.validate(cfg)
+    registry.configure(cfgmod.validate(cfg))
     assert registry.get("rte-copy").consumer_metric == "eval_pearson"
     assert registry.get("rte-copy").export_keys == (("eval_pearson", "eval_spearman"), ())
 
@@ -161,7 +166,7 @@ def test_acquire_custom_from_files(real_fixtures, tmp_path, fmt):
     rows = _rte_rows(real_fixtures)
     train = _write(tmp_path / f"train.{fmt}", rows[:-8], fmt)
     dev = _write(tmp_path / f"dev.{fmt}", rows[-8:], fmt)
-    cfgmod.validate(_config(train=train, validation=dev))
+    registry.configure(cfgmod.validate(_config(train=train, validation=dev)))
     acquire.acquire_custom("rte-copy", tmp_path / "out")
     dd = datasets.load_from_disk(str(tmp_path / "out"))
     assert list(dd) == ["train", "validation"] and len(dd["validation"]) == 8
@@ -176,13 +181,13 @@ def test_acquire_custom_errors_name_file_row_and_value(real_fixtures, tmp_path):
     rows[3]["gold"] = "maybe"
     train = _write(tmp_path / "train.csv", rows, "csv")
     dev = _write(tmp_path / "dev.csv", rows[:4], "csv")
-    cfgmod.validate(_config(train=train, validation=dev))
+    registry.configure(cfgmod.validate(_config(train=train, validation=dev)))
     with pytest.raises(ValueError) as err:
         acquire.acquire_custom("rte-copy", tmp_path / "out")
     msg = str(err.value)
     assert train in msg and "data row 4 (line 5)" in msg and "'maybe'" in msg and "entailment" in msg
     assert not (tmp_path / "out").exists()
-    cfgmod.validate(_config(train=train, validation=dev, label="verdict"))
+    registry.configure(cfgmod.validate(_config(train=train, validation=dev, label="verdict")))
     with pytest.raises(ValueError, match=r"'custom_tasks.rte-copy.label'.*no column\(s\) \['verdict'\]"):
         acquire.acquire_custom("rte-copy", tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
-from ptmbench import logme
-from ptmbench import transferability as tr
-from ptmbench.tokenize import subsample
+from ptmbench.data.tokenized import subsample
+from ptmbench.estimators import logme
+from ptmbench.estimators import transferability as tr
 
 
 def _data(N=300, D=20, C=3, seed=0, sep=1.0, offset=3.0):

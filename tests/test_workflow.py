@@ -15,7 +15,9 @@ import pytest
 import yaml
 from conftest import copy_run
 
-from ptmbench import paths, provenance, transferability
+from ptmbench.core import paths
+from ptmbench.estimators import transferability
+from ptmbench.io import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -123,7 +125,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
 
     # status agrees with Snakemake (every job done, none stale), every recorded checksum matches,
     # and no temporaries are left
-    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(tiny_run),
+    st = subprocess.run([sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(config), "-d", str(tiny_run),
                          "--json", "--verify"], capture_output=True, text=True, timeout=120)
     assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
     report = json.loads(st.stdout)
@@ -225,7 +227,7 @@ def test_an_extra_seed_runs_only_its_finetunes_the_export_and_the_report(tiny_ru
     manifest = json.loads((wd / paths.EXPORT_DIR / "MANIFEST.json").read_text())
     assert manifest["seeds"] == {"published": 0, "all": [0, 1]}
 
-    st = subprocess.run([sys.executable, "-m", "ptmbench.status", "--configfile", str(config), "-d", str(wd),
+    st = subprocess.run([sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(config), "-d", str(wd),
                          "--json"], capture_output=True, text=True, timeout=120)
     assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
     assert json.loads(st.stdout)["totals"]["finetune_seed"] == {"done": 4}

@@ -100,7 +100,7 @@ def spectrum(values) -> np.ndarray:
 
 def canonical(ev: np.ndarray) -> bool:
     """Whether ``ev`` is in the features' canonical order: real part descending, ties by imaginary part
-    ascending (:func:`ptmbench.graph.sort_eigenvalues`)."""
+    ascending (:func:`ptmbench.stages.graph.sort_eigenvalues`)."""
     keys = list(zip(-ev.real, ev.imag, strict=True))
     return keys == sorted(keys)
 

@@ -5,6 +5,7 @@
 
 
 rule acquire_model:
+    """A base model from the source its config entry names (hub, path, package, tiny), in AutoModel layout."""
     output:
         directory(paths.MODEL_DIR),
     log:
@@ -14,15 +15,16 @@ rule acquire_model:
     conda:
         "../../envs/ptmbench.yaml"
     resources:
-        mem_mb=lambda wc, attempt: (12000 if naming.is_large(wc.base) else 6000) * attempt,
+        mem_mb=mem_mb(6000, 12000),
         runtime=30,
     params:
         spec=lambda wc: model_spec(wc.base),
     script:
-        "../scripts/acquire.py"
+        "../scripts/acquire_model.py"
 
 
 rule acquire_glue:
+    """One GLUE task's data (hub, path or demo source), cast to the nyu-mll/glue schema."""
     output:
         directory(paths.GLUE_DIR),
     log:
@@ -37,10 +39,11 @@ rule acquire_glue:
     params:
         spec=config["data"]["glue"],
     script:
-        "../scripts/acquire.py"
+        "../scripts/acquire_glue.py"
 
 
 rule acquire_custom:
+    """One custom task's data (config custom_tasks: local files or a Hugging Face dataset)."""
     output:
         directory(paths.CUSTOM_DIR),
     log:
@@ -53,10 +56,11 @@ rule acquire_custom:
         mem_mb=4000,
         runtime=30,
     script:
-        "../scripts/acquire.py"
+        "../scripts/acquire_custom.py"
 
 
 rule acquire_squad:
+    """SQuAD v2 as its official train and dev JSON files."""
     output:
         train=paths.SQUAD_TRAIN_JSON,
         dev=paths.SQUAD_DEV_JSON,
@@ -72,4 +76,4 @@ rule acquire_squad:
     params:
         spec=config["data"]["squad_v2"],
     script:
-        "../scripts/acquire.py"
+        "../scripts/acquire_squad.py"

@@ -1,11 +1,12 @@
 # Names, paths and input functions shared by every stage. The zoo (every name list) and every path
-# template come from ptmbench.paths (names: ptmbench.naming); this file only gives them to the rules.
+# template come from ptmbench.core.paths (names: ptmbench.core.naming); this file only gives them to the rules.
 
 import re
 import sys
 
-from ptmbench import naming, paths
-from ptmbench import tasks as registry
+from ptmbench.core import naming
+from ptmbench.core import paths
+from ptmbench.core import tasks as registry
 
 ZOO = paths.Zoo.from_config(config)
 MODELS = list(ZOO.models)  # merged, fine-tuned and scored
@@ -69,6 +70,7 @@ def model_spec(base):
 
 
 ptm_of = ZOO.parse  # PTM name -> naming.PTM (base, t1, t2, ratio)
+base_of = ZOO.base_of  # PTM name -> its base model
 ptm_dir = ZOO.ptm_dir  # PTM name -> the directory of its weights (base model or merged model)
 
 
@@ -99,19 +101,37 @@ def seed_hyperparameters(base, task, seed):
     return {**hp, "seed": int(seed), "subsample_seed": hp["seed"]}
 
 
+# Resources of a job (functions of its wildcards and attempt), written once for every rule.
+
+
 def mem_mb(small, large):
     """Memory request by model size class, doubled on each retry."""
-    return lambda wc, attempt: (large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * attempt
+    return lambda wc, attempt: (large if naming.is_large(_wc_base(wc)) else small) * attempt
 
 
 def runtime(small, large):
     """Runtime request (minutes) by model size class, grown on each retry."""
     return lambda wc, attempt: int(
-        (large if naming.is_large(ptm_of(_wc_ptm(wc)).base) else small) * (1 + 0.5 * (attempt - 1))
+        (large if naming.is_large(_wc_base(wc)) else small) * (1 + 0.5 * (attempt - 1))
     )
 
 
-def _wc_ptm(wc):
-    if "ptm" in wc.keys():
-        return wc.ptm
-    return wc.base
+def finetune_runtime(wc, attempt):
+    """Minutes of a fine-tune: the task's finetune_hours on one GPU for a base-size model (ptmbench.core.tasks;
+    x3 for 'large'), with a margin, grown by half on each retry."""
+    return int(
+        60
+        * registry.get(wc.task).finetune_hours
+        * (3 if naming.is_large(_wc_base(wc)) else 1)
+        * (1 + 0.5 * (attempt - 1))
+    )
+
+
+def batch_split(wc, attempt):
+    """A fine-tune's starting batch split on attempt n: 2**(n-1) (ptmbench.stages.finetune)."""
+    return 2 ** (attempt - 1)
+
+
+def _wc_base(wc):
+    """The base model of a job's wildcards: {base}, or the base of {ptm}."""
+    return wc.base if "base" in wc.keys() else base_of(wc.ptm)

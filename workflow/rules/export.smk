@@ -6,6 +6,7 @@ EXPORT_INPUTS = ZOO.export_inputs()
 
 
 rule export:
+    """The published ptm_model_bench layout and the tidy tables (CSV and Parquet)."""
     input:
         finetune=EXPORT_INPUTS["finetune"],
         finetune_seeds=EXPORT_INPUTS["finetune_seeds"],  # finetune.seeds after the first: tables only

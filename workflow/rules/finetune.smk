@@ -1,7 +1,7 @@
 # Stage finetune: fine-tune every base model on every task (weights kept: merge needs them) and
 # every merged PTM on every task (metrics only), on the features of rule tokenize.
 #
-# Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.finetune.retry_out_of_memory): the
+# Out-of-memory: a CUDA OOM is retried inside the job (ptmbench.stages.finetune.retry_out_of_memory): the
 # per-device batch is halved and gradient accumulation doubled, so the effective batch, the
 # length-grouped batches and the mean-loss gradient stay the same and the retry trains the same
 # science. The rules have no `retries:`: a corrupt input or bad data fails once, with a message naming
@@ -10,14 +10,14 @@
 # Each fine-tune asks for one GPU (`gpu=1`; the job uses CUDA whenever it sees one, else the CPU).
 # `gpu` is a local-scoped resource (common.smk): on one machine it caps the GPU jobs in flight
 # (profiles/default: 1; `--resources gpu=<GPUs x devices.jobs_per_gpu.base>`) and each job claims its
-# own device slot when it starts (ptmbench.devices, in the job wrapper; docs/gpu.md); on a cluster
+# own device slot when it starts (ptmbench.runtime.devices, in the job wrapper; docs/gpu.md); on a cluster
 # every job gets its own GPU (profiles/slurm adds partition/model).
 
-# Hours on one GPU for a base-size model (x3 for 'large'), with a margin: the task's finetune_hours
-# (ptmbench.tasks). Runtime grows by half on each retry.
+# Runtime: common.smk's finetune_runtime (the task's finetune_hours, x3 for 'large', +50% per retry).
 
 
 rule finetune_base:
+    """A base model fine-tuned on one task (primary seed): its metrics and the weights merges need."""
     input:
         model=paths.MODEL_DIR,
         data=paths.TOKENIZED_DIR,
@@ -33,13 +33,8 @@ rule finetune_base:
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=lambda wc, attempt: int(
-            60
-            * registry.get(wc.task).finetune_hours
-            * (3 if naming.is_large(wc.base) else 1)
-            * (1 + 0.5 * (attempt - 1))
-        ),
-        batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        runtime=finetune_runtime,
+        batch_split=batch_split,
         gpu=1,
     params:
         ptm="{base}",
@@ -49,6 +44,7 @@ rule finetune_base:
 
 
 rule finetune_merged:
+    """A merged PTM fine-tuned on one task (primary seed): metrics only."""
     input:
         model=paths.MERGED_DIR,
         data=paths.TOKENIZED_DIR,
@@ -63,13 +59,8 @@ rule finetune_merged:
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=lambda wc, attempt: int(
-            60
-            * registry.get(wc.task).finetune_hours
-            * (3 if naming.is_large(wc.base) else 1)
-            * (1 + 0.5 * (attempt - 1))
-        ),
-        batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        runtime=finetune_runtime,
+        batch_split=batch_split,
         gpu=1,
     params:
         ptm=paths.MERGED_PTM,
@@ -83,9 +74,10 @@ rule finetune_merged:
 # (no weights: merges and the published export use the primary seed). results/tables/performance.csv
 # has their rows (column seed).
 rule finetune_seed:
+    """A PTM fine-tuned on one task with a further seed of finetune.seeds: metrics only."""
     input:
         model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.task),
+        data=lambda wc: paths.tokenized_dir(base_of(wc.ptm), wc.task),
     output:
         metrics=paths.SEED_METRICS_JSON,
     log:
@@ -97,16 +89,11 @@ rule finetune_seed:
     threads: 1
     resources:
         mem_mb=mem_mb(16000, 32000),
-        runtime=lambda wc, attempt: int(
-            60
-            * registry.get(wc.task).finetune_hours
-            * (3 if naming.is_large(ptm_of(wc.ptm).base) else 1)
-            * (1 + 0.5 * (attempt - 1))
-        ),
-        batch_split=lambda wc, attempt: 2 ** (attempt - 1),
+        runtime=finetune_runtime,
+        batch_split=batch_split,
         gpu=1,
     params:
         ptm="{ptm}",
-        hp=lambda wc: seed_hyperparameters(ptm_of(wc.ptm).base, wc.task, wc.seed),
+        hp=lambda wc: seed_hyperparameters(base_of(wc.ptm), wc.task, wc.seed),
     script:
         "../scripts/finetune.py"

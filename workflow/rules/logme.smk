@@ -6,13 +6,14 @@
 # The same job scores the other transferability estimators (config transferability) on the same
 # features: one forward pass per PTM and task. A change of their parameters reruns it (params).
 # Output: results/logme/{ptm}/{task}.json with score (LogME), n, d, num_targets, time_s,
-# feature_time_s, logme_time_s, max_examples, estimators, provenance (ptmbench.logme.score_ptm).
+# feature_time_s, logme_time_s, max_examples, estimators, provenance (ptmbench.stages.logme.score_ptm).
 
 
 rule logme:
+    """LogME and the other transferability estimators of one PTM on one task, from one feature pass."""
     input:
         model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: paths.tokenized_dir(ptm_of(wc.ptm).base, wc.logme_task),
+        data=lambda wc: paths.tokenized_dir(base_of(wc.ptm), wc.logme_task),
     output:
         paths.LOGME_JSON,
     log:
@@ -27,7 +28,7 @@ rule logme:
         runtime=runtime(120, 360),
         gpu=1,  # feature extraction (see finetune.smk on the `gpu` resource)
     params:
-        base=lambda wc: ptm_of(wc.ptm).base,
+        base=lambda wc: base_of(wc.ptm),
         max_examples=config["logme"]["max_examples"],
         batch_size=config["logme"]["batch_size"],
         precision=config["logme"]["precision"],

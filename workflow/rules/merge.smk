@@ -4,6 +4,7 @@
 
 
 rule merge:
+    """Two fine-tunes of one base model interpolated at one ratio (config merge.method)."""
     input:
         base=paths.MODEL_DIR,
         a=lambda wc: paths.finetuned_model_dir(wc.base, naming.parse_pair(wc.pair)[0]),
@@ -17,7 +18,7 @@ rule merge:
     conda:
         "../../envs/ptmbench.yaml"
     resources:
-        mem_mb=lambda wc, attempt: (6000 if naming.is_large(wc.base) else 3000) * attempt,
+        mem_mb=mem_mb(3000, 6000),
         runtime=30,
     params:
         method=config["merge"]["method"],

@@ -1,14 +1,15 @@
 # Stage report: transferability estimators vs fine-tuned performance from the export's tables: rank
 # correlations, the estimator leaderboard, the seed noise ceiling, plots, a text summary and the
-# tables as HTML pages (ptmbench.report, ptmbench.judging); all in `snakemake --report`, the tables inline.
+# tables as HTML pages (ptmbench.stages.report, ptmbench.evaluation.judging); all in `snakemake --report`, the tables inline.
 
-from ptmbench import report as report_lib
+from ptmbench.stages import report as report_lib
 
 
 report: "../report/workflow.rst"
 
 
 rule report:
+    """Estimators judged against fine-tuning: correlations, leaderboard, noise ceiling, plots, summary."""
     input:
         performance=paths.PERFORMANCE_CSV,
         logme=paths.LOGME_CSV,

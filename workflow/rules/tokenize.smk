@@ -1,8 +1,9 @@
 # Stage tokenize: a task's data as model features, once per (base tokenizer, task); every fine-tune
-# and LogME score of the base and of its merged PTMs reuses them (ptmbench.tokenize).
+# and LogME score of the base and of its merged PTMs reuses them (ptmbench.stages.tokenize).
 
 
 rule tokenize:
+    """A task's data as model features with the base model's tokenizer, shared by every PTM of that base."""
     input:
         model=paths.MODEL_DIR,
         data=lambda wc: task_data(wc.task),

@@ -1,5 +1,5 @@
-from ptmbench import export
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import export
 
 with job(snakemake):
     export.export(

@@ -1,5 +1,6 @@
-from ptmbench import finetune
-from ptmbench.provenance import job
+from ptmbench.core.paths import Zoo
+from ptmbench.runtime.job import job
+from ptmbench.stages import finetune
 
 with job(snakemake):
     finetune.finetune(
@@ -11,4 +12,5 @@ with job(snakemake):
         metrics_path=snakemake.output.metrics,
         save_dir=snakemake.output.get("model"),
         batch_split=snakemake.resources.batch_split,
+        base=Zoo.from_config(snakemake.config).base_of(snakemake.params.ptm),
     )

@@ -1,5 +1,5 @@
-from ptmbench import graph
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import graph
 
 with job(snakemake):
     graph.write_graph(

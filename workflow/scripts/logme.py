@@ -1,5 +1,5 @@
-from ptmbench import logme
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import logme
 
 with job(snakemake):
     logme.score_ptm(

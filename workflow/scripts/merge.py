@@ -1,5 +1,5 @@
-from ptmbench import merge
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import merge
 
 with job(snakemake):
     merge.merge_models(

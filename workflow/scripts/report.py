@@ -1,5 +1,5 @@
-from ptmbench import report
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import report
 
 with job(snakemake):
     report.report(

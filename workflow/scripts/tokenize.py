@@ -1,5 +1,5 @@
-from ptmbench import tokenize
-from ptmbench.provenance import job
+from ptmbench.runtime.job import job
+from ptmbench.stages import tokenize
 
 with job(snakemake):
     tokenize.tokenize(

@@ -1,0 +1,1 @@
+"""Command lines: every `python -m ptmbench.cli.<name>` (naming, plan, status, grouping)."""

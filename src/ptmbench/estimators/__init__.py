@@ -1,0 +1,1 @@
+"""Estimators: LogME and the other transferability estimators (pure maths on features), and feature extraction."""

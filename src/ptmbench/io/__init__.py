@@ -1,0 +1,1 @@
+"""Files: atomic writes, provenance, checksums, checkpoint reading and input integrity checks."""
