@@ -106,7 +106,7 @@ def scatter(F: np.ndarray, mean: np.ndarray, rows: int = 8192) -> np.ndarray:
 
 def pca_basis(F: np.ndarray, n_components: int, name: str):
     """(mean, V): the feature mean and the D x d matrix of the d = min(n_components, D, N - 1) leading
-    eigenvectors of the empirical covariance (those of scikit-learn's exact PCA, up to sign)."""
+    eigenvectors of the empirical covariance: scikit-learn's exact PCA components, signs included."""
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"{name}.n_components must be an integer >= 1, got {n_components!r}")
     N, D = F.shape
@@ -121,6 +121,9 @@ def pca_basis(F: np.ndarray, n_components: int, name: str):
     else:
         w, V = np.linalg.eigh(scatter(F, mean))
         V = V[:, ::-1][:, :d]
+    # scikit-learn's sign convention (svd_flip on the components): each one's largest-magnitude loading
+    # is positive. Most scores ignore signs; PARC's correlations between examples do not.
+    V *= np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
     return mean, V
 
 

@@ -4,12 +4,16 @@ diverse model selection for accessible transfer learning", NeurIPS 2021).
 On the examples ``x_1..x_n`` (a seeded uniform subsample of at most ``max_examples``): the features
 are reduced to their ``n_components`` (32, as in the authors' code) leading principal components
 (exact PCA on the subsample; the authors use scikit-learn's randomized PCA) and each component is
-standardised (zero mean, unit variance, as scikit-learn's ``StandardScaler``). The representation
+standardised (zero mean, unit variance, as scikit-learn's ``StandardScaler``). The correlation
+between two examples depends on the components' signs; they follow scikit-learn's convention (each
+component's largest-magnitude loading is positive). The representation
 dissimilarity matrix of the features is ``D_F = 1 - corr(f_i, f_j)`` (Pearson correlation between
 two examples' standardised feature vectors) and that of the labels ``D_Y``:
 
 - classification: ``D_Y = 1 - corr(e_{y_i}, e_{y_j})`` of one-hot label vectors (0 for the same
-  class, ``K / (K - 1)`` otherwise), as in the authors' code;
+  class, ``K / (K - 1)`` otherwise), as in the authors' code, with its ties exact (computed in
+  floating point, ``1 - corrcoef`` leaves +-1e-16 on equal rows, which splits the ties and can move
+  rho by several percent);
 - regression (this project's choice; the paper's label RDM needs label vectors): ``D_Y = |y_i - y_j|``,
   the distance between the targets (Spearman's rho only uses its order).
 
