@@ -95,7 +95,8 @@ def subsample(n: int, max_examples, seed: int, name: str):
 
 def scatter(F: np.ndarray, mean: np.ndarray, rows: int = 8192) -> np.ndarray:
     """The centred scatter matrix ``sum_i (x_i - mean)(x_i - mean)^T`` (D x D, float64), accumulated
-    over blocks of ``rows`` rows so a float32 F is never copied whole to float64."""
+    over blocks of ``rows`` rows so a float32 F is never copied whole to float64 (NumPy computes
+    ``Z.T @ Z`` with BLAS syrk, half a full product)."""
     D = F.shape[1]
     S = np.zeros((D, D))
     for start in range(0, F.shape[0], rows):
