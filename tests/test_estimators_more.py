@@ -354,6 +354,16 @@ def test_ncti_terms_match_sklearn(scale):
     assert ncti(F, y) == pytest.approx(ref.s_etf + ref.s_ncc - ref.s_vc, rel=1e-8)
 
 
+def test_float32_features_in_their_precision_match_sklearn():
+    """GBC, PARC and NCTI project float32 features in float32 (as scikit-learn's PCA keeps them)."""
+    F, y = _data(N=400, D=80, C=4, sep=0.5)
+    F32 = F.astype(np.float32)
+    F64 = F32.astype(np.float64)
+    assert gbc(F32, y, gaussian_type="diagonal") == pytest.approx(_gbc_reference(F64, y, 64, "diagonal"), rel=1e-5)
+    assert np.allclose(tuple(ncti_terms(F32 * 0.05, y)), tuple(_ncti_reference(F64 * 0.05, y)), rtol=1e-5)
+    assert parc(F32, y, max_examples=None) == pytest.approx(_parc_reference(F64, y, 32), rel=1e-3)
+
+
 def test_ncti_binary_and_n_below_d():
     F, y = _data(N=300, D=40, C=2, sep=1.0)
     assert np.allclose(tuple(ncti_terms(F, y)), tuple(_ncti_reference(F, y, 40)), rtol=1e-8)
