@@ -369,6 +369,10 @@ def test_ncti_binary_and_n_below_d():
     assert np.allclose(tuple(ncti_terms(F, y)), tuple(_ncti_reference(F, y, 40)), rtol=1e-8)
     F, y = _data(N=50, D=100, C=3, sep=2.0)
     assert np.allclose(tuple(ncti_terms(F, y)), tuple(_ncti_reference(F, y, 49)), rtol=1e-6)
+    # fewer examples than PCA dimensions + classes at the shrinkage floor: scikit-learn's SVD solver
+    # keeps the range of the (singular) within-class scatter
+    F, y = _data(N=40, D=100, C=3, sep=2.0)
+    assert np.allclose(tuple(ncti_terms(10 * F, y)), tuple(_ncti_reference(10 * F, y, 39)), rtol=1e-6)
 
 
 def test_ncti_zoo_min_max_hand_checked():

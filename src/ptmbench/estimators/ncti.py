@@ -15,8 +15,9 @@ features ``x_1..x_N`` of the target task, as in the authors' code (BUserName/NCT
    discriminant directions E (the generalised eigenvectors, ``E^T S_w E = I``) and the posteriors
    ``P(k | x) = softmax_k(mu_k^T S_w^-1 x - 1/2 mu_k^T S_w^-1 mu_k + ln pi_k)``. (At the floor
    s = 1e-10 the authors switch to scikit-learn's SVD solver, which gives the same posteriors and
-   discriminant coordinates up to rounding and sign; the test compares both cases with
-   scikit-learn.)
+   discriminant coordinates up to rounding and sign when the within-class scatter is regular, and
+   keeps only its range when it is not (fewer than d + K examples); that solver is used here too.
+   The test compares both regimes with scikit-learn.)
 3. the three terms (higher = closer to collapse, except S_vc):
    - simplex ETF (class means spread apart): ``S_etf = ||H||_*``, the nuclear norm of the N x (K - 1)
      discriminant coordinates ``H = X E_{K-1}``, centred;
@@ -41,7 +42,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import eigh
+from scipy.linalg import eigh, svd
 
 from ._common import class_stats, classification_inputs, pca_basis, project
 
@@ -61,20 +62,9 @@ def _nuclear(A):
     return float(np.sqrt(np.maximum(np.linalg.eigvalsh(A.T @ A), 0)).sum())
 
 
-def ncti_terms(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
-               shrink_components: int = 32) -> NCTITerms:
-    """The three NCTI terms of the N x D ``features`` for the integer ``labels`` (module docstring)."""
-    if isinstance(shrink_components, bool) or not isinstance(shrink_components, int) or shrink_components < 1:
-        raise ValueError(f"ncti.shrink_components must be an integer >= 1, got {shrink_components!r}")
-    F, y, K = classification_inputs(features, labels, "ncti")
-    N = F.shape[0]
-    mean, V = pca_basis(F, n_components, "ncti")
-    X = project(F, mean, V)
-    d = X.shape[1]
-    ev = X.var(axis=0, ddof=1)  # the components' variances (descending)
-    s = max(np.exp(-ev[:shrink_components].sum()), SHRINKAGE_FLOOR)
-    counts, means, _ = class_stats(X, y, K)
-    priors = counts / N
+def _lda_eigen(X, y, K, counts, means, priors, s):
+    """scikit-learn's LDA 'eigen' solver with shrinkage s: (logits N x K, discriminant coordinates)."""
+    N, d = X.shape
     R = (X - means[y]) * np.sqrt(priors / counts)[y][:, None]
     Sw = R.T @ R  # sum_k pi_k Cov(X_k), biased
     St = X.T @ X / N  # X is centred
@@ -90,10 +80,52 @@ def ncti_terms(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
     E = E[:, np.argsort(w)[::-1]]
     coef = means @ E @ E.T  # mu_k^T S_w^-1
     logits = X @ coef.T - 0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
+    return logits, X @ E[:, :min(K - 1, d)]
+
+
+def _lda_svd(X, y, K, counts, means, priors, tol=1e-4):
+    """scikit-learn's LDA 'svd' solver (no shrinkage; the authors' choice at the shrinkage floor): the
+    within-class data standardised and whitened by its SVD, keeping singular values above ``tol``
+    (so only the range of the within-class scatter when N < d + K), then the between-class SVD.
+    Returns (logits N x K, discriminant coordinates)."""
+    N, d = X.shape
+    Xc = X - means[y]
+    std = Xc.std(axis=0)
+    std[std == 0] = 1.0
+    _, S, Vt = svd(Xc / std / np.sqrt(N), full_matrices=False, check_finite=False)
+    r = int(np.sum(S > tol))
+    W = (Vt[:r] / std).T / S[:r]
+    xbar = priors @ means
+    _, S2, Vt2 = svd((np.sqrt(counts / (K - 1))[:, None] * (means - xbar)) @ W, full_matrices=False,
+                     check_finite=False)
+    scalings = W @ Vt2.T[:, :int(np.sum(S2 > tol * S2[0]))]
+    coef = (means - xbar) @ scalings
+    intercept = -0.5 * np.sum(coef**2, axis=1) + np.log(priors)
+    coef = coef @ scalings.T
+    logits = X @ coef.T + intercept - xbar @ coef.T
+    return logits, (X - xbar) @ scalings[:, :min(K - 1, d)]
+
+
+def ncti_terms(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
+               shrink_components: int = 32) -> NCTITerms:
+    """The three NCTI terms of the N x D ``features`` for the integer ``labels`` (module docstring)."""
+    if isinstance(shrink_components, bool) or not isinstance(shrink_components, int) or shrink_components < 1:
+        raise ValueError(f"ncti.shrink_components must be an integer >= 1, got {shrink_components!r}")
+    F, y, K = classification_inputs(features, labels, "ncti")
+    N = F.shape[0]
+    mean, V = pca_basis(F, n_components, "ncti")
+    X = project(F, mean, V)
+    ev = X.var(axis=0, ddof=1)  # the components' variances (descending)
+    s = max(np.exp(-ev[:shrink_components].sum()), SHRINKAGE_FLOOR)
+    counts, means, _ = class_stats(X, y, K)
+    priors = counts / N
+    if s == SHRINKAGE_FLOOR:
+        logits, H = _lda_svd(X, y, K, counts, means, priors)
+    else:
+        logits, H = _lda_eigen(X, y, K, counts, means, priors, s)
     logits -= logits.max(axis=1, keepdims=True)
     P = np.exp(logits)
     P /= P.sum(axis=1, keepdims=True)
-    H = X @ E[:, :min(K - 1, d)]
     H -= H.mean(axis=0)
     s_ncc = P[np.arange(N), y].mean()
     s_vc = np.log(sum(_nuclear(P[y == c]) for c in range(K)))
