@@ -8,7 +8,7 @@ pactran_metrics, ``calculate_pac_gauss``).
 
 On the examples ``x_1..x_n`` (a seeded uniform subsample of at most ``max_examples``; the authors
 cap at 8,000) with one-hot labels over the K classes present, a linear softmax classifier
-``theta = (W, b)`` (W: D x K) with a Gaussian prior ``N(0, beta^-1 ... )`` is fitted by minimising
+``theta = (W, b)`` (W: D x K; the L2 term is the Gaussian prior's) is fitted by minimising
 
     L(theta) = (1/n) sum_i -log softmax(W^T x_i + b)_{y_i}  +  ||W||^2 / (2 beta),   beta = lambda n
 
