@@ -87,7 +87,7 @@ def _gbc_reference(F, y, d, gaussian_type):
         Xc = X[y == c]
         v = np.maximum(Xc.var(axis=0), 1e-4)
         if gaussian_type == "spherical":
-            v = np.full(X.shape[1], max(Xc.var(axis=0).mean(), 1e-4))
+            v = np.full(X.shape[1], np.maximum(Xc.var(axis=0), 1e-4).mean())
         stats.append((Xc.mean(axis=0), np.diag(v)))
     total = 0.0
     for i, (mi, Si) in enumerate(stats):

@@ -2,8 +2,8 @@
 transferability estimation", ICCV 2023).
 
 ETran sums scores read from the same features; this module implements the classification score
-``S_en + S_lda`` and, for regression tasks, ``S_en + S_svd`` (the paper's ``S_svd`` is its
-regression part, used for object detection's box regression):
+``S_en + S_lda`` and, for regression tasks, ``S_en + S_svd`` (the paper adds ``S_svd`` for the
+regression part of object detection, the boxes):
 
 - **energy** ``S_en``: with each feature vector read as logits, its negative free energy is
   ``-E(x) = logsumexp_d x_d`` (the energy of Liu et al.'s out-of-distribution detector);

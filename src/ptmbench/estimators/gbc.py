@@ -5,8 +5,9 @@ Each class c of the target task is modelled as a Gaussian ``N(mu_c, Sigma_c)`` i
 feature space (``n_components`` = 64 leading principal components of every example, as in the
 paper), with ``Sigma_c`` diagonal (``gaussian_type="diagonal"``: the per-dimension variances
 ``sigma_c^2``) or spherical (``"spherical"``, the authors' default: ``s_c I`` with ``s_c`` the mean of
-those variances). Variances are the biased ones (divided by N_c) and floored at 1e-4, as in the
-authors' code (a class with one example, or a constant component, has variance 0). With
+those variances). Variances are the biased ones (divided by N_c), each floored at 1e-4 before the
+spherical mean, as in the authors' code (a class with one example, or a constant component, has
+variance 0). With
 ``Sigma = (Sigma_i + Sigma_j) / 2`` the Bhattacharyya distance between classes i and j is
 
     D_B(i, j) = 1/8 (mu_i - mu_j)^T Sigma^-1 (mu_i - mu_j)
@@ -45,9 +46,9 @@ def gbc(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
     X = project(F, mean, V)
     _, mu, var = class_stats(X, y, K)
     d = X.shape[1]
+    var = np.maximum(var, VARIANCE_FLOOR)  # per dimension, then averaged if spherical (the authors' order)
     if gaussian_type == "spherical":
         var = np.repeat(var.mean(axis=1, keepdims=True), d, axis=1)
-    var = np.maximum(var, VARIANCE_FLOOR)
     avg = (var[:, None, :] + var[None, :, :]) / 2  # K x K x d
     diff = mu[:, None, :] - mu[None, :, :]
     logv = np.log(var)
