@@ -1,5 +1,5 @@
-"""ETran, energy-based transferability (Gholami, Akbari, Wang and Zhang, "ETran: energy-based
-transferability estimation", ICCV 2023).
+"""ETran, energy-based transferability (Gholami et al., "ETran: energy-based transferability
+estimation", ICCV 2023).
 
 ETran sums scores read from the same features; this module implements the classification score
 ``S_en + S_lda`` and, for regression tasks, ``S_en + S_svd`` (the paper adds ``S_svd`` for the

@@ -1,5 +1,5 @@
-"""Gaussian Bhattacharyya Coefficient (GBC; Pándy, Ferrari, Menegaz and Mensink, "Transferability
-estimation using Bhattacharyya class separability", CVPR 2022).
+"""Gaussian Bhattacharyya Coefficient (GBC; Pándy et al., "Transferability estimation using
+Bhattacharyya class separability", CVPR 2022).
 
 Each class c of the target task is modelled as a Gaussian ``N(mu_c, Sigma_c)`` in the PCA-reduced
 feature space (``n_components`` = 64 leading principal components of every example, as in the

@@ -1,6 +1,5 @@
-"""Label-Feature Correlation (LFC; Deshpande, Achille, Ravichandran, Li, Zancato, Fowlkes, Bhotika,
-Soatto and Perona, "A linearized framework and a new benchmark for model selection for
-fine-tuning", arXiv:2102.00084, 2021).
+"""Label-Feature Correlation (LFC; Deshpande et al., "A linearized framework and a new benchmark for
+model selection for fine-tuning", arXiv:2102.00084, 2021).
 
 The linearised model's kernel on the target examples is approximated by the features' Gram matrix
 ``Theta = F F^T`` (N x N), the labels' by ``Y``; each is centred by subtracting the mean of all its

@@ -1,6 +1,5 @@
-"""NCTI, Neural Collapse informed Transferability Index (Wang, Pan, Xu, Wu and Li, "How far
-pre-trained models are from neural collapse on the target dataset informs their transferability",
-ICCV 2023).
+"""NCTI, Neural Collapse informed Transferability Index (Wang et al., "How far pre-trained models
+are from neural collapse on the target dataset informs their transferability", ICCV 2023).
 
 Neural collapse at the end of fine-tuning has three signs, each measured on the pre-trained
 features ``x_1..x_N`` of the target task, as in the authors' code (BUserName/NCTI, ``NCTI_Score``):

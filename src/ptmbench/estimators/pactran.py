@@ -1,5 +1,5 @@
-"""PACTran-Gaussian (Ding, Chen, Levinboim, Goodman and Soricut, "PACTran: PAC-Bayesian metrics for
-estimating the transferability of pretrained models to classification tasks", ECCV 2022).
+"""PACTran-Gaussian (Ding et al., "PACTran: PAC-Bayesian metrics for estimating the transferability
+of pretrained models to classification tasks", ECCV 2022).
 
 Of the paper's three variants (PACTran-Dirichlet and PACTran-Gamma, which need the source model's
 class probabilities, and PACTran-Gaussian on the features) this is **PACTran-Gaussian**, the one
