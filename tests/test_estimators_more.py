@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from ptmbench.data.tokenized import subsample
 from ptmbench.estimators import _common
 from ptmbench.estimators.etran import etran
 from ptmbench.estimators.gbc import gbc
@@ -27,7 +28,6 @@ from ptmbench.estimators.ncti import NCTITerms, ncti, ncti_terms, ncti_zoo
 from ptmbench.estimators.pactran import pactran
 from ptmbench.estimators.parc import parc
 from ptmbench.estimators.silhouette import silhouette
-from ptmbench.tokenize import subsample
 
 NAMES = ("gbc", "parc", "lfc", "silhouette", "pactran", "etran", "ncti")
 FUNCS = {"gbc": gbc, "parc": parc, "lfc": lfc, "silhouette": silhouette, "pactran": pactran, "etran": etran,

@@ -2,12 +2,14 @@
 
 Every estimator module is one pure function of an N x D feature matrix and N labels (integers >= 0
 for classification, floats for regression); these helpers validate them the way
-:mod:`ptmbench.transferability` does (bad input raises ValueError naming the problem).
+:mod:`ptmbench.estimators.transferability` does (bad input raises ValueError naming the problem).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ptmbench.data import tokenized
 
 
 def features_matrix(features, name: str) -> np.ndarray:
@@ -82,15 +84,12 @@ def is_regression(labels) -> bool:
 
 def subsample(n: int, max_examples, seed: int, name: str):
     """Sorted row indices of the seeded uniform subsample of ``max_examples`` of ``n`` rows, or None
-    for every row. The same draw as :func:`ptmbench.tokenize.subsample` (``default_rng(seed).choice``
-    without replacement, sorted; a test keeps them equal), so estimators with the same cap and seed
-    see the same rows."""
+    for every row: :func:`ptmbench.data.tokenized.subsample` (so estimators with the same cap and seed
+    see the same rows), with the cap checked as the estimator's parameter ``{name}.max_examples``."""
     if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int)
                                      or max_examples < 2):
         raise ValueError(f"{name}.max_examples must be an integer >= 2 or None, got {max_examples!r}")
-    if max_examples is None or max_examples >= n:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_examples, replace=False))
+    return tokenized.subsample(n, max_examples, seed, key=f"{name}.max_examples", minimum=2)
 
 
 def scatter(F: np.ndarray, mean: np.ndarray, rows: int = 8192) -> np.ndarray:
