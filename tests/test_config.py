@@ -142,8 +142,10 @@ def test_both_data_sources_are_required():
 def test_transferability_defaults_are_filled_in():
     cfg = cfgmod.load(CONFIGS / "test.yaml")
     tcfg = cfg["transferability"]
-    assert tcfg["estimators"] == ["logme", "hscore", "transrate", "nleep", "sfda", "knn", "linear_probe"]
+    assert tcfg["estimators"] == ["logme", "hscore", "transrate", "nleep", "sfda", "knn", "linear_probe",
+                                  "gbc", "parc", "lfc", "silhouette", "pactran", "etran", "ncti"]
     assert tcfg["knn"] == {"k": 10, "max_examples": 2000, "seed": 0}
+    assert tcfg["gbc"] == {"n_components": 64, "gaussian_type": "spherical"} and "lfc" not in tcfg
     assert tcfg["linear_probe"]["folds"] == 5 and tcfg["nleep"]["covariance_type"] == "diag"
     cfg = copy.deepcopy(_load("demo.yaml"))
     del cfg["transferability"]

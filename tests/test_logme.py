@@ -282,7 +282,8 @@ def test_score_ptm_records_every_estimator(tiny_bert_tasks, tmp_path, task):
             assert e == {"score": None, "time_s": e["time_s"], "applicable": False,
                          "note": f"{name} is defined for classification tasks; 'stsb' is a regression task"}
     if task == "stsb":
-        assert [n for n, e in ests.items() if not e["applicable"]] == ["hscore", "transrate", "nleep", "sfda"]
+        assert [n for n, e in ests.items() if not e["applicable"]] == [
+            "hscore", "transrate", "nleep", "sfda", "gbc", "silhouette", "pactran", "ncti"]
 
 
 def test_score_ptm_estimators_follow_the_config(tiny_bert_tasks, tmp_path):

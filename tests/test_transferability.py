@@ -34,10 +34,12 @@ def _score(name, F, y, task="mnli", **params):
 
 
 def test_registry_names_kinds_and_defaults():
-    assert list(tr.ESTIMATORS) == ["logme", "hscore", "transrate", "nleep", "sfda", "knn", "linear_probe"]
-    assert tr.APPLIES["logme"] == tr.APPLIES["knn"] == tr.APPLIES["linear_probe"] == tr.KINDS
-    for name in ("hscore", "transrate", "nleep", "sfda"):
-        assert tr.APPLIES[name] == ("classification",)
+    assert list(tr.ESTIMATORS) == ["logme", "hscore", "transrate", "nleep", "sfda", "knn", "linear_probe",
+                                   "gbc", "parc", "lfc", "silhouette", "pactran", "etran", "ncti"]
+    for name in ("logme", "knn", "linear_probe", "parc", "lfc", "etran"):
+        assert tr.APPLIES[name] == tr.KINDS, name
+    for name in ("hscore", "transrate", "nleep", "sfda", "gbc", "silhouette", "pactran", "ncti"):
+        assert tr.APPLIES[name] == ("classification",), name
     assert tr.DEFAULTS["knn"]["k"] == 10 and tr.DEFAULTS["transrate"]["eps"] == 1e-4
 
 

@@ -49,6 +49,7 @@ from scipy.linalg import blas, cho_solve, eigh, lapack, solve_triangular
 
 from ptmbench.core import tasks
 from ptmbench.data.tokenized import subsample
+from ptmbench.estimators import etran, gbc, lfc, ncti, pactran, parc, silhouette
 from ptmbench.estimators import logme as logme_mod
 
 log = logging.getLogger(__name__)
@@ -615,6 +616,27 @@ def linear_probe(st: Stats, folds, C, alpha, max_iter, max_examples, seed):
 
 
 # ----------------------------------------------------------------------------------------- all at once
+
+
+# The estimators of their own modules: one pure function of (features, labels) each, registered with
+# the task kinds and the parameters the module declares (KINDS, DEFAULTS). They read the validated
+# features and the labels (class codes, or regression targets as floats) and make no shared pass.
+MODULES = (gbc, parc, lfc, silhouette, pactran, etran, ncti)
+
+
+def _register_module(module) -> None:
+    name = module.__name__.rsplit(".", 1)[1]
+    fn = getattr(module, name)
+
+    def run(st: Stats, **params):
+        return fn(st.F, st.y, **params)
+
+    run.__name__, run.__doc__ = name, fn.__doc__
+    estimator(name, kinds=module.KINDS, shared_pass=False, **module.DEFAULTS)(run)
+
+
+for _module in MODULES:
+    _register_module(_module)
 
 
 class EstimatorError(ValueError):
