@@ -515,13 +515,15 @@ def _write_csv(df, path) -> None:
 
 
 def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt, *, estimators_csv=None,
-           leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=()) -> None:
+           leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=(),
+           extra_summaries=()) -> None:
     """Rule ``report``: every table, plot and the summary (module docstring).
 
     ``estimators_csv``: the tidy estimators table (None: LogME alone, from ``logme_csv``). ``data``:
     {task: its acquired data paths} for the chance levels (None: no chance lines). ``demo_data``: the
-    data sets that are generated demo data (:func:`demo_sources`): a banner says so. Outputs given as
-    None are not written."""
+    data sets that are generated demo data (:func:`demo_sources`): a banner says so. ``extra_summaries``:
+    text files appended to the summary (the published bench's judging, the comparison with it). Outputs
+    given as None are not written."""
     perf, logme = read_tables(performance_csv, logme_csv)
     est = read_estimators(estimators_csv) if estimators_csv is not None else logme.assign(
         estimator="logme", applicable=True)
@@ -534,6 +536,7 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
     chance = {t: chance_level(t, p) for t, p in (data or {}).items() if t in set(cons["eval_task"])}
     banner = demo_banner(demo_data)
     text = summary_text(perf, logme, corr, board, noise, demo_data)
+    text += "".join("\n" + Path(p).read_text() for p in extra_summaries)
 
     _write_csv(corr, correlations_csv)
     _write_csv(board, leaderboard_csv)
