@@ -208,7 +208,7 @@ def test_an_extra_seed_runs_only_its_finetunes_the_export_and_the_report(tiny_ru
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     ran = Counter(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
-    assert ran == {"finetune_seed": 4, "export": 1, "report": 1, "all": 1}, out[-3000:]
+    assert ran == {"finetune_seed": 4, "export": 1, "compare": 1, "report": 1, "all": 1}, out[-3000:]
     assert [p.stat().st_mtime_ns for p in primary] == mtimes
     for p in ptms:
         for t in tasks:
