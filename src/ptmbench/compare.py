@@ -270,6 +270,9 @@ LOGME_REASONS = ("Why LogME scores differ from the published ones even for the s
                  "the scores further.")
 
 
+LARGEST = 15  # the largest differences shown on the report page
+
+
 def html_page(tasks, pairs, summary: str) -> str:
     """The report page of the comparison."""
     from ptmbench.report import html_page as page
@@ -285,6 +288,13 @@ def html_page(tasks, pairs, summary: str) -> str:
              "prediction.</p>",
              html_table(shown, "per task", left=("quantity", "eval_task", "metric", "noise_source", "note")),
              f"<p>{html.escape(LOGME_REASONS)}</p>"]
+    matched = pairs[(pairs["status"] == MATCHED) & (pairs["quantity"] == PERFORMANCE)]
+    if len(matched):
+        top = matched.assign(size=matched["difference"].abs()).sort_values("size", ascending=False, kind="stable")
+        parts.append(html_table(top.head(LARGEST)[["eval_task", "ptm", "group", "published", "ours", "difference",
+                                                    "within_band", "published_at_chance"]],
+                                f"the {min(LARGEST, len(top))} largest performance differences (all: pairs.csv)",
+                                left=("eval_task", "ptm", "group")))
     chance = pairs[(pairs["status"] == MATCHED) & pairs["published_at_chance"].fillna(False).astype(bool)]
     if len(chance):
         parts.append(html_table(chance[["eval_task", "ptm", "group", "published", "ours", "difference"]],

@@ -12,8 +12,8 @@ The files keep one record per (PTM, task) in three groups, the folders of the ex
 (:data:`ptmbench.export.PERFORMANCE_DIRS`): ``seen`` (the 12 base models), ``merged`` (540) and
 ``unseen`` (32; names as published, ``flaubert_small_cased`` included). Every record is kept: the
 tables have a column ``group``, so ``xlm-roberta-base``, both a seen and an unseen base model there
-with different runs, has a row in each. The judging needs one name per record: a name published in
-several groups is judged as ``{name} ({group})`` (:func:`record_names`).
+with different runs, has a row in each. The judging needs one name per record: the unseen twin is
+judged as ``xlm-roberta-base (unseen)`` (:func:`record_names`).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def _number(value, path, where: str) -> float:
 def performance_records(path, task: str) -> dict[str, dict]:
     """``{PTM: {metric: value}}`` of one ``*_performance_score.json`` (wrapped in ``{task: ...}`` or not)."""
     obj = _load(path)
-    if set(obj) == {task} and isinstance(obj[task], dict) and all(isinstance(v, dict) for v in obj[task].values()):
+    if set(obj) == {task} and isinstance(obj[task], dict):  # wrapped (no PTM is named after a task)
         obj = obj[task]
     for ptm, metrics in obj.items():
         if not isinstance(metrics, dict) or not metrics:
@@ -261,17 +261,19 @@ def locate(spec: dict, scratch) -> Path:
 
 def record_names(df):
     """``df`` with one name per published record: a PTM name published in several groups (the seen and
-    the unseen ``xlm-roberta-base``) becomes ``{name} ({group})`` in ``ptm`` and, for base models,
-    ``base``, so each run is judged as its own PTM (and an unseen twin as its own base model)."""
-    groups = df.drop_duplicates(["ptm", "group"]).groupby("ptm")["group"].nunique()
-    twins = set(groups[groups > 1].index)
-    if not twins:
+    the unseen ``xlm-roberta-base``) keeps its name in the first group of :data:`GROUPS` (the seen base
+    model, whose merges name it) and becomes ``{name} ({group})`` in the others, in ``ptm`` and, for base
+    models, ``base``: the unseen twin is judged as a PTM and a base model of its own."""
+    first = {}
+    for ptm, group in df.drop_duplicates(["ptm", "group"])[["ptm", "group"]].itertuples(index=False):
+        first[ptm] = min(first.get(ptm, group), group, key=GROUPS.index)
+    hit = df["group"] != df["ptm"].map(first)
+    if not hit.any():
         return df
     out = df.copy()
-    hit = out["ptm"].isin(twins)
     renamed = out.loc[hit, "ptm"] + " (" + out.loc[hit, "group"] + ")"
     base_hit = hit & (out["task_1"] == "")
-    out.loc[base_hit, "base"] = renamed[base_hit[hit].values]
+    out.loc[base_hit, "base"] = renamed[base_hit[hit]]
     out.loc[hit, "ptm"] = renamed
     return out
 
@@ -327,8 +329,8 @@ def html(judg, board, perf) -> str:
         f"<code>{COMMIT}</code> (MIT License; shipped in <code>{SHIPPED_DIR}/</code>, checked against its "
         f"SHA-256 manifest): {counts.get('seen', 0)} seen base models, {counts.get('merged', 0)} merged PTMs and "
         f"{counts.get('unseen', 0)} unseen base models. LogME is judged against the published fine-tuned "
-        "metric with the same measures as the run's estimators (docs/report.md). A PTM name published in two "
-        "groups is judged once per record, as <code>name (group)</code>.</p>"
+        "metric with the same measures as the run's estimators (docs/report.md). The unseen run of a name "
+        "that is also a seen base model is judged as <code>name (unseen)</code>.</p>"
         + report.html_table(pooled, "LogME vs published fine-tuning, all PTMs pooled", left=("eval_task", "metric",
                                                                                                 "note"))
         + report.html_table(mean_within, "within each base model (its merges; an unseen model alone is undefined)",
