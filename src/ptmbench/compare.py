@@ -208,7 +208,7 @@ def summary_text(tasks, pairs) -> str:
     within = perf["share_within_band"]
     w = (perf["share_within_band"] * perf["n_matched"]).sum() / perf.loc[within.notna(), "n_matched"].sum() \
         if within.notna().any() else math.nan
-    not_pub = pairs[pairs["status"] != MATCHED]["ptm"].nunique()
+    not_pub = run_ptms - matched["ptm"].nunique()  # PTMs matched on no task
     return (f"Comparison with the published bench: {p['ptm'].nunique()} of {run_ptms} PTMs matched, "
             f"{len(p)} (PTM, task) performance pairs over {p['eval_task'].nunique()} tasks; mean |run - published| "
             f"{_f(p['difference'].abs().mean())}, {_f(100 * w, 0)}% within the seed-noise band; "
@@ -275,6 +275,7 @@ LARGEST = 15  # the largest differences shown on the report page
 
 def html_page(tasks, pairs, summary: str) -> str:
     """The report page of the comparison."""
+    from ptmbench.published import scrolling as scroll
     from ptmbench.report import html_page as page
     from ptmbench.report import html_table
 
@@ -286,20 +287,20 @@ def html_page(tasks, pairs, summary: str) -> str:
              "by their seed (sd from finetune.seeds, or the default 0.5/&radic;n of the task's n evaluation "
              "examples: a floor). A published run at chance level scored no better than a constant "
              "prediction.</p>",
-             html_table(shown, "per task", left=("quantity", "eval_task", "metric", "noise_source", "note")),
+             scroll(html_table(shown, "per task", left=("quantity", "eval_task", "metric", "noise_source", "note"))),
              f"<p>{html.escape(LOGME_REASONS)}</p>"]
     matched = pairs[(pairs["status"] == MATCHED) & (pairs["quantity"] == PERFORMANCE)]
     if len(matched):
         top = matched.assign(size=matched["difference"].abs()).sort_values("size", ascending=False, kind="stable")
-        parts.append(html_table(top.head(LARGEST)[["eval_task", "ptm", "group", "published", "ours", "difference",
+        parts.append(scroll(html_table(top.head(LARGEST)[["eval_task", "ptm", "group", "published", "ours", "difference",
                                                     "within_band", "published_at_chance"]],
                                 f"the {min(LARGEST, len(top))} largest performance differences (all: pairs.csv)",
-                                left=("eval_task", "ptm", "group")))
+                                left=("eval_task", "ptm", "group"))))
     chance = pairs[(pairs["status"] == MATCHED) & pairs["published_at_chance"].fillna(False).astype(bool)]
     if len(chance):
-        parts.append(html_table(chance[["eval_task", "ptm", "group", "published", "ours", "difference"]],
-                                "matched PTMs whose published run is at chance level", left=("eval_task", "ptm",
-                                                                                              "group")))
+        parts.append(scroll(html_table(chance[["eval_task", "ptm", "group", "published", "ours", "difference"]],
+                                "matched PTMs whose published run is at chance level",
+                                       left=("eval_task", "ptm", "group"))))
     missing = pairs[pairs["status"] != MATCHED].drop_duplicates("ptm")
     if len(missing):
         parts.append("<p>Not in the published bench (reported, not compared): "

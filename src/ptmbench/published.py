@@ -313,6 +313,11 @@ def _f(x, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def scrolling(table: str) -> str:
+    """A table that scrolls by itself when wider than the page."""
+    return f"<div style='overflow-x:auto;max-width:100%'>{table}</div>"
+
+
 def html(judg, board, perf) -> str:
     """The report page: what the data are, LogME per task (pooled) and within base models, the leaderboard."""
     from ptmbench import report
@@ -322,6 +327,10 @@ def html(judg, board, perf) -> str:
     within = judg[judg["scope"] != judging.POOLED]
     mean_within = within.groupby("eval_task", sort=False)[["kendall_tau_b", "weighted_tau"]].mean().reset_index()
     mean_within.columns = ["eval_task", "kendall_tau_b (mean within base)", "weighted_tau (mean within base)"]
+    shown = board[["estimator", "n_tasks"]].copy()
+    for m in report.LEADERBOARD_TOP:
+        shown[m.replace("_", " ")] = [f"{_f(p, 2)} / {_f(w, 2)}" for p, w in
+                                      zip(board[f"{m}_pooled"], board[f"{m}_within"], strict=True)]
     n_scopes = within.groupby("eval_task", sort=False)["kendall_tau_b"].count().rename("bases with a defined tau")
     mean_within = mean_within.merge(n_scopes.reset_index(), on="eval_task")
     body = (
@@ -331,13 +340,12 @@ def html(judg, board, perf) -> str:
         f"{counts.get('unseen', 0)} unseen base models. LogME is judged against the published fine-tuned "
         "metric with the same measures as the run's estimators (docs/report.md). The unseen run of a name "
         "that is also a seen base model is judged as <code>name (unseen)</code>.</p>"
-        + report.html_table(pooled, "LogME vs published fine-tuning, all PTMs pooled", left=("eval_task", "metric",
-                                                                                                "note"))
-        + report.html_table(mean_within, "within each base model (its merges; an unseen model alone is undefined)",
-                            left=("eval_task",))
-        + report.html_table(board[["estimator", "n_tasks", *(f"{m}_{k}" for m in report.LEADERBOARD_TOP
-                                                             for k in ("pooled", "within"))]],
-                            "leaderboard (mean over tasks)", left=("estimator",)))
+        + scrolling(report.html_table(pooled, "LogME vs published fine-tuning, all PTMs pooled",
+                                    left=("eval_task", "metric", "note")))
+        + scrolling(report.html_table(mean_within, "within each base model (its merges; an unseen model alone is "
+                                    "undefined)", left=("eval_task",)))
+        + scrolling(report.html_table(shown, "leaderboard (mean over tasks); each cell: pooled / within base models",
+                                    left=("estimator",))))
     return report.html_page(TITLE, body)
 
 
