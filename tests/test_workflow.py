@@ -127,7 +127,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
                          "--json", "--verify"], capture_output=True, text=True, timeout=120)
     assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
     report = json.loads(st.stdout)
-    assert report["totals"]["*"] == {"done": 18} and report["verify"] == [] and report["temporaries"] == []
+    assert report["totals"]["*"] == {"done": 20} and report["verify"] == [] and report["temporaries"] == []
 
 
 @pytest.mark.slow
