@@ -1,6 +1,6 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
 # Stages (one rule file, a thin script per rule and one module of ptmbench.stages each): acquire ->
-# tokenize -> finetune -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
+# tokenize -> finetune -> merge -> graph -> logme -> export -> published -> compare -> report.  See README.md and docs/.
 
 import os
 import sys
@@ -34,6 +34,8 @@ include: "workflow/rules/merge.smk"
 include: "workflow/rules/graph.smk"
 include: "workflow/rules/logme.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/published.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -15,6 +15,7 @@ rule report:
         logme=paths.LOGME_CSV,
         estimators=paths.ESTIMATORS_CSV,
         data=ZOO.report_data(),
+        summaries=paths.REPORT_SUMMARIES,  # the published judging and the comparison, appended to the summary
     output:
         correlations=report(
             paths.CORRELATIONS_CSV,

@@ -15,4 +15,5 @@ with job(snakemake):
         html_dir=snakemake.output.html,
         data=snakemake.params.data,
         demo_data=snakemake.params.demo_data,
+        extra_summaries=snakemake.input.summaries,
     )

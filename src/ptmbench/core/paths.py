@@ -51,7 +51,24 @@ LEADERBOARD_CSV = "results/report/leaderboard.csv"
 JUDGING_CSV = "results/report/judging.csv"
 NOISE_CSV = "results/report/noise.csv"
 REPORT_HTML_DIR = "results/report/html"  # the tables as HTML pages, shown inline by `snakemake --report`
+# The published ptm_model_bench (config key published; ptmbench.stages.published) and a run compared with it
+PUBLISHED_PERFORMANCE_CSV = "results/published/performance.csv"  # the export's tidy columns, plus group
+PUBLISHED_LOGME_CSV = "results/published/logme.csv"
+PUBLISHED_JUDGING_CSV = "results/published/judging.csv"  # the columns of results/report/judging.csv
+PUBLISHED_LEADERBOARD_CSV = "results/published/leaderboard.csv"
+PUBLISHED_SUMMARY_TXT = "results/published/summary.txt"
+PUBLISHED_HTML = "results/published/published.html"
+PUBLISHED_OUTPUTS = (PUBLISHED_PERFORMANCE_CSV, PUBLISHED_LOGME_CSV, PUBLISHED_JUDGING_CSV, PUBLISHED_LEADERBOARD_CSV,
+                     PUBLISHED_SUMMARY_TXT, PUBLISHED_HTML)
+COMPARE_PAIRS_CSV = "results/compare/pairs.csv"  # per (quantity, task, PTM of the run)
+COMPARE_TASKS_CSV = "results/compare/tasks.csv"  # per (quantity, task)
+COMPARE_PLOTS_DIR = "results/compare/plots"
+COMPARE_HTML = "results/compare/compare.html"
+COMPARE_SUMMARY_TXT = "results/compare/summary.txt"
+COMPARE_OUTPUTS = (COMPARE_PAIRS_CSV, COMPARE_TASKS_CSV, COMPARE_PLOTS_DIR, COMPARE_HTML, COMPARE_SUMMARY_TXT)
 REPORT_OUTPUTS = (CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT, LEADERBOARD_CSV, JUDGING_CSV, NOISE_CSV, REPORT_HTML_DIR)
+COMPARE_INPUTS = (PERFORMANCE_CSV, LOGME_CSV, PUBLISHED_PERFORMANCE_CSV, PUBLISHED_LOGME_CSV)
+REPORT_SUMMARIES = (PUBLISHED_SUMMARY_TXT, COMPARE_SUMMARY_TXT)  # appended to the report's summary
 # What `rule all` asks for: the export needs every fine-tune, LogME score and graph, so these build
 # the whole DAG (listing every per-PTM file there too would only add edges to plan).
 FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
@@ -73,12 +90,14 @@ JOB_NAMES: dict[str, str] = {
     "graph": "{ptm}",
     "logme": "{ptm}/{logme_task}",
     "export": "export",
+    "published": "published",
+    "compare": "compare",
     "report": "report",
 }
 RULES = tuple(JOB_NAMES)
 STAGES: tuple[str, ...] = (
     "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "export",
-    "report",
+    "published", "compare", "report",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
 ALL = "(all)"  # ... and of jobs that gather every model (export, report)
@@ -344,7 +363,10 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
                                          ESTIMATORS_CSV, ESTIMATORS_PARQUET],
                [*export_inputs["finetune"], *export_inputs["finetune_seeds"], *export_inputs["logme"],
                 *export_inputs["graphs"]])
-    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data()])
+    yield _job("published", "published", ALL, PUBLISHED_OUTPUTS)
+    yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
+    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data(),
+                                                         *REPORT_SUMMARIES])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,7 +391,7 @@ TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) fo
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
     GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
-                 ESTIMATORS_PARQUET, *REPORT_OUTPUTS)
+                 ESTIMATORS_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.cli.naming NAME --configfile <config>` checks a name or target path"

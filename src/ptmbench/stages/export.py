@@ -134,6 +134,11 @@ def _group(ptm: str, models, unseen) -> str:
     return "seen" if ptm in models else "unseen"
 
 
+def ptm_group(ptm: str, models, unseen) -> str:
+    """The published group of a PTM of the config: 'merged', 'seen' (config ``models``) or 'unseen'."""
+    return _group(ptm, models, unseen)
+
+
 PERFORMANCE_DIRS = {"merged": "merged_models", "seen": "seen_base_models", "unseen": "unseen_base_models"}
 FILE_PREFIX = {"merged": "", "seen": "base_", "unseen": "unrelated_base_"}
 

@@ -156,13 +156,13 @@ def chance_level(task: str, data_paths) -> float:
     return float(metrics[entry.export_split][entry.consumer_metric]) * entry.consumer_scale
 
 
-def _metric_label(task: str) -> str:
+def metric_label(task: str) -> str:
     entry = registry.get(task)
     return entry.consumer_metric + (" (mismatched)" if entry.export_split.endswith("mismatched") else "") + (
         f" / {1 / entry.consumer_scale:g}" if entry.consumer_scale != 1 else "")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +175,7 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
     """LogME (x) vs fine-tuned performance (y) on ``task``: a panel of all PTMs, then one per base model
     with its own Kendall tau-b (rows of ``corr``, :func:`correlation_table`); base models are the big
     edged points; a dashed line at the chance level."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
@@ -207,7 +207,7 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel("LogME score", fontsize=7)
-        ax.set_ylabel(_metric_label(task), fontsize=7)
+        ax.set_ylabel(metric_label(task), fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     chance_txt = "; dashed: chance level" if chance is not None and np.isfinite(chance) else ""
@@ -222,7 +222,7 @@ def plot_logme_scatter(joined, task, corr, path, chance=None, styles=None) -> No
 def plot_estimators(judg, noise, task, path) -> None:
     """Per estimator on ``task``: Kendall tau-b over all PTMs (bar) and its mean within base models
     (diamond), with tau-b = 0 (a random ranking: chance) and the seed noise ceiling when there is one."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     sub = judg[judg["eval_task"] == task]
@@ -241,7 +241,7 @@ def plot_estimators(judg, noise, task, path) -> None:
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(-1.05, 1.05)
-    ax.set_xlabel(f"Kendall tau-b with fine-tuned {_metric_label(task)}", fontsize=8)
+    ax.set_xlabel(f"Kendall tau-b with fine-tuned {metric_label(task)}", fontsize=8)
     ax.set_title(f"{task}: estimators vs fine-tuned performance", fontsize=9)
     fig.legend(fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     fig.savefig(path, dpi=110)
@@ -252,7 +252,7 @@ def plot_merge_heatmap(cons, base, path) -> None:
     """Merged PTMs of ``base`` (rows: pair @ ratio) x eval task: colour = gain over the base model's
     own fine-tune on that task, text = the consumer metric (squad_v2 f1 / 100). The figure grows with
     the rows and columns (12 bases x 45 pairs stay readable) and nothing is clipped (constrained layout)."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     sub = cons[cons["base"] == base]
@@ -475,7 +475,7 @@ def judging_html(judg, noise, chance: dict, banner: str = "") -> str:
                     f"sd per PTM, mean {_fmt(ceil['sd'])}"}
         t = pd.concat([t, pd.DataFrame([ceil_row])], ignore_index=True)
         ch = chance.get(task)
-        cap = f"{task}: all PTMs ({_metric_label(task)}" + (f"; chance level {_fmt(ch)})" if ch is not None else ")")
+        cap = f"{task}: all PTMs ({metric_label(task)}" + (f"; chance level {_fmt(ch)})" if ch is not None else ")")
         parts.append(f"<h2>{html.escape(task)}</h2>")
         parts.append(html_table(t, cap, left=("estimator", "note"),
                                 row_class=lambda r: "ceil" if r["estimator"] == "(seed noise ceiling)" else ""))
@@ -507,20 +507,22 @@ def write_html_pieces(out_dir, board, judg, noise, corr, summary: str, chance: d
     (out_dir / "summary.html").write_text(html_page("Summary", f"<pre>{html.escape(summary)}</pre>"))
 
 
-def _write_csv(df, path) -> None:
+def write_csv(df, path) -> None:
     if path is not None:
         with atomic_path(path) as tmp:
             df.to_csv(tmp, index=False)
 
 
 def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt, *, estimators_csv=None,
-           leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=()) -> None:
+           leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=(),
+           extra_summaries=()) -> None:
     """Rule ``report``: every table, plot and the summary (module docstring).
 
     ``estimators_csv``: the tidy estimators table (None: LogME alone, from ``logme_csv``). ``data``:
     {task: its acquired data paths} for the chance levels (None: no chance lines). ``demo_data``: the
-    data sets that are generated demo data (:func:`demo_sources`): a banner says so. Outputs given as
-    None are not written."""
+    data sets that are generated demo data (:func:`demo_sources`): a banner says so. ``extra_summaries``:
+    text files appended to the summary (the published bench's judging, the comparison with it). Outputs
+    given as None are not written."""
     perf, logme = read_tables(performance_csv, logme_csv)
     est = read_estimators(estimators_csv) if estimators_csv is not None else logme.assign(
         estimator="logme", applicable=True)
@@ -533,11 +535,12 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
     chance = {t: chance_level(t, p) for t, p in (data or {}).items() if t in set(cons["eval_task"])}
     banner = demo_banner(demo_data)
     text = summary_text(perf, logme, corr, board, noise, demo_data)
+    text += "".join("\n" + Path(p).read_text() for p in extra_summaries)
 
-    _write_csv(corr, correlations_csv)
-    _write_csv(board, leaderboard_csv)
-    _write_csv(judg, judging_csv)
-    _write_csv(noise, noise_csv)
+    write_csv(corr, correlations_csv)
+    write_csv(board, leaderboard_csv)
+    write_csv(judg, judging_csv)
+    write_csv(noise, noise_csv)
     with atomic_dir(plots_dir) as tmp:
         joined = logme.merge(cons[["ptm", "eval_task", "value"]], on=["ptm", "eval_task"], how="inner")
         styles = {b: base_style(i) for i, b in enumerate(dict.fromkeys(cons["base"]))}
