@@ -11,6 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -191,3 +192,13 @@ def results(wd: Path) -> dict[str, dict]:
     """Every fine-tune's metrics and LogME result of the run in ``wd``, without what varies between runs."""
     return {str(f.relative_to(wd)): stable(json.loads(f.read_text()))
             for f in sorted([*wd.glob("results/finetune/*/*/metrics.json"), *wd.glob("results/logme/*/*.json")])}
+
+
+def class_features(N=300, D=20, C=3, seed=0, sep=1.0, offset=3.0):
+    """Features with a common offset, an anisotropic spectrum and class means apart in a few directions."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, C, N)
+    means = np.zeros((C, D))
+    means[:, :3] = rng.standard_normal((C, 3)) * sep
+    F = offset + means[y] + rng.standard_normal((N, D)) * (1.0 + np.arange(D)) ** -0.5
+    return F, y

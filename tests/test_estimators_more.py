@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
+from conftest import class_features
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
@@ -33,16 +34,6 @@ NAMES = ("gbc", "parc", "lfc", "silhouette", "pactran", "etran", "ncti")
 FUNCS = {"gbc": gbc, "parc": parc, "lfc": lfc, "silhouette": silhouette, "pactran": pactran, "etran": etran,
          "ncti": ncti}
 REGRESSION = ("parc", "lfc", "etran")
-
-
-def _data(N=300, D=20, C=3, seed=0, sep=1.0, offset=3.0):
-    """Features with a common offset, an anisotropic spectrum and class means apart in a few directions."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, C, N)
-    means = np.zeros((C, D))
-    means[:, :3] = rng.standard_normal((C, 3)) * sep
-    F = offset + means[y] + rng.standard_normal((N, D)) * (1.0 + np.arange(D)) ** -0.5
-    return F, y
 
 
 def _regression(N=300, D=20, seed=0):
@@ -104,21 +95,21 @@ def _gbc_reference(F, y, d, gaussian_type):
 
 @pytest.mark.parametrize("gaussian_type", ["spherical", "diagonal"])
 def test_gbc_matches_the_formula_on_sklearn_pca(gaussian_type):
-    F, y = _data(N=400, D=80, C=4, sep=0.6)
+    F, y = class_features(N=400, D=80, C=4, sep=0.6)
     assert gbc(F, y, gaussian_type=gaussian_type) == pytest.approx(_gbc_reference(F, y, 64, gaussian_type), rel=1e-8)
     assert gbc(F, y, n_components=8, gaussian_type=gaussian_type) == pytest.approx(
         _gbc_reference(F, y, 8, gaussian_type), rel=1e-8)
 
 
 def test_gbc_n_below_d_and_a_singleton_class():
-    F, y = _data(N=40, D=100, C=3, sep=2.0)
+    F, y = class_features(N=40, D=100, C=3, sep=2.0)
     y[0] = 3  # a class with one example: its variance is the floor
     assert gbc(F, y, gaussian_type="diagonal") == pytest.approx(_gbc_reference(F, y, 39, "diagonal"), rel=1e-7)
     assert gbc(F, y) == pytest.approx(_gbc_reference(F, y, 39, "spherical"), rel=1e-7)
 
 
 def test_gbc_bounds():
-    F, y = _data(N=300, D=20, C=3, sep=50.0)
+    F, y = class_features(N=300, D=20, C=3, sep=50.0)
     assert gbc(F, y) == pytest.approx(0.0, abs=1e-12)  # separated classes: every BC is 0
     F = np.random.default_rng(0).standard_normal((600, 10))
     y = np.repeat([0, 1], 300)
@@ -126,7 +117,7 @@ def test_gbc_bounds():
 
 
 def test_gbc_rejects_an_unknown_gaussian_type():
-    F, y = _data()
+    F, y = class_features()
     with pytest.raises(ValueError, match="gaussian_type"):
         gbc(F, y, gaussian_type="full")
 
@@ -147,7 +138,7 @@ def _parc_reference(F, labels, d, regression=False):
 
 
 def test_parc_matches_scipy_spearman_of_the_rdms():
-    F, y = _data(N=250, D=60, C=4, sep=0.8)
+    F, y = class_features(N=250, D=60, C=4, sep=0.8)
     assert parc(F, y, max_examples=None) == pytest.approx(_parc_reference(F, y, 32), rel=1e-9)
     assert parc(F, y, n_components=5, max_examples=None) == pytest.approx(_parc_reference(F, y, 5), rel=1e-9)
 
@@ -162,13 +153,13 @@ def test_parc_regression_uses_target_distances():
 
 
 def test_parc_subsample_is_the_seeded_rows():
-    F, y = _data(N=600, D=30, C=3)
+    F, y = class_features(N=600, D=30, C=3)
     idx = subsample(600, 150, 7)
     assert parc(F, y, max_examples=150, seed=7) == pytest.approx(_parc_reference(F[idx], y[idx], 30), rel=1e-9)
 
 
 def test_parc_n_below_d():
-    F, y = _data(N=30, D=100, C=3, sep=2.0)
+    F, y = class_features(N=30, D=100, C=3, sep=2.0)
     assert parc(F, y) == pytest.approx(_parc_reference(F, y, 29), rel=1e-8)
 
 
@@ -189,21 +180,21 @@ def _lfc_reference(F, labels, regression=False):
 
 @pytest.mark.parametrize("shape", [(300, 20), (40, 120)])
 def test_lfc_matches_the_n_by_n_kernels(shape):
-    F, y = _data(N=shape[0], D=shape[1], C=3, offset=5.0)  # a large mean: the closed form must not cancel
+    F, y = class_features(N=shape[0], D=shape[1], C=3, offset=5.0)  # a large mean: the closed form must not cancel
     assert lfc(F, y) == pytest.approx(_lfc_reference(F, y), rel=1e-9)
     F, t = _regression(N=shape[0], D=shape[1])
     assert lfc(F, t) == pytest.approx(_lfc_reference(F, t, regression=True), rel=1e-9)
 
 
 def test_lfc_float32_features():
-    F, y = _data(N=300, D=20)
+    F, y = class_features(N=300, D=20)
     assert lfc(F.astype(np.float32), y) == pytest.approx(_lfc_reference(F.astype(np.float32).astype(np.float64), y),
                                                          rel=1e-9)
 
 
 def test_lfc_balanced_binary_classes_equal_pm1_regression():
     """With two balanced classes, the +-1 label kernel is t t^T of the standardised +-1 codes."""
-    F, _ = _data(N=200, D=15)
+    F, _ = class_features(N=200, D=15)
     y = np.repeat([0, 1], 100)
     assert lfc(F, y) == pytest.approx(lfc(F, (2.0 * y - 1)), rel=1e-12)
 
@@ -212,14 +203,14 @@ def test_lfc_balanced_binary_classes_equal_pm1_regression():
 
 
 def test_silhouette_is_sklearns():
-    F, y = _data(N=400, D=30, C=4, sep=1.5)
+    F, y = class_features(N=400, D=30, C=4, sep=1.5)
     assert silhouette(F, y, max_examples=None) == pytest.approx(silhouette_score(F, y), rel=1e-9)
     idx = subsample(400, 120, 3)
     assert silhouette(F, y, max_examples=120, seed=3) == pytest.approx(silhouette_score(F[idx], y[idx]), rel=1e-9)
 
 
 def test_silhouette_singleton_class_and_duplicate_rows_as_sklearn():
-    F, y = _data(N=100, D=150, C=3, sep=2.0)  # N < D
+    F, y = class_features(N=100, D=150, C=3, sep=2.0)  # N < D
     y[5] = 7  # alone in its class: s = 0
     F[10] = F[11]  # duplicate rows
     assert silhouette(F, y, max_examples=None) == pytest.approx(silhouette_score(F, y), rel=1e-9)
@@ -257,7 +248,7 @@ def _pactran_reference(F, y, lda_factor, s2):
 
 
 def test_pactran_matches_the_formula_at_sklearns_minimiser():
-    F, y = _data(N=300, D=10, C=3, sep=1.0)
+    F, y = class_features(N=300, D=10, C=3, sep=1.0)
     ref = _pactran_reference(F, y, 1.0, 10.0)
     assert pactran(F, y, tol=1e-12, max_iter=10000) == pytest.approx(ref, rel=1e-7)
     assert pactran(F, y) == pytest.approx(ref, rel=1e-3)  # the authors' tolerance and iteration cap
@@ -266,10 +257,10 @@ def test_pactran_matches_the_formula_at_sklearns_minimiser():
 
 
 def test_pactran_n_below_d_and_subsample():
-    F, y = _data(N=40, D=100, C=3, sep=2.0)
+    F, y = class_features(N=40, D=100, C=3, sep=2.0)
     score = pactran(F, y)
     assert np.isfinite(score) and score < 0
-    F, y = _data(N=500, D=10, C=3)
+    F, y = class_features(N=500, D=10, C=3)
     idx = subsample(500, 200, 4)
     assert pactran(F, y, max_examples=200, seed=4, tol=1e-12, max_iter=10000) == pytest.approx(
         _pactran_reference(F[idx], y[idx], 1.0, 10.0), rel=1e-7)
@@ -299,7 +290,7 @@ def _etran_lda(F, y):
 
 
 def test_etran_classification_is_energy_plus_lda():
-    F, y = _data(N=400, D=15, C=3, sep=0.7, offset=0.5)
+    F, y = class_features(N=400, D=15, C=3, sep=0.7, offset=0.5)
     assert etran(F, y) == pytest.approx(_etran_energy(F, 0.005) + _etran_lda(F, y), rel=1e-9)
     assert etran(F, y, energy_fraction=0.25) == pytest.approx(_etran_energy(F, 0.25) + _etran_lda(F, y), rel=1e-9)
 
@@ -320,11 +311,11 @@ def test_etran_energy_hand_checked():
 
 
 def test_etran_subsample_and_n_below_d():
-    F, y = _data(N=500, D=10)
+    F, y = class_features(N=500, D=10)
     idx = subsample(500, 100, 2)
     assert etran(F, y, max_examples=100, seed=2) == pytest.approx(
         _etran_energy(F[idx], 0.005) + _etran_lda(F[idx], y[idx]), rel=1e-9)
-    F, y = _data(N=40, D=100, C=3, sep=2.0)
+    F, y = class_features(N=40, D=100, C=3, sep=2.0)
     assert np.isfinite(etran(F, y))
 
 
@@ -347,7 +338,7 @@ def _ncti_reference(F, y, d=64):
 
 @pytest.mark.parametrize("scale", [0.05, 10.0])  # small variances: shrinkage; large: the authors' SVD solver
 def test_ncti_terms_match_sklearn(scale):
-    F, y = _data(N=400, D=80, C=4, sep=0.5)
+    F, y = class_features(N=400, D=80, C=4, sep=0.5)
     F = F * scale
     got, ref = ncti_terms(F, y), _ncti_reference(F, y)
     assert np.allclose(tuple(got), tuple(ref), rtol=1e-8)
@@ -356,7 +347,7 @@ def test_ncti_terms_match_sklearn(scale):
 
 def test_float32_features_in_their_precision_match_sklearn():
     """GBC, PARC and NCTI project float32 features in float32 (as scikit-learn's PCA keeps them)."""
-    F, y = _data(N=400, D=80, C=4, sep=0.5)
+    F, y = class_features(N=400, D=80, C=4, sep=0.5)
     F32 = F.astype(np.float32)
     F64 = F32.astype(np.float64)
     assert gbc(F32, y, gaussian_type="diagonal") == pytest.approx(_gbc_reference(F64, y, 64, "diagonal"), rel=1e-5)
@@ -365,13 +356,13 @@ def test_float32_features_in_their_precision_match_sklearn():
 
 
 def test_ncti_binary_and_n_below_d():
-    F, y = _data(N=300, D=40, C=2, sep=1.0)
+    F, y = class_features(N=300, D=40, C=2, sep=1.0)
     assert np.allclose(tuple(ncti_terms(F, y)), tuple(_ncti_reference(F, y, 40)), rtol=1e-8)
-    F, y = _data(N=50, D=100, C=3, sep=2.0)
+    F, y = class_features(N=50, D=100, C=3, sep=2.0)
     assert np.allclose(tuple(ncti_terms(F, y)), tuple(_ncti_reference(F, y, 49)), rtol=1e-6)
     # fewer examples than PCA dimensions + classes at the shrinkage floor: scikit-learn's SVD solver
     # keeps the range of the (singular) within-class scatter
-    F, y = _data(N=40, D=100, C=3, sep=2.0)
+    F, y = class_features(N=40, D=100, C=3, sep=2.0)
     assert np.allclose(tuple(ncti_terms(10 * F, y)), tuple(_ncti_reference(10 * F, y, 39)), rtol=1e-6)
 
 
@@ -387,30 +378,30 @@ def test_ncti_zoo_min_max_hand_checked():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_class_with_no_example_is_left_out(name):
-    F, y = _data(N=200, D=12, C=3, sep=1.0)
+    F, y = class_features(N=200, D=12, C=3, sep=1.0)
     relabelled = np.array([0, 2, 5])[y]  # classes 1, 3 and 4 have no example
     assert FUNCS[name](F, relabelled) == pytest.approx(FUNCS[name](F, y), rel=1e-10)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_separated_classes_score_above_shuffled_labels(name):
-    F, y = _data(N=600, D=20, C=3, sep=2.0)
+    F, y = class_features(N=600, D=20, C=3, sep=2.0)
     shuffled = np.random.default_rng(5).permutation(y)
     assert FUNCS[name](F, y) > FUNCS[name](F, shuffled)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_n_below_d_and_duplicate_features_are_finite(name):
-    F, y = _data(N=60, D=150, C=3, sep=2.0)
+    F, y = class_features(N=60, D=150, C=3, sep=2.0)
     assert np.isfinite(FUNCS[name](F, y))
-    F, y = _data(N=300, D=10, C=3, sep=1.0)
+    F, y = class_features(N=300, D=10, C=3, sep=1.0)
     dup = np.hstack([F, F, F[:, :3]])  # duplicate columns: singular covariances
     assert np.isfinite(FUNCS[name](dup, y))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_input_is_named(name):
-    F, y = _data(N=100, D=8)
+    F, y = class_features(N=100, D=8)
     fn = FUNCS[name]
     bad = F.copy()
     bad[7, 3] = np.nan

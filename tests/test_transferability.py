@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import class_features
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -17,16 +18,6 @@ from sklearn.preprocessing import StandardScaler
 from ptmbench.data.tokenized import subsample
 from ptmbench.estimators import logme
 from ptmbench.estimators import transferability as tr
-
-
-def _data(N=300, D=20, C=3, seed=0, sep=1.0, offset=3.0):
-    """Features with a common offset, an anisotropic spectrum and class means apart in a few directions."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, C, N)
-    means = np.zeros((C, D))
-    means[:, :3] = rng.standard_normal((C, 3)) * sep
-    F = offset + means[y] + rng.standard_normal((N, D)) * (1.0 + np.arange(D)) ** -0.5
-    return F, y
 
 
 def _score(name, F, y, task="mnli", **params):
@@ -48,7 +39,7 @@ def test_registry_names_kinds_and_defaults():
 
 @pytest.mark.parametrize("task", ["mnli", "rte", "stsb"])
 def test_logme_is_ptmbench_logme(task):
-    F, y = _data(C=3 if task == "mnli" else 2)
+    F, y = class_features(C=3 if task == "mnli" else 2)
     F = F.astype(np.float32)
     labels = y + 0.5 * np.random.default_rng(1).standard_normal(len(y)) if task == "stsb" else y
     want = logme.logme(F, logme.targets(labels, task)).mean()
@@ -59,7 +50,7 @@ def test_logme_is_ptmbench_logme(task):
 def test_gram_pass_grouped_against_direct_sums(chunk_bytes):
     """The one pass: per class F_k^T F_k, F_k^T 1 and counts, F^T Y and sum ||x - mean||^4, whatever
     the chunking; a class absent from a chunk (or from the data) is fine."""
-    F, y = _data(103, 21, C=4)
+    F, y = class_features(103, 21, C=4)
     y[y == 2] = 3  # class 2 absent
     Y = np.random.default_rng(0).standard_normal((103, 2))
     p = logme.gram_pass(F.astype(np.float32), Y, y, 4, moments=True, chunk_bytes=chunk_bytes)
@@ -98,7 +89,7 @@ def _hscore_direct(F, y):
 
 @pytest.mark.parametrize("shape", [(300, 20), (40, 60)])  # N > D and N < D
 def test_hscore_against_sklearn_ledoit_wolf(shape):
-    F, y = _data(*shape)
+    F, y = class_features(*shape)
     alpha, _ = tr.ledoit_wolf(tr.Stats(F, y, "mnli").cov, tr.Stats(F, y, "mnli").q4, len(F))
     assert alpha == pytest.approx(LedoitWolf().fit(F).shrinkage_, rel=1e-9)
     assert _score("hscore", F, y) == pytest.approx(_hscore_direct(F, y), rel=1e-8)
@@ -116,7 +107,7 @@ def _transrate_direct(F, y, eps=1e-4):
 
 @pytest.mark.parametrize("shape", [(300, 20), (40, 60)])
 def test_transrate_against_slogdet(shape):
-    F, y = _data(*shape)
+    F, y = class_features(*shape)
     assert _score("transrate", F, y) == pytest.approx(_transrate_direct(F, y), rel=1e-9)
     assert _score("transrate", F, y, eps=1e-2) == pytest.approx(_transrate_direct(F, y, 1e-2), rel=1e-9)
 
@@ -134,7 +125,7 @@ def _nleep_direct(F, y, cov="diag", seed=0):
 
 @pytest.mark.parametrize("cov", ["diag", "full"])
 def test_nleep_against_sklearn_pca_and_mixture(cov):
-    F, y = _data(400, 12, sep=2.0)
+    F, y = class_features(400, 12, sep=2.0)
     got = _score("nleep", F, y, covariance_type=cov, max_examples=None)
     # the PCA (and a 'diag' mixture) run in float32, the features' precision: scikit-learn on float32
     # features; a 'full' mixture in float64
@@ -184,7 +175,7 @@ def _sfda_direct(F, y):
 
 @pytest.mark.parametrize("shape", [(300, 20), (40, 60)])
 def test_sfda_against_the_generalised_eigenproblem(shape):
-    F, y = _data(*shape, offset=0.0)
+    F, y = class_features(*shape, offset=0.0)
     got = _score("sfda", F, y, max_examples=None)
     assert got == pytest.approx(_sfda_direct(F, y), rel=1e-7)
     assert 1 / 3 < got <= 1
@@ -207,19 +198,19 @@ def _knn_direct(F, y, k, regression=False):
 
 @pytest.mark.parametrize("k", [1, 4, 10])
 def test_knn_against_an_explicit_loop(k):
-    F, y = _data(150, 10)
+    F, y = class_features(150, 10)
     assert _score("knn", F, y, k=k, max_examples=None) == pytest.approx(_knn_direct(F, y, k), abs=1e-12)
 
 
 def test_knn_regression_is_pearson_of_the_neighbour_mean():
-    F, y = _data(150, 10, C=2)
+    F, y = class_features(150, 10, C=2)
     target = F[:, 0] + 0.3 * np.random.default_rng(2).standard_normal(len(F))
     got = _score("knn", F, target, "stsb", k=5, max_examples=None)
     assert got == pytest.approx(_knn_direct(F, target, 5, regression=True), rel=1e-9)
 
 
 def test_linear_probe_logistic_matches_sklearn():
-    F, y = _data(300, 15)
+    F, y = class_features(300, 15)
     fold = tr.folds_of(y, 5, 0, stratify=True)
     assert np.bincount(fold).tolist() == [60] * 5  # stratified, balanced
     correct = 0
@@ -240,7 +231,7 @@ def test_linear_probe_logistic_matches_sklearn():
 
 
 def test_linear_probe_ridge_matches_sklearn():
-    F, y = _data(200, 15, C=2)
+    F, y = class_features(200, 15, C=2)
     target = F[:, :3].sum(axis=1) + 0.5 * np.random.default_rng(3).standard_normal(len(F))
     fold = tr.folds_of(target, 4, 7, stratify=False)
     pred = np.empty(len(F))
@@ -257,14 +248,14 @@ def test_linear_probe_ridge_matches_sklearn():
 
 @pytest.mark.parametrize("name", ["sfda", "knn", "linear_probe"])
 def test_subsampled_estimators_use_the_seeded_subsample(name):
-    F, y = _data(500, 10)
+    F, y = class_features(500, 10)
     idx = subsample(len(F), 200, 3)
     full = _score(name, F[idx], y[idx], max_examples=None, seed=3)
     assert _score(name, F, y, max_examples=200, seed=3) == pytest.approx(full, rel=1e-9)
 
 
 def test_nleep_pca_on_every_example_mixture_on_the_subsample():
-    F, y = _data(500, 12)
+    F, y = class_features(500, 12)
     idx = subsample(len(F), 200, 3)
     Z = PCA(n_components=0.8).fit(F).transform(F[idx])
     theta = GaussianMixture(15, covariance_type="diag", random_state=3).fit(Z).predict_proba(Z)
@@ -276,7 +267,7 @@ def test_nleep_pca_on_every_example_mixture_on_the_subsample():
 
 
 def test_score_all_classification_and_regression():
-    F, y = _data(300, 20)
+    F, y = class_features(300, 20)
     res = tr.score_all(F.astype(np.float32), y, "mnli")
     assert list(res) == list(tr.ESTIMATORS)
     assert all(isinstance(r["score"], float) and math.isfinite(r["score"]) and r["applicable"]
@@ -291,7 +282,7 @@ def test_score_all_classification_and_regression():
 
 
 def test_score_all_params_and_unknown_names():
-    F, y = _data(200, 10)
+    F, y = class_features(200, 10)
     res = tr.score_all(F, y, "mnli", names=["knn"], params={"knn": {"k": 1, "max_examples": None}})
     assert res["knn"]["score"] == pytest.approx(_knn_direct(F, y, 1))
     with pytest.raises(ValueError, match=r"unknown transferability estimator\(s\) \['leep'\].*hscore"):
@@ -302,7 +293,7 @@ def test_score_all_params_and_unknown_names():
 
 def test_score_all_names_the_estimator_that_fails():
     """A failure on bad input stops score_all with the estimator and task named; none is recorded as NaN."""
-    F, y = _data(40, 10)
+    F, y = class_features(40, 10)
     with pytest.raises(tr.EstimatorError, match=r"estimator 'knn' on task 'mnli': knn.k must be in \[1, 39\]") as err:
         tr.score_all(F, y, "mnli", names=["logme", "knn"], params={"knn": {"k": 40}})
     assert err.value.name == "knn"
@@ -311,7 +302,7 @@ def test_score_all_names_the_estimator_that_fails():
 
 
 def test_not_applicable_is_an_exception_not_zero():
-    F, y = _data(100, 5)
+    F, y = class_features(100, 5)
     with pytest.raises(tr.NotApplicable, match="transrate is defined for classification tasks; 'stsb'"):
         _score("transrate", F, y.astype(float), "stsb")
 
@@ -320,7 +311,7 @@ def test_not_applicable_is_an_exception_not_zero():
 
 
 def test_a_missing_class_is_left_out():
-    F, y = _data(300, 10)
+    F, y = class_features(300, 10)
     y2 = np.where(y == 1, 2, y)  # classes 0 and 2 only: class 1 of mnli has no example
     relabelled = np.where(y2 == 2, 1, y2)
     for name in ("hscore", "transrate", "sfda", "knn"):
@@ -328,14 +319,14 @@ def test_a_missing_class_is_left_out():
 
 
 def test_one_class_is_an_error_naming_the_task():
-    F, _ = _data(50, 5)
+    F, _ = class_features(50, 5)
     for name in tr.ESTIMATORS:
         with pytest.raises(ValueError, match=r"task 'sst2': only class \[1\] is present"):
             _score(name, F, np.ones(50, int), "sst2")
 
 
 def test_bad_features_and_labels_are_named():
-    F, y = _data(50, 5)
+    F, y = class_features(50, 5)
     bad = F.copy()
     bad[7, 3] = np.nan
     with pytest.raises(ValueError, match=r"NaN or inf \(first at row 7, column 3\)"):
@@ -357,7 +348,7 @@ def test_constant_features_are_an_error(name):
 
 
 def test_duplicate_and_constant_columns_are_handled():
-    F, y = _data(200, 10)
+    F, y = class_features(200, 10)
     G = np.hstack([F, F[:, :4], np.full((200, 3), 5.0)])  # duplicated and constant columns: singular S
     assert _score("hscore", G, y) == pytest.approx(_hscore_direct(G, y), rel=1e-7)
     assert _score("transrate", G, y) == pytest.approx(_transrate_direct(G, y), rel=1e-9)
@@ -367,13 +358,13 @@ def test_duplicate_and_constant_columns_are_handled():
 
 
 def test_n_below_d_all_estimators_finite():
-    F, y = _data(40, 60)
+    F, y = class_features(40, 60)
     res = tr.score_all(F, y, "mnli", params={"linear_probe": {"folds": 3}})
     assert all(math.isfinite(r["score"]) for r in res.values()), res
 
 
 def test_too_few_examples_per_fold_or_component_are_named():
-    F, y = _data(40, 5)
+    F, y = class_features(40, 5)
     y[:] = 0
     y[:3] = 1  # class 1 has 3 examples
     with pytest.raises(ValueError, match=r"linear_probe \(folds=5.*counts per class \[37, 3\]"):

@@ -162,3 +162,16 @@ def class_stats(X: np.ndarray, y: np.ndarray, K: int):
     means = onehot @ X / counts[:, None]
     R = X - means[y]
     return counts, means, onehot @ (R * R) / counts[:, None]
+
+
+def power_top(A: np.ndarray, iterations: int = 3) -> float:
+    """The SFDA authors' estimate of the largest eigenvalue of A (SFDA's shrinkage, ETran's LDA):
+    ``x = A 1``, then ``iterations`` rounds of ``y = A x / ||A x||``, ``x = A y / ||A y||``; returns
+    ``x^T A y``."""
+    x = A.sum(axis=1)
+    for _ in range(iterations):
+        y = A @ x
+        y /= np.linalg.norm(y)
+        x = A @ y
+        x /= np.linalg.norm(x)
+    return x @ A @ y

@@ -35,22 +35,17 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, lstsq
 from scipy.special import logsumexp
 
-from ._common import class_stats, classification_inputs, is_regression, regression_inputs, subsample
+from ._common import (
+    class_stats,
+    classification_inputs,
+    is_regression,
+    power_top,
+    regression_inputs,
+    subsample,
+)
 
 KINDS = ("classification", "regression")
 DEFAULTS = {"energy_fraction": 0.005, "max_examples": 10000, "seed": 0}
-
-
-def _power_top(A, iterations=3):
-    """The SFDA authors' estimate of A's largest eigenvalue (``x = A 1``, ``iterations`` rounds of
-    ``y = A x / ||A x||``, ``x = A y / ||A y||``; ``x^T A y``)."""
-    x = A.sum(axis=1)
-    for _ in range(iterations):
-        y = A @ x
-        y /= np.linalg.norm(y)
-        x = A @ y
-        x /= np.linalg.norm(x)
-    return x @ A @ y
 
 
 def etran(features: np.ndarray, labels: np.ndarray, energy_fraction: float = 0.005,
@@ -84,7 +79,7 @@ def etran(features: np.ndarray, labels: np.ndarray, energy_fraction: float = 0.0
     priors = counts / n
     R = (X - means[y]) * np.sqrt(priors / counts)[y][:, None]
     Sw = R.T @ R  # sum_k pi_k Cov(X_k), biased covariances
-    lam = max(np.exp(-5 * _power_top(Sw)), 1e-10)
+    lam = max(np.exp(-5 * power_top(Sw)), 1e-10)
     S = (1 - lam) * Sw
     S[np.diag_indices(D)] += lam * np.trace(Sw) / D
     try:

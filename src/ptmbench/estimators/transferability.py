@@ -51,6 +51,7 @@ from ptmbench.core import tasks
 from ptmbench.data.tokenized import subsample
 from ptmbench.estimators import etran, gbc, lfc, ncti, pactran, parc, silhouette
 from ptmbench.estimators import logme as logme_mod
+from ptmbench.estimators._common import power_top
 
 log = logging.getLogger(__name__)
 
@@ -414,18 +415,6 @@ def nleep(st: Stats, variance, components_per_class, covariance_type, max_exampl
 # ---------------------------------------------------------------------------------------------- SFDA
 
 
-def _power_top(A, iterations=3):
-    """The SFDA authors' estimate of the largest eigenvalue of A: ``x = A 1``, then ``iterations``
-    rounds of ``y = A x / ||A x||``, ``x = A y / ||A y||``; returns ``x^T A y``."""
-    x = A.sum(axis=1)
-    for _ in range(iterations):
-        y = A @ x
-        y /= np.linalg.norm(y)
-        x = A @ y
-        x /= np.linalg.norm(x)
-    return x @ A @ y
-
-
 def _fda_proba(X, y, K, priors, shrinkage=None):
     """One SFDA pass: class means, within scatter S_w = sum_k prior_k Cov(X_k), shrinkage lambda
     (adaptive when None), the regularised Fisher classifier; returns (P(y | x) n x K, lambda, means)."""
@@ -435,7 +424,7 @@ def _fda_proba(X, y, K, priors, shrinkage=None):
     Xc *= np.sqrt(priors / counts)[y][:, None]
     Sw = Xc.T @ Xc  # sum_k prior_k (1/N_k) (X_k - mu_k)^T (X_k - mu_k); X^T X: BLAS syrk
     if shrinkage is None:
-        shrinkage = max(math.exp(-5 * _power_top(Sw)), 1e-10)
+        shrinkage = max(math.exp(-5 * power_top(Sw)), 1e-10)
     D = X.shape[1]
     Sw_l = (1 - shrinkage) * Sw
     Sw_l[np.diag_indices(D)] += shrinkage * np.trace(Sw) / D
