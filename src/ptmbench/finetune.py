@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ptmbench import metrics as M
-from ptmbench import naming, squad
+from ptmbench import naming, squad, tracking
 from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 from ptmbench.tokenize import check_labels, eval_splits, lengths, load_tokenizer, subsample
@@ -356,14 +356,15 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_path, save_dir=None,
-             batch_split: int = 1, switches: dict | None = None) -> dict:
+             batch_split: int = 1, switches: dict | None = None, report_to="none") -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
     "hyperparameters" (hp, its ``precision`` the config's mode, + per_device_batch, grad_accum, effective_batch,
     bf16, fp16), "precision" (the one that ran: fp32, bf16 or fp16), "train_examples",
     "train_time_s", "eval_time_s", "provenance"}``. With ``save_dir`` the fine-tuned task model and
-    the tokenizer are saved there (safetensors). Returns the metrics record.
+    the tokenizer are saved there (safetensors). ``report_to``: config ``finetune.report_to``, the
+    experiment trackers the ``Trainer`` reports to (:mod:`ptmbench.tracking`). Returns the metrics record.
     """
     import datasets
     import torch
@@ -371,6 +372,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
 
     t_start = time.perf_counter()
     kind = registry.get(task).kind
+    trackers = tracking.reporters(report_to)
+    tracking.check_installed(trackers)  # before any work: a missing package fails at once, naming the fix
     tokenized_dir = Path(tokenized_dir)
     info_path = tokenized_dir / "info.json"
     if not info_path.exists():
@@ -398,13 +401,15 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
 
     def attempt(split: int):
         with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
-            args = training_arguments(hp, scratch, split, switches=on)
+            args = training_arguments(hp, scratch, split, switches=on,
+                                      **tracking.training_arguments(trackers, ptm, task, seed))
             set_seed(seed)
             model = load_task_model(model_dir, task, info.get("label_names"), **_switched(on, "model_kwargs"))
             collator = DataCollatorWithPadding(tok, **_switched(on, "collator"))
             trainer = _make_trainer_class()(
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
+            tracking.attach(trainer, tracking.start(trackers, metrics_path))
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
                      ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
@@ -436,7 +441,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
                                  tokenized_dir=str(tokenized_dir), batch_split=int(batch_split),
-                                 oom_retries=oom_retries, cuda_switches=on,
+                                 oom_retries=oom_retries, cuda_switches=on, report_to=trackers,
                                  attn_implementation=getattr(model.config, "_attn_implementation", None),
                                  wall_time_s=round(time.perf_counter() - t_start, 3)),
     }

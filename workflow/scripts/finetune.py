@@ -11,4 +11,7 @@ with job(snakemake):
         metrics_path=snakemake.output.metrics,
         save_dir=snakemake.output.get("model"),
         batch_split=snakemake.resources.batch_split,
+        # from the config, not a rule param: tracking changes no result, so switching it on must not
+        # rerun the finished fine-tunes (Snakemake reruns a job whose params changed)
+        report_to=snakemake.config["finetune"].get("report_to", "none"),
     )
