@@ -1,6 +1,6 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
 # Stages (one rule file, one script and one library module each): acquire -> tokenize -> finetune
-# -> merge -> graph -> logme -> export -> report.  See README.md and docs/.
+# -> merge -> graph -> logme -> export -> report -> hub.  See README.md and docs/.
 
 import os
 import sys
@@ -33,6 +33,7 @@ include: "workflow/rules/graph.smk"
 include: "workflow/rules/logme.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/hub.smk"
 
 
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the
