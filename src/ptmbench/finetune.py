@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ptmbench import metrics as M
-from ptmbench import naming, squad, tracking
+from ptmbench import naming, progress, squad, tracking
 from ptmbench import tasks as registry
 from ptmbench.provenance import atomic_dir, provenance, sha256_files, write_json
 from ptmbench.tokenize import check_labels, eval_splits, lengths, load_tokenizer, subsample
@@ -410,6 +410,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: dict, metrics_pa
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
             tracking.attach(trainer, tracking.start(trackers, metrics_path))
+            trainer.add_callback(progress.trainer_callback(f"training {ptm} on {task}"))  # steady lines, ETA
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
                      ptm, task, len(train), hp["epochs"], args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")

@@ -229,6 +229,10 @@ def job(smk):
     root.setLevel(logging.INFO)
     old_out, old_err = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = stream
+    if log_path:  # a log file: progress lines at a steady rate (ptmbench.progress), not a tqdm bar per update
+        from ptmbench.progress import quiet_bars
+
+        quiet_bars()
     start = time.perf_counter()
     try:
         threads = int(getattr(smk, "threads", 1) or 1)

@@ -1,6 +1,6 @@
 """Where a run stands, per stage and base model, without running anything.
 
-    python -m ptmbench.status --configfile config/config.yaml [--directory .] [--json] [--verify]
+    python -m ptmbench.status --configfile config/config.yaml [--directory .] [--json] [--verify] [--jobs N]
 
 Every job the config implies (:func:`ptmbench.paths.jobs`) is put in one state:
 
@@ -22,6 +22,9 @@ Only ``stat`` calls for the ~11,700 jobs of the paper config (each path once), p
 logs of jobs whose outputs are missing and a walk of ``results/`` and ``resources/`` for temporaries
 that killed jobs left (:func:`ptmbench.provenance.is_temp`). ``--verify`` also reads every output:
 it re-hashes the files whose SHA-256 an output's provenance records and parses JSON outputs.
+
+Below the tables, per stage: done / running (incomplete) / failed jobs and an estimate of the time left
+from the finished jobs' benchmark files (:func:`ptmbench.progress.time_left`; ``--jobs N``: N at once).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from ptmbench import paths
+from ptmbench import paths, progress
 from ptmbench.config import ConfigError, validate
 from ptmbench.provenance import is_temp, sha256
 
@@ -446,6 +449,8 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true",
                     help="re-hash outputs against the SHA-256 their provenance records and parse JSON outputs "
                          "(reads every weight file: slow); exit status 1 when one is modified or corrupt")
+    ap.add_argument("--jobs", "-j", type=int, default=1,
+                    help="jobs run side by side, for the estimate of the time left (default 1)")
     args = ap.parse_args(argv)
     try:
         config = validate(yaml.safe_load(Path(args.configfile).read_text()))
@@ -458,11 +463,13 @@ def main(argv=None) -> int:
     statuses = collect(config, args.directory)
     temps = leftover_temps(args.directory)
     problems = verify(statuses, args.directory) if args.verify else None
+    left = progress.time_left(statuses, args.directory)
     if args.json:
-        print(json.dumps(as_json(statuses, temps, problems), indent=1))
+        print(json.dumps({**as_json(statuses, temps, problems), "time_left": [vars(r) for r in left]}, indent=1))
     else:
         limit = args.max_failed or len(statuses) + len(temps)
-        parts = [format_table(statuses, max_failed=limit), format_temps(temps, limit)]
+        parts = [format_table(statuses, max_failed=limit), progress.format_time_left(left, max(args.jobs, 1)),
+                 format_temps(temps, limit)]
         if problems is not None:
             parts.append(format_problems(problems))
         print("\n\n".join(p for p in parts if p))

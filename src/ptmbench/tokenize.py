@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ptmbench import tasks as registry
+from ptmbench.progress import Progress
 from ptmbench.provenance import atomic_dir, provenance, write_json
 from ptmbench.squad import cls_index
 
@@ -74,7 +75,10 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
                              "the data must have the schema of ptmbench.data.features")
         check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
 
-        def enc(batch):
+        done = Progress(f"tokenize {task}/{split}", len(ds), "examples")
+
+        def enc(batch, done=done):
+            done.update(n=len(batch[a]))
             texts = (batch[a],) if b is None else (batch[a], batch[b])
             feats = tokenizer(*texts, truncation=True, max_length=max_length)
             feats["labels"] = batch["label"]
@@ -82,6 +86,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
 
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
                     desc=f"tokenize {task}/{split}")
+        done.finish()
         dtype = "float32" if entry.kind == "regression" else "int64"
         out[split] = ds.cast_column("labels", datasets.Value(dtype))  # in memory: no cache file
     return datasets.DatasetDict(out)
