@@ -22,9 +22,10 @@ demo: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml --report results/report/report.html
 	@echo; echo "Report: $(CURDIR)/results/report/report.html"; echo; cat results/report/summary.txt
 
-# Where a run stands (done / failed / incomplete / missing per stage and base model); runs nothing.
+# Where a run stands (done / failed / incomplete / missing per stage and base model, and the time left
+# from the finished jobs' benchmark files; JOBS=N: N jobs at once); runs nothing.
 status: install
-	$(PY) -m ptmbench.cli.status --configfile $(or $(CONFIG),config/config.yaml)
+	$(PY) -m ptmbench.cli.status --configfile $(or $(CONFIG),config/config.yaml) $(if $(JOBS),--jobs $(JOBS))
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 # ptm-bench: a model-zoo benchmark for pre-trained language model selection.
 # Stages (one rule file, a thin script per rule and one module of ptmbench.stages each): acquire ->
-# tokenize -> finetune -> merge -> graph -> logme -> export -> published -> compare -> report.  See README.md and docs/.
+# tokenize -> finetune -> merge -> graph -> logme -> export -> published -> compare -> report -> hub.
+# See README.md and docs/.
 
 import os
 import sys
@@ -37,6 +38,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/published.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/hub.smk"
 
 
 # The export needs every fine-tune, LogME score and graph, so asking for its outputs builds the

@@ -37,7 +37,7 @@ def bench_features(N, D, seed=0):
 def run(N, D, repeats=3, regression=False):
     import numpy as np
 
-    from ptmbench import logme
+    from ptmbench.estimators import logme
 
     F, labels = bench_features(N, D)
     jobs = {"logme": lambda: float(logme.logme(F, logme.targets(labels, "mnli")).mean())}

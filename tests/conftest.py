@@ -114,7 +114,7 @@ def tiny_run(tmp_path_factory) -> Path:
 # In a copy of tiny_run, what a run killed mid-way through tiny-bert's sst2 fine-tune: that job and everything after it not done.
 NOT_DONE = ["results/finetune/tiny-bert/sst2", "results/merged", "results/finetune/tiny-bert_sst2_stsb_0.5",
             "results/graphs/tiny-bert_sst2_stsb_0.5.dill", "results/logme/tiny-bert_sst2_stsb_0.5",
-            "results/ptm_model_bench", "results/tables", "results/compare", "results/report"]
+            "results/ptm_model_bench", "results/tables", "results/compare", "results/report", "results/hub"]
 
 
 def copy_run(src: Path, dst: Path) -> Path:
@@ -153,7 +153,7 @@ def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeou
 @pytest.fixture(scope="session")
 def paper_plan_dir(tmp_path_factory) -> Path:
     """The paper DAG as the Slurm profile plans it, planned ONCE for the tests of job counts, cluster
-    resources and submissions (a plan of 11,727 jobs takes most of a minute here): plan.json (rule ->
+    resources and submissions (a plan of 11,728 jobs takes most of a minute here): plan.json (rule ->
     per-job resources) and submissions.json (group jobs + jobs outside any group)."""
 
     def build(folder: Path) -> None:

@@ -48,12 +48,14 @@ def test_paper_setup_submits_at_most_1500_jobs():
     # one submission per job without groups (the target rule `all` runs in the main process)
     assert before == {"acquire": 22, "tokenize": 120, "finetune_base": 120, "merge": 540,
                       "finetune_merged": 5400, "finetune_seed": 0, "graph": 552, "logme": 4968, "export": 1, "published": 1,
-                      "compare": 1, "report": 1, "total": 11726}
+                      "compare": 1, "report": 1,
+                      "hub": 1, "total": 11727}
     # tokenize: 12 bases x ceil(10/10); merge: 12 x ceil(45/15); finetune_merged: one per merged PTM;
     # graph: ceil(552/24); logme: one per PTM (its 9 tasks)
     assert after == {"acquire": 22, "tokenize": 12, "finetune_base": 120, "merge": 36,
                      "finetune_merged": 540, "finetune_seed": 0, "graph": 23, "logme": 552, "export": 1, "published": 1,
-                     "compare": 1, "report": 1, "total": 1309}
+                     "compare": 1, "report": 1,
+                     "hub": 1, "total": 1310}
     assert after["total"] <= 1500
 
 
@@ -62,7 +64,7 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     that span connected jobs (merge -> its fine-tunes): the count equals Snakemake's dry run."""
     zoo = _zoo("test.yaml")
     profile = grouping.Grouping.from_profile(SLURM)
-    assert grouping.submissions(zoo, profile)["total"] == _snakemake_submissions(tmp_path) == 15
+    assert grouping.submissions(zoo, profile)["total"] == _snakemake_submissions(tmp_path) == 16
 
     other = grouping.Grouping(groups={"logme": "scores", "merge": "m_{base}_{pair}_{ratio}",
                                       "finetune_merged": "m_{base}_{pair}_{ratio}", "tokenize": "tok"},
@@ -77,8 +79,8 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     # 4 LogME jobs, 3 per group job -> 2; the merge and its 2 fine-tunes are connected: one group job;
     # 2 tokenisations, one per group job (group-components 1); 2 graphs outside any group
     assert (got["logme"], got["merge"], got["finetune_merged"], got["tokenize"], got["graph"]) == (2, 1, 0, 2, 2)
-    # (+ 4: the export, the published bench, the comparison, the report)
-    assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 4
+    # (+ 5: the export, the published bench, the comparison, the report, the hub folder)
+    assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 5
 
 
 def test_extra_seed_fine_tunes_are_grouped_per_ptm_and_seed():
@@ -111,4 +113,4 @@ def test_profile_groups_are_checked():
 @pytest.mark.slow
 def test_paper_count_equals_snakemakes_plan(paper_submissions):
     """The paper DAG planned by Snakemake through profiles/slurm forms exactly the predicted group jobs."""
-    assert paper_submissions == grouping.submissions(_zoo("config.yaml"))["total"] == 1309
+    assert paper_submissions == grouping.submissions(_zoo("config.yaml"))["total"] == 1310

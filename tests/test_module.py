@@ -73,7 +73,7 @@ def _run(*args, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 # (a fine-tune, a graph, two LogME jobs, the export, the report) is redone through the module.
 REDO = ("results/finetune/tiny-bert_sst2_stsb_0.5/stsb", "results/graphs/tiny-bert_sst2_stsb_0.5.dill",
         "results/logme/tiny-bert_sst2_stsb_0.5", "results/ptm_model_bench", "results/tables", "results/report")
-REDONE = {"finetune_merged": 1, "graph": 1, "logme": 2, "export": 1, "compare": 1, "report": 1, "all": 1}
+REDONE = {"finetune_merged": 1, "graph": 1, "logme": 2, "export": 1, "compare": 1, "report": 1, "hub": 1, "all": 1}
 
 
 @pytest.mark.slow

@@ -75,7 +75,7 @@ def test_paper_config_offline():
     """The paper config plans without network (sizes from the built-in table) and matches the DAG size."""
     p = plan.plan(load(ROOT / "config" / "config.yaml"), Path("/nonexistent"))
     c = _plan_counts(p)
-    assert p["total"]["jobs"] == 11727
+    assert p["total"]["jobs"] == 11728
     assert (c["finetune_base"], c["merge"], c["finetune_merged"], c["graph"], c["logme"]) == (120, 540, 5400, 552, 4968)
     # order of magnitude of the published setup: thousands of GPU-hours, hundreds of GB of merged weights
     assert 500 < p["total"]["gpu_hours"] < 20000
@@ -132,7 +132,7 @@ def test_unknown_model_offline_is_a_clear_error():
 def test_cli(tmp_path, capsys):
     assert plan_cli.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "finetune_merged" in out and "peak disk" in out and "11727" in out
+    assert "finetune_merged" in out and "peak disk" in out and "11728" in out
 
 
 def _two_task_config(tmp_path: Path) -> dict:
@@ -212,7 +212,7 @@ def test_submissions_follow_the_slurm_profiles_groups():
     cfg = load(ROOT / "config" / "config.yaml")
     ungrouped = plan.plan(cfg, Path("/nonexistent"), grouping=grouping.Grouping())
     assert all(s["submissions"] == (0 if s["rule"] == "all" else s["jobs"]) for s in ungrouped["stages"])
-    assert ungrouped["total"]["submissions"] == 11726
+    assert ungrouped["total"]["submissions"] == 11727
     p = plan.plan(cfg, Path("/nonexistent"))
     per_stage = grouping.submissions(paths.Zoo.from_config(cfg))
     rows = {s["rule"]: s["submissions"] for s in p["stages"]}

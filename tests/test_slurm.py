@@ -122,11 +122,12 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     assert r.returncode == 0, log[-5000:]
 
     # 8 jobs left (but `all`), in 6 submissions: the merged PTM's 2 fine-tunes, its graph, its 2
-    # LogME scores, the export, the comparison, the report; + 1: the group job with the injected failure, resubmitted.
+    # LogME scores, the export, the comparison, the report, the hub folder; + 1: the group job with the
+    # injected failure, resubmitted.
     # Counted exactly: the plugin logs every sbatch call, and keeps one Slurm log per job id.
-    assert len(re.findall(r"^rule (?!all:)\w+:", planned, re.M)) == len(left) == 8
+    assert len(re.findall(r"^rule (?!all:)\w+:", planned, re.M)) == len(left) == 9
     assert {k: v for k, v in predicted.items() if v} == {"finetune_merged": 1, "graph": 1, "logme": 1, "export": 1,
-                                                         "compare": 1, "report": 1, "total": 6}
+                                                         "compare": 1, "report": 1, "hub": 1, "total": 7}
     logs = sorted((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     ids = sorted(int(p.stem) for p in logs)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)

@@ -129,7 +129,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
                          "--json", "--verify"], capture_output=True, text=True, timeout=120)
     assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
     report = json.loads(st.stdout)
-    assert report["totals"]["*"] == {"done": 20} and report["verify"] == [] and report["temporaries"] == []
+    assert report["totals"]["*"] == {"done": 21} and report["verify"] == [] and report["temporaries"] == []
 
 
 @pytest.mark.slow
@@ -210,7 +210,7 @@ def test_an_extra_seed_runs_only_its_finetunes_the_export_and_the_report(tiny_ru
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     ran = Counter(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
-    assert ran == {"finetune_seed": 4, "export": 1, "compare": 1, "report": 1, "all": 1}, out[-3000:]
+    assert ran == {"finetune_seed": 4, "export": 1, "compare": 1, "report": 1, "hub": 1, "all": 1}, out[-3000:]
     assert [p.stat().st_mtime_ns for p in primary] == mtimes
     for p in ptms:
         for t in tasks:

@@ -13,4 +13,7 @@ with job(snakemake):
         save_dir=snakemake.output.get("model"),
         batch_split=snakemake.resources.batch_split,
         base=Zoo.from_config(snakemake.config).base_of(snakemake.params.ptm),
+        # from the config, not a rule param: tracking changes no result, so switching it on must not
+        # rerun the finished fine-tunes (Snakemake reruns a job whose params changed)
+        report_to=snakemake.config["finetune"].get("report_to", "none"),
     )

@@ -1,8 +1,10 @@
 """Where a run stands, per stage and base model, without running anything.
 
-    python -m ptmbench.cli.status --configfile config/config.yaml [--directory .] [--json] [--verify]
+    python -m ptmbench.cli.status --configfile config/config.yaml [--directory .] [--json] [--verify] [--jobs N]
 
-The states and how they are found: :mod:`ptmbench.cluster.status`.
+The states and how they are found: :mod:`ptmbench.cluster.status`; below the tables, per stage, the time
+left estimated from the finished jobs' benchmark files (:func:`ptmbench.io.progress.time_left`; ``--jobs N``: N
+at once).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ptmbench.cluster.status import (
     verify,
 )
 from ptmbench.core import tasks
+from ptmbench.io import progress
 from ptmbench.settings.config import ConfigError, load
 
 
@@ -36,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true",
                     help="re-hash outputs against the SHA-256 their provenance records and parse JSON outputs "
                          "(reads every weight file: slow); exit status 1 when one is modified or corrupt")
+    ap.add_argument("--jobs", "-j", type=int, default=1,
+                    help="jobs run side by side, for the estimate of the time left (default 1)")
     args = ap.parse_args(argv)
     try:
         config = load(args.configfile)
@@ -49,11 +54,13 @@ def main(argv=None) -> int:
     statuses = collect(config, args.directory)
     temps = leftover_temps(args.directory)
     problems = verify(statuses, args.directory) if args.verify else None
+    left = progress.time_left(statuses, args.directory)
     if args.json:
-        print(json.dumps(as_json(statuses, temps, problems), indent=1))
+        print(json.dumps({**as_json(statuses, temps, problems), "time_left": [vars(r) for r in left]}, indent=1))
     else:
         limit = args.max_failed or len(statuses) + len(temps)
-        parts = [format_table(statuses, max_failed=limit), format_temps(temps, limit)]
+        parts = [format_table(statuses, max_failed=limit), progress.format_time_left(left, max(args.jobs, 1)),
+                 format_temps(temps, limit)]
         if problems is not None:
             parts.append(format_problems(problems))
         print("\n\n".join(p for p in parts if p))

@@ -58,7 +58,7 @@ PAD_FACTOR = 1.1  # padded / real tokens with length-grouped dynamic padding
 BYTES_PER_PARAM = 4  # fp32 safetensors
 TOKEN_BYTES = 8  # tokenised data on disk: input_ids int32 + mask/type ids + Arrow offsets
 CPU_JOB_S = {"acquire_model": 300, "acquire_glue": 120, "acquire_squad": 60, "acquire_custom": 60, "merge": 60,
-             "graph": 120, "export": 1800, "published": 30, "compare": 60, "report": 120}
+             "graph": 120, "export": 1800, "published": 30, "compare": 60, "report": 120, "hub": 60}
 TOKENIZE_TOKENS_PER_S = 2e5  # fast tokenizer, one core
 
 # Published encoders: stored parameters (AutoModel, no task head), layers, hidden size.
@@ -300,6 +300,7 @@ COSTS = {
     "published": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
     "compare": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
     "report": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
+    "hub": lambda c, b, t: (_NO_GPU, 0.0, 0.0),  # hard links of the export and tables
 }
 _SUMMED = ("jobs", "submissions", "gpu_hours", "flop_floor_gpu_hours", "cpu_hours")
 

@@ -1,6 +1,6 @@
 """Where a run stands, per stage and base model, without running anything.
 
-    python -m ptmbench.cli.status --configfile config/config.yaml [--directory .] [--json] [--verify]
+    python -m ptmbench.cli.status --configfile config/config.yaml [--directory .] [--json] [--verify] [--jobs N]
 
 Every job the config implies (:func:`ptmbench.core.paths.jobs`) is put in one state:
 
@@ -22,6 +22,9 @@ Only ``stat`` calls for the ~11,700 jobs of the paper config (each path once), p
 logs of jobs whose outputs are missing and a walk of ``results/`` and ``resources/`` for temporaries
 that killed jobs left (:func:`ptmbench.io.provenance.is_temp`). ``--verify`` also reads every output:
 it re-hashes the files whose SHA-256 an output's provenance records and parses JSON outputs.
+
+Below the tables, per stage: done / running (incomplete) / failed jobs and an estimate of the time left
+from the finished jobs' benchmark files (:func:`ptmbench.io.progress.time_left`; ``--jobs N``: N at once).
 """
 
 from __future__ import annotations

@@ -69,9 +69,13 @@ COMPARE_OUTPUTS = (COMPARE_PAIRS_CSV, COMPARE_TASKS_CSV, COMPARE_PLOTS_DIR, COMP
 REPORT_OUTPUTS = (CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT, LEADERBOARD_CSV, JUDGING_CSV, NOISE_CSV, REPORT_HTML_DIR)
 COMPARE_INPUTS = (PERFORMANCE_CSV, LOGME_CSV, PUBLISHED_PERFORMANCE_CSV, PUBLISHED_LOGME_CSV)
 REPORT_SUMMARIES = (PUBLISHED_SUMMARY_TXT, COMPARE_SUMMARY_TXT)  # appended to the report's summary
+HUB_DIR = "results/hub"  # the export as a Hugging Face dataset repository: card, tables, ptm_model_bench (ptmbench.stages.card)
+# The tables of the hub folder, one `load_dataset` config each (config name -> table file; the first is the default)
+HUB_TABLES = {"performance": PERFORMANCE_PARQUET, "logme": LOGME_PARQUET, "estimators": ESTIMATORS_PARQUET,
+              "judging": JUDGING_CSV}
 # What `rule all` asks for: the export needs every fine-tune, LogME score and graph, so these build
 # the whole DAG (listing every per-PTM file there too would only add edges to plan).
-FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, CORRELATIONS_CSV, SUMMARY_TXT)
+FINAL_TARGETS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, CORRELATIONS_CSV, SUMMARY_TXT, HUB_DIR)
 
 LOG = "logs/{rule}/{job}.log"
 BENCHMARK = "benchmarks/{rule}/{job}.tsv"
@@ -93,11 +97,12 @@ JOB_NAMES: dict[str, str] = {
     "published": "published",
     "compare": "compare",
     "report": "report",
+    "hub": "hub",
 }
 RULES = tuple(JOB_NAMES)
 STAGES: tuple[str, ...] = (
     "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "export",
-    "published", "compare", "report",
+    "published", "compare", "report", "hub",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
 ALL = "(all)"  # ... and of jobs that gather every model (export, report)
@@ -367,6 +372,7 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
     yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
     yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data(),
                                                          *REPORT_SUMMARIES])
+    yield _job("hub", "hub", ALL, [HUB_DIR], [EXPORT_DIR, *HUB_TABLES.values()])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,7 +397,7 @@ TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) fo
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
     GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
-                 ESTIMATORS_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS)
+                 ESTIMATORS_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.cli.naming NAME --configfile <config>` checks a name or target path"

@@ -18,6 +18,7 @@ import logging
 import numpy as np
 
 from ptmbench.data.tokenized import lengths
+from ptmbench.io.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0, pre
     data = dataset.select_columns(cols)
     out = None
     model.eval()
+    steps = Progress(f"features of {n} examples", n, "examples")
     with torch.inference_mode(), autocast:
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
@@ -91,6 +93,8 @@ def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0, pre
             if out is None:
                 out = np.empty((n, feats.shape[1]), np.float32)
             out[idx] = feats
+            steps.update(n=len(idx))
+    steps.finish()
     if out is None:
         raise ValueError("tokenized dataset is empty")
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ptmbench.core import tasks
 from ptmbench.io.integrity import check_inputs
+from ptmbench.io.progress import quiet_bars
 from ptmbench.io.provenance import remove_temps
 from ptmbench.runtime.devices import job_slot
 
@@ -40,6 +41,8 @@ def job(smk):
     root.setLevel(logging.INFO)
     old_out, old_err = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = stream
+    if log_path:  # a log file: progress lines at a steady rate (ptmbench.io.progress), not a tqdm bar per update
+        quiet_bars()
     start = time.perf_counter()
     try:
         threads = int(getattr(smk, "threads", 1) or 1)

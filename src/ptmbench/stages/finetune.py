@@ -40,7 +40,9 @@ from ptmbench.data.tokenized import lengths, subsample
 from ptmbench.evaluation import metrics as M
 from ptmbench.evaluation import squad
 from ptmbench.evaluation.chance import chance_description, chance_metrics
+from ptmbench.io import progress
 from ptmbench.io.provenance import atomic_dir, provenance, sha256_files, write_json
+from ptmbench.stages import tracking
 from ptmbench.stages.tokenize import check_labels, eval_splits, load_tokenizer
 
 log = logging.getLogger("ptmbench.stages.finetune")
@@ -338,8 +340,8 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams | dict, metrics_path, save_dir=None,
-             batch_split: int = 1, switches: dict | None = None,
-             base: str | None = None, trainer_class: type[BenchTrainer] = BenchTrainer) -> dict:
+             batch_split: int = 1, switches: dict | None = None, base: str | None = None,
+             trainer_class: type[BenchTrainer] = BenchTrainer, report_to="none") -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
@@ -349,7 +351,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
     the tokenizer are saved there (safetensors). ``base``: the PTM's base model
     (:meth:`ptmbench.core.paths.Zoo.base_of`); None when ``ptm`` is a base model itself. Returns the
     metrics record. ``hp``: :class:`~ptmbench.core.finetune_params.FinetuneParams` (or its mapping, a
-    rule's ``params.hp``). ``trainer_class``: :class:`BenchTrainer` or a subclass (its hooks).
+    rule's ``params.hp``). ``trainer_class``: :class:`BenchTrainer` or a subclass (its hooks). ``report_to``: config
+    ``finetune.report_to``, the experiment trackers the ``Trainer`` reports to (:mod:`ptmbench.stages.tracking`).
     """
     import datasets
     from transformers import DataCollatorWithPadding, set_seed
@@ -358,6 +361,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
 
     t_start = time.perf_counter()
     kind = registry.get(task).kind
+    trackers = tracking.reporters(report_to)
+    tracking.check_installed(trackers)  # before any work: a missing package fails at once, naming the fix
     tokenized_dir = Path(tokenized_dir)
     info_path = tokenized_dir / "info.json"
     if not info_path.exists():
@@ -384,13 +389,16 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
 
     def attempt(split: int):
         with tempfile.TemporaryDirectory(prefix="ptmbench-trainer-") as scratch:
-            args = training_arguments(hp, scratch, split, switches=on)
+            args = training_arguments(hp, scratch, split, switches=on,
+                                      **tracking.training_arguments(trackers, ptm, task, seed))
             set_seed(seed)
             model = load_task_model(model_dir, task, info.get("label_names"), **_switched(on, "model_kwargs"))
             collator = DataCollatorWithPadding(tok, **_switched(on, "collator"))
             trainer = trainer_class(
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
+            tracking.attach(trainer, tracking.start(trackers, metrics_path))
+            trainer.add_callback(progress.trainer_callback(f"training {ptm} on {task}"))  # steady lines, ETA
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
                      ptm, task, len(train), hp.epochs, args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
@@ -422,7 +430,7 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
         "train_time_s": round(train_time, 3), "train_cpu_s": round(train_cpu, 3), "eval_time_s": round(eval_time, 3),
         "provenance": provenance(ptm=ptm, task=task, seed=seed, model_dir=str(model_dir),
                                  tokenized_dir=str(tokenized_dir), batch_split=int(batch_split),
-                                 oom_retries=oom_retries, cuda_switches=on,
+                                 oom_retries=oom_retries, cuda_switches=on, report_to=trackers,
                                  attn_implementation=getattr(model.config, "_attn_implementation", None),
                                  wall_time_s=round(time.perf_counter() - t_start, 3)),
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 from ptmbench.core import tasks as registry
 from ptmbench.core.finetune_params import FinetuneParams
 from ptmbench.evaluation.squad import cls_index
+from ptmbench.io.progress import Progress
 from ptmbench.io.provenance import atomic_dir, provenance, write_json
 
 log = logging.getLogger("ptmbench.stages.tokenize")
@@ -75,7 +76,10 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
                              "the data must have the schema of ptmbench.data.schemas.features")
         check_labels(task, split, ds.with_format("numpy")["label"], f"GLUE {task} data {where}")
 
-        def enc(batch):
+        done = Progress(f"tokenize {task}/{split}", len(ds), "examples")
+
+        def enc(batch, done=done):
+            done.update(n=len(batch[a]))
             texts = (batch[a],) if b is None else (batch[a], batch[b])
             feats = tokenizer(*texts, truncation=True, max_length=max_length)
             feats["labels"] = batch["label"]
@@ -83,6 +87,7 @@ def glue_features(tokenizer, task: str, dataset_dict, max_length: int, where: st
 
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
                     desc=f"tokenize {task}/{split}")
+        done.finish()
         dtype = "float32" if entry.kind == "regression" else "int64"
         out[split] = ds.cast_column("labels", datasets.Value(dtype))  # in memory: no cache file
     return datasets.DatasetDict(out)
