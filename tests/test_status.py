@@ -98,7 +98,7 @@ def test_jobs_match_the_snakemake_dry_run(tmp_path):
         if rule != "all":
             inputs = frozenset(fields["input"].split(", ")) if "input" in fields else frozenset()
             planned.add((rule, frozenset(fields["output"].split(", ")), fields["log"], inputs))
-    ours = {(j.rule, frozenset(j.outputs), j.log, frozenset(j.inputs)) for j in paths.jobs(paths.Zoo.from_config(cfg))}
+    ours = {(j.rule, frozenset(j.outputs), j.log, frozenset(j.input_files)) for j in paths.jobs(paths.Zoo.from_config(cfg))}
     assert planned == ours
     assert sum(rule == "finetune_seed" for rule, *_ in planned) == 3 * 2  # 3 PTMs x 2 tasks
 
@@ -317,8 +317,8 @@ def test_status_stats_every_path_once(tmp_path, monkeypatch):
     statuses = status.collect(cfg, tmp_path)
     monkeypatch.undo()
     assert {s.state for s in statuses} == {"done"}
-    inputs = sum(len(s.job.inputs) for s in statuses)
-    assert inputs > len({i for s in statuses for i in s.job.inputs})  # inputs are shared...
+    inputs = sum(len(s.job.input_files) for s in statuses)
+    assert inputs > len({i for s in statuses for i in s.job.input_files})  # inputs are shared...
     assert max(Counter(calls).values()) == 1  # ...and each path is stat'ed once
 
 

@@ -5,6 +5,7 @@ import re
 import sys
 
 from ptmbench.core import naming
+from ptmbench.core.finetune_params import FinetuneParams
 from ptmbench.core import paths
 from ptmbench.core import tasks as registry
 
@@ -69,9 +70,15 @@ def model_spec(base):
     return config["models"].get(base) or config["unseen_models"][base]
 
 
-ptm_of = ZOO.parse  # PTM name -> naming.PTM (base, t1, t2, ratio)
 base_of = ZOO.base_of  # PTM name -> its base model
-ptm_dir = ZOO.ptm_dir  # PTM name -> the directory of its weights (base model or merged model)
+
+
+def inputs_of(rule):
+    """The input function of the jobs that ptmbench.core.paths.jobs lists under `rule` (use it with
+    unpack()): each job's named inputs, written once in that job list, which the planner and status
+    read too. The name is the job list's own, so renaming the rules in a module deployment
+    (`as ptmbench_*`) changes nothing here."""
+    return lambda wc: {k: v if isinstance(v, str) else list(v) for k, v in ZOO.job(rule, wc).inputs.items()}
 
 
 def merged_output(path):
@@ -79,14 +86,12 @@ def merged_output(path):
     return directory(path) if config["merge"]["keep"] else temp(directory(path))
 
 
-def task_data(task):
-    """Acquired data of one task: its folder, or SQuAD v2's [train, dev] files."""
-    data = paths.task_data(task)
-    return data if len(data) > 1 else data[0]
-
-
 # Hyper-parameters of every (base, task), resolved once; shared by all PTMs of a base (read-only).
+# Typed once here (FinetuneParams: an unknown or missing key fails the DAG, not a job hours later);
+# the rules pass the plain mapping, which Snakemake compares between runs (params rerun trigger).
 _HP = {(b, t): naming.hyperparameters(config, b, t) for b in BASES for t in TASKS}
+for _hp in _HP.values():
+    FinetuneParams.from_dict(_hp)
 
 
 def hyperparameters(base, task):

@@ -6,10 +6,7 @@
 rule compare:
     """This run's performance and LogME next to the published numbers, per PTM and per task."""
     input:
-        performance=paths.PERFORMANCE_CSV,
-        logme=paths.LOGME_CSV,
-        published_performance=paths.PUBLISHED_PERFORMANCE_CSV,
-        published_logme=paths.PUBLISHED_LOGME_CSV,
+        unpack(inputs_of("compare")),
     output:
         pairs=report(
             paths.COMPARE_PAIRS_CSV,

@@ -2,16 +2,10 @@
 # Graph files are hard-linked into the export (copied where linking fails); see docs/export.md.
 
 
-EXPORT_INPUTS = ZOO.export_inputs()
-
-
 rule export:
     """The published ptm_model_bench layout and the tidy tables (CSV and Parquet)."""
     input:
-        finetune=EXPORT_INPUTS["finetune"],
-        finetune_seeds=EXPORT_INPUTS["finetune_seeds"],  # finetune.seeds after the first: tables only
-        logme=EXPORT_INPUTS["logme"],
-        graphs=EXPORT_INPUTS["graphs"],
+        unpack(inputs_of("export")),
     output:
         bench=directory(paths.EXPORT_DIR),
         performance=report(paths.PERFORMANCE_CSV, caption="../report/performance.rst", category="Tables"),

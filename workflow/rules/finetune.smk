@@ -19,8 +19,7 @@
 rule finetune_base:
     """A base model fine-tuned on one task (primary seed): its metrics and the weights merges need."""
     input:
-        model=paths.MODEL_DIR,
-        data=paths.TOKENIZED_DIR,
+        unpack(inputs_of("finetune_base")),
     output:
         metrics=paths.fill(paths.METRICS_JSON, ptm="{base}"),
         model=directory(paths.FINETUNED_MODEL_DIR),
@@ -46,8 +45,7 @@ rule finetune_base:
 rule finetune_merged:
     """A merged PTM fine-tuned on one task (primary seed): metrics only."""
     input:
-        model=paths.MERGED_DIR,
-        data=paths.TOKENIZED_DIR,
+        unpack(inputs_of("finetune_merged")),
     output:
         metrics=paths.fill(paths.METRICS_JSON, ptm=paths.MERGED_PTM),
     log:
@@ -76,8 +74,7 @@ rule finetune_merged:
 rule finetune_seed:
     """A PTM fine-tuned on one task with a further seed of finetune.seeds: metrics only."""
     input:
-        model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: paths.tokenized_dir(base_of(wc.ptm), wc.task),
+        unpack(inputs_of("finetune_seed")),
     output:
         metrics=paths.SEED_METRICS_JSON,
     log:

@@ -5,7 +5,7 @@
 rule graph:
     """A PTM's attention graph and per-head eigenvalue features, as the published dill file."""
     input:
-        lambda wc: ptm_dir(wc.ptm),
+        unpack(inputs_of("graph")),
     output:
         paths.GRAPH_FILE,
     log:

@@ -8,8 +8,7 @@ from ptmbench.stages import card
 
 rule hub:
     input:
-        **paths.HUB_TABLES,
-        bench=paths.EXPORT_DIR,
+        unpack(inputs_of("hub")),
     output:
         hub=directory(paths.HUB_DIR),
     log:

@@ -12,8 +12,7 @@
 rule logme:
     """LogME and the other transferability estimators of one PTM on one task, from one feature pass."""
     input:
-        model=lambda wc: ptm_dir(wc.ptm),
-        data=lambda wc: paths.tokenized_dir(base_of(wc.ptm), wc.logme_task),
+        unpack(inputs_of("logme")),
     output:
         paths.LOGME_JSON,
     log:

@@ -6,9 +6,7 @@
 rule merge:
     """Two fine-tunes of one base model interpolated at one ratio (config merge.method)."""
     input:
-        base=paths.MODEL_DIR,
-        a=lambda wc: paths.finetuned_model_dir(wc.base, naming.parse_pair(wc.pair)[0]),
-        b=lambda wc: paths.finetuned_model_dir(wc.base, naming.parse_pair(wc.pair)[1]),
+        unpack(inputs_of("merge")),
     output:
         merged_output(paths.MERGED_DIR),
     log:

@@ -11,11 +11,7 @@ report: "../report/workflow.rst"
 rule report:
     """Estimators judged against fine-tuning: correlations, leaderboard, noise ceiling, plots, summary."""
     input:
-        performance=paths.PERFORMANCE_CSV,
-        logme=paths.LOGME_CSV,
-        estimators=paths.ESTIMATORS_CSV,
-        data=ZOO.report_data(),
-        summaries=paths.REPORT_SUMMARIES,  # the published judging and the comparison, appended to the summary
+        unpack(inputs_of("report")),
     output:
         correlations=report(
             paths.CORRELATIONS_CSV,

@@ -5,8 +5,7 @@
 rule tokenize:
     """A task's data as model features with the base model's tokenizer, shared by every PTM of that base."""
     input:
-        model=paths.MODEL_DIR,
-        data=lambda wc: task_data(wc.task),
+        unpack(inputs_of("tokenize")),
     output:
         directory(paths.TOKENIZED_DIR),
     log:

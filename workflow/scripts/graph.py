@@ -3,7 +3,7 @@ from ptmbench.stages import graph
 
 with job(snakemake):
     graph.write_graph(
-        model_dir=snakemake.input[0],
+        model_dir=snakemake.input.model,
         name=snakemake.wildcards.ptm,
         out_path=snakemake.output[0],
         feature_length=snakemake.params.feature_length,

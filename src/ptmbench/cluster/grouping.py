@@ -132,7 +132,7 @@ def _components(group: list[paths.Job]) -> list[set[int]]:
 
     writer = {out: i for i, job in enumerate(group) for out in job.outputs}
     for i, job in enumerate(group):
-        for f in job.inputs:
+        for f in job.input_files:
             j = writer.get(f)
             if j is not None:
                 parent[find(i)] = find(j)

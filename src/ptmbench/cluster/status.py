@@ -142,7 +142,7 @@ class Mtimes:
 def _stale_reason(job: paths.Job, oldest_output: float, mtime: Mtimes, producers: dict[str, JobStatus]) -> str:
     """Why a job whose outputs all exist would be rerun by Snakemake ('' when it would not)."""
     missing, rebuilt, newer = [], [], []
-    for i in job.inputs:
+    for i in job.input_files:
         producer = producers.get(i)
         m = mtime(i)
         if m is None:

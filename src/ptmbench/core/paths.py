@@ -4,9 +4,10 @@
 TASKS, GLUE, CUSTOM, LOGME_TASKS, PAIRS, RATIOS, MERGED, PTMS: ``workflow/rules/common.smk`` takes them from here).
 The path templates below are every output's path, with Snakemake's wildcards: the rule files
 declare their outputs, inputs, logs and benchmarks with them, and the functions fill them for one
-job. :func:`jobs` lists the jobs of every stage with those outputs and inputs, so tools that must not
-run Snakemake (``ptmbench.cli.status``, ``ptmbench.core.naming``, ``ptmbench.cli.plan``) see the same plan;
-``tests/test_status.py`` checks it against ``snakemake -n``.
+job. :func:`jobs` lists the jobs of every stage with their outputs and named inputs: the rules take
+each job's inputs from it (``inputs_of`` in ``workflow/rules/common.smk``, via :meth:`Zoo.job`), and
+the tools that must not run Snakemake (``ptmbench.cli.status``, ``ptmbench.cli.plan``, Slurm grouping)
+read the same list; ``tests/test_status.py`` checks the jobs Snakemake plans against it (``snakemake -n``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ COMPARE_HTML = "results/compare/compare.html"
 COMPARE_SUMMARY_TXT = "results/compare/summary.txt"
 COMPARE_OUTPUTS = (COMPARE_PAIRS_CSV, COMPARE_TASKS_CSV, COMPARE_PLOTS_DIR, COMPARE_HTML, COMPARE_SUMMARY_TXT)
 REPORT_OUTPUTS = (CORRELATIONS_CSV, PLOTS_DIR, SUMMARY_TXT, LEADERBOARD_CSV, JUDGING_CSV, NOISE_CSV, REPORT_HTML_DIR)
-COMPARE_INPUTS = (PERFORMANCE_CSV, LOGME_CSV, PUBLISHED_PERFORMANCE_CSV, PUBLISHED_LOGME_CSV)
+COMPARE_INPUTS = {"performance": PERFORMANCE_CSV, "logme": LOGME_CSV, "published_performance": PUBLISHED_PERFORMANCE_CSV,
+                  "published_logme": PUBLISHED_LOGME_CSV}
 REPORT_SUMMARIES = (PUBLISHED_SUMMARY_TXT, COMPARE_SUMMARY_TXT)  # appended to the report's summary
 HUB_DIR = "results/hub"  # the export as a Hugging Face dataset repository: card, tables, ptm_model_bench (ptmbench.stages.card)
 # The tables of the hub folder, one `load_dataset` config each (config name -> table file; the first is the default)
@@ -277,6 +279,19 @@ class Zoo:
             raise KeyError(ptm)
         return found
 
+    @cached_property
+    def _jobs(self) -> dict[tuple[str, frozenset], Job]:
+        return {(j.rule, frozenset(j.wildcards.items())): j for j in jobs(self)}
+
+    def job(self, rule: str, wildcards: Mapping[str, str]) -> Job:
+        """The job of ``rule`` with these wildcards (the rules' input functions ask here, so a job's
+        inputs are written once, in :func:`jobs`)."""
+        found = self._jobs.get((rule, frozenset(wildcards.items())))
+        if found is None:
+            raise KeyError(f"no job of rule {rule!r} with wildcards {dict(wildcards)} in this config's plan "
+                           "(ptmbench.core.paths.jobs)")
+        return found
+
     def report_data(self) -> list[str]:
         """The acquired data the report reads (its chance levels): every task's."""
         return [p for t in self.tasks for p in task_data(t)]
@@ -303,22 +318,29 @@ class Job:
     outputs: tuple[str, ...]
     log: str
     temp: bool = False  # outputs are deleted by Snakemake once every consumer has run
-    inputs: tuple[str, ...] = ()  # as the rule's `input:` declares them
+    # the rule's `input:`, by name (a path or a list of paths): the rules take their inputs from here
+    # (workflow/rules/common.smk, `inputs_of`), so a job's inputs are written once
+    inputs: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, hash=False)
     task: str = ""  # the task whose data the job reads or writes ("" for none)
     wildcards: Mapping[str, str] = field(default_factory=dict, hash=False)  # the rule's wildcards of this job
+
+    @property
+    def input_files(self) -> tuple[str, ...]:
+        """Every input path, in the rule's order."""
+        return tuple(f for v in self.inputs.values() for f in ((v,) if isinstance(v, str) else v))
 
 
 _TASK_WILDCARDS = ("task", "glue_task", "custom_task", "logme_task")
 
 
-def _job(stage: str, rule: str, owner: str, outputs, inputs=(), wc: dict | None = None, temp: bool = False,
-         task: str | None = None) -> Job:
-    """A job of ``rule`` with wildcards ``wc``; ``owner``: its base model (or DATA / ALL)."""
+def _job(stage: str, rule: str, owner: str, outputs, inputs: Mapping | None = None, wc: dict | None = None,
+         temp: bool = False, task: str | None = None) -> Job:
+    """A job of ``rule`` with wildcards ``wc`` and named ``inputs``; ``owner``: its base model (or DATA / ALL)."""
     wc = wc or {}
     name = fill(JOB_NAMES[rule], **wc)
     task = task if task is not None else next((wc[k] for k in _TASK_WILDCARDS if k in wc), "")
-    return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, tuple(inputs), task,
-               dict(wc))
+    inputs = {k: v if isinstance(v, str) else tuple(v) for k, v in (inputs or {}).items()}
+    return Job(stage, rule, owner, name, tuple(outputs), fill(LOG, rule=rule, job=name), temp, inputs, task, dict(wc))
 
 
 # the wildcard naming the task in the jobs of each acquire rule (acquire_squad has none: one job)
@@ -336,43 +358,43 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
         yield _job("acquire", rule, DATA, task_data(t), wc={wildcard: t} if wildcard else None, task=t)
     for b in zoo.bases:
         for t in zoo.tasks:
-            yield _job("tokenize", "tokenize", b, [tokenized_dir(b, t)], [model_dir(b), *task_data(t)],
-                       wc={"base": b, "task": t})
+            data = task_data(t)
+            yield _job("tokenize", "tokenize", b, [tokenized_dir(b, t)],
+                       {"model": model_dir(b), "data": data if len(data) > 1 else data[0]}, {"base": b, "task": t})
     for b in zoo.bases:
         for t in zoo.tasks:
             yield _job("finetune_base", "finetune_base", b, [metrics_json(b, t), finetuned_model_dir(b, t)],
-                       [model_dir(b), tokenized_dir(b, t)], wc={"base": b, "task": t})
+                       {"model": model_dir(b), "data": tokenized_dir(b, t)}, {"base": b, "task": t})
     merged = [(p, {"base": p.base, "pair": p.pair, "ratio": p.ratio}) for p in zoo.parsed.values() if p.is_merged]
     for p, wc in merged:
         yield _job("merge", "merge", p.base, [fill(MERGED_DIR, **wc)],
-                   [model_dir(p.base), finetuned_model_dir(p.base, p.t1), finetuned_model_dir(p.base, p.t2)],
-                   wc, temp=not zoo.keep_merged)
+                   {"base": model_dir(p.base), "a": finetuned_model_dir(p.base, p.t1),
+                    "b": finetuned_model_dir(p.base, p.t2)}, wc, temp=not zoo.keep_merged)
     for p, wc in merged:
         for t in zoo.tasks:
             yield _job("finetune_merged", "finetune_merged", p.base, [metrics_json(p.name, t)],
-                       [fill(MERGED_DIR, **wc), tokenized_dir(p.base, t)], {**wc, "task": t})
+                       {"model": fill(MERGED_DIR, **wc), "data": tokenized_dir(p.base, t)}, {**wc, "task": t})
     ptms = zoo.ptms_with_base()
     for s in zoo.extra_seeds:
         for ptm, b in ptms:
             for t in zoo.tasks:
                 yield _job("finetune_seed", "finetune_seed", b, [seed_metrics_json(ptm, t, s)],
-                           [zoo.ptm_dir(ptm), tokenized_dir(b, t)], {"ptm": ptm, "task": t, "seed": str(s)})
+                           {"model": zoo.ptm_dir(ptm), "data": tokenized_dir(b, t)},
+                           {"ptm": ptm, "task": t, "seed": str(s)})
     for ptm, b in ptms:
-        yield _job("graph", "graph", b, [graph_file(ptm)], [zoo.ptm_dir(ptm)], {"ptm": ptm})
+        yield _job("graph", "graph", b, [graph_file(ptm)], {"model": zoo.ptm_dir(ptm)}, {"ptm": ptm})
     for ptm, b in ptms:
         for t in zoo.logme_tasks:
-            yield _job("logme", "logme", b, [logme_json(ptm, t)], [zoo.ptm_dir(ptm), tokenized_dir(b, t)],
+            yield _job("logme", "logme", b, [logme_json(ptm, t)], {"model": zoo.ptm_dir(ptm), "data": tokenized_dir(b, t)},
                        {"ptm": ptm, "logme_task": t})
-    export_inputs = zoo.export_inputs()
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
-                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET],
-               [*export_inputs["finetune"], *export_inputs["finetune_seeds"], *export_inputs["logme"],
-                *export_inputs["graphs"]])
+                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET], zoo.export_inputs())
     yield _job("published", "published", ALL, PUBLISHED_OUTPUTS)
     yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
-    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data(),
-                                                         *REPORT_SUMMARIES])
-    yield _job("hub", "hub", ALL, [HUB_DIR], [EXPORT_DIR, *HUB_TABLES.values()])
+    yield _job("report", "report", ALL, REPORT_OUTPUTS,
+               {"performance": PERFORMANCE_CSV, "logme": LOGME_CSV, "estimators": ESTIMATORS_CSV,
+                "data": zoo.report_data(), "summaries": REPORT_SUMMARIES})
+    yield _job("hub", "hub", ALL, [HUB_DIR], {**HUB_TABLES, "bench": EXPORT_DIR})
 
 
 # --------------------------------------------------------------------------------------------------
