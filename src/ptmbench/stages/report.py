@@ -339,8 +339,9 @@ def _interval_txt(lo, hi, digits: int = 2) -> str:
 def ranked_on(board) -> str:
     """One sentence: the tasks the leaderboard ranks on, and the rows it does not rank."""
     tasks = judging.ranked_tasks(board)
-    out = (f"Ranked by weighted tau (pooled) on the {len(tasks)} task(s) every ranked row has ({', '.join(tasks)}); "
-           if tasks else "No row is ranked (no defined weighted tau). ")
+    if not tasks:
+        return "No row is ranked: no weighted tau is defined (fewer than 3 PTMs, or constant scores or performance)."
+    out = f"Ranked by weighted tau (pooled) on the {len(tasks)} task(s) every ranked row has ({', '.join(tasks)}); "
     left = board[board["rank"].isna()]
     if len(left):
         out += "not ranked (other tasks): " + ", ".join(f"{e} ({t.replace(';', ', ') or 'none'})" for e, t in
