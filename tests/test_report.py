@@ -201,3 +201,20 @@ def test_chance_levels_are_the_finetune_chance_learner(tmp_path):
     assert report.chance_level("sst2", [tmp_path / "sst2"]) == pytest.approx(float((gold == majority).mean()))
     data.demo_glue("stsb", seed=0, n_train=40, n_validation=30).save_to_disk(str(tmp_path / "stsb"))
     assert report.chance_level("stsb", [tmp_path / "stsb"]) == 0.0
+
+
+def test_the_finished_run_writes_the_baselines_and_the_intervals(tiny_run):
+    """The tiny run (config/test.yaml, judging.bootstrap 200): the report's judging and leaderboard hold
+    every estimator, the three baselines (param_count from the recorded encoder sizes) and the interval
+    columns; two PTMs are too few for any value, and the summary says that no row is ranked."""
+    from ptmbench.core import paths
+
+    logme = pd.read_csv(tiny_run / paths.LOGME_CSV)
+    assert (logme["parameters"] > 0).all() and logme.groupby("ptm")["parameters"].nunique().eq(1).all()
+    judg = pd.read_csv(tiny_run / paths.JUDGING_CSV, keep_default_na=False, na_values=[""])
+    assert list(judg.columns) == list(judging.JUDGING_COLUMNS)
+    assert set(judging.BASELINES) <= set(judg["estimator"])
+    assert set(judg.loc[judg["estimator"].isin(judging.BASELINES), "kind"]) == {"baseline"}
+    board = pd.read_csv(tiny_run / paths.LEADERBOARD_CSV)
+    assert list(board.columns) == judging.leaderboard_columns() and set(judging.BASELINES) <= set(board["estimator"])
+    assert "No row is ranked" in (tiny_run / paths.SUMMARY_TXT).read_text()

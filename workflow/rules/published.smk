@@ -7,7 +7,9 @@ import os
 from ptmbench.stages import published as published_lib
 
 PUBLISHED = published_lib.source_spec(config, os.path.join(workflow.current_basedir, "..", ".."))
-PARAM_COUNTS = os.path.join(workflow.current_basedir, "..", "..", published_lib.SHIPPED_DIR, published_lib.PARAM_COUNTS)
+PARAM_COUNTS = os.path.join(
+    workflow.current_basedir, "..", "..", published_lib.SHIPPED_DIR, published_lib.PARAM_COUNTS
+)
 
 
 rule published:

@@ -398,7 +398,6 @@ def summary_text(perf, logme, corr, board=None, noise=None, demo_data=()) -> str
     """A short plain-text report: the demo-data banner, the estimator leaderboard and the seed noise
     ceiling (when given), then per task the PTM count, the best PTM and its value, the best base
     model's value, and Kendall tau of LogME vs performance over all PTMs."""
-    import pandas as pd
 
     cons = judging.mean_over_seeds(consumer_performance(perf))
     lines = []
