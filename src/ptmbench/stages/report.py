@@ -373,11 +373,16 @@ def leaderboard_text(board) -> list[str]:
 
 def leaderboard_cell(r, m: str, digits: int = 2) -> str:
     """One leaderboard cell: pooled [interval] / within [interval] (bases behind the within value)."""
-    p = f"{_fmt(r[f'{m}_pooled'], digits)} {_interval_txt(r[f'{m}_pooled_ci_low'], r[f'{m}_pooled_ci_high'], digits)}"
-    w = f"{_fmt(r[f'{m}_within'], digits)} {_interval_txt(r[f'{m}_within_ci_low'], r[f'{m}_within_ci_high'], digits)}"
+    def one(scope):  # an interval only next to a defined value
+        v = r[f"{m}_{scope}"]
+        if not math.isfinite(float(v)):
+            return "-"
+        return f"{_fmt(v, digits)} {_interval_txt(r[f'{m}_{scope}_ci_low'], r[f'{m}_{scope}_ci_high'], digits)}".strip()
+
     nb = r[f"{m}_within_bases"]
-    bases = f" ({nb:g} bases)" if isinstance(nb, (int, float)) and math.isfinite(nb) and nb > 0 else ""
-    return f"{p.strip()} / {w.strip()}{bases}"
+    bases = (f" ({nb:g} base{'' if nb == 1 else 's'})" if isinstance(nb, (int, float)) and math.isfinite(nb) and nb > 0
+             else "")
+    return f"{one('pooled')} / {one('within')}{bases}"
 
 
 def leaderboard_frame(board, measures):
