@@ -115,6 +115,7 @@ def write_inputs(root: Path, models=MODELS, unseen=UNSEEN, tasks=TASKS, seed=0, 
                 score = float(rng.normal())
                 q.write_text(json.dumps({"ptm": ptm, "base": base, "task": task, "score": score,
                                          "n": 256, "d": 384, "num_targets": 2, "time_s": 0.2,
+                                         "parameters": 1000 + len(base),
                                          "estimators": estimator_entries(task, score),
                                          "provenance": {"versions": {"torch": "2.13.0"}}}))
                 lm.append(q)
@@ -311,8 +312,10 @@ def test_tidy_tables(bench):
     assert set(mnli["split"]) == {"validation_matched", "validation_mismatched"}
     assert len(perf) == len(perf.drop_duplicates(["ptm", "eval_task", "split", "metric"]))
     lm = pd.read_csv(root / "results/tables/logme.csv")
-    assert list(lm.columns) == ["ptm", "base", "task_1", "task_2", "ratio", "eval_task", "score", "n", "d", "time_s"]
+    assert list(lm.columns) == ["ptm", "base", "task_1", "task_2", "ratio", "eval_task", "score", "n", "d", "parameters",
+                                "time_s"]
     assert len(lm) == 33 * 5
+    assert (lm["parameters"] == 1000 + lm["base"].str.len()).all()  # the logme job's count, carried
     pq = pd.read_parquet(root / "results/tables/performance.parquet")
     assert len(pq) == len(perf)
 

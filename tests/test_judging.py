@@ -111,10 +111,16 @@ def test_leaderboard_means_and_rank():
                             ("sst2", "bad", "pooled", 0.1), ("stsb", "bad", "pooled", math.nan),
                             ("sst2", "bad", "a", 0.3)]])
     board = judging.leaderboard(judg).set_index("estimator")
-    assert board.loc["good", "weighted_tau_pooled"] == pytest.approx(0.6)
-    assert board.loc["good", "kendall_tau_b_within"] == pytest.approx((0.4 + 1.0) / 2)  # per task, then over tasks
+    # ranked on the tasks every ranked estimator has: sst2 only (bad has no stsb value)
+    assert board.loc["good", "weighted_tau_pooled"] == pytest.approx(0.8) and board.loc["good", "tasks"] == "sst2"
+    assert board.loc["good", "kendall_tau_b_within"] == pytest.approx((0.2 + 0.6) / 2)  # per task, then over tasks
+    assert board.loc["good", "kendall_tau_b_within_bases"] == 2 and board.loc["bad", "kendall_tau_b_within_bases"] == 1
     assert board.loc["bad", "n_tasks"] == 1 and board.loc["bad", "top3_hit_pooled"] == pytest.approx(0.1)
     assert list(board["rank"]) == [1, 2] and list(board.index) == ["good", "bad"]
+    # an estimator that shares no task with the others is listed unranked, on its own task
+    lone = pd.concat([judg, judg[judg["estimator"] == "bad"].assign(estimator="lone", eval_task="rte")])
+    b = judging.leaderboard(lone).set_index("estimator")
+    assert pd.isna(b.loc["lone", "rank"]) and b.loc["lone", "tasks"] == "rte" and b.loc["good", "rank"] == 1
 
 
 def test_noise_ceiling_by_hand():
@@ -145,3 +151,127 @@ def test_judging_averages_seeds_before_judging():
     cons = _cons({"a": [0.35, 0.65], "a_x": [0.2, 0.2], "a_y": [0.3, 0.3], "a_z": [0.4, 0.4]})
     j = judging.judging_table(_est({"a": 4, "a_x": 1, "a_y": 2, "a_z": 3}, "e"), cons)
     assert j.loc[j["scope"] == "pooled", "kendall_tau_b"].iloc[0] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ new measures, baselines, intervals
+
+def test_mrr_and_relative_accuracy_by_hand():
+    s, y = [4.0, 3.0, 2.0, 1.0, 0.0], [0.5, 0.6, 0.9, 0.7, 0.8]
+    j = judging.judge(s, y)
+    assert j["mrr"] == pytest.approx(1 / 3)  # the best PTM (0.9) is 3rd
+    assert j["top1_rel_acc"] == pytest.approx(0.5 / 0.9) and j["top3_rel_acc"] == 1.0
+    assert math.isnan(j["top5_rel_acc"])  # 5 PTMs: every one is in the top 5
+    # ties: the best is one of 3 tied at the top: rank 1, 2 or 3 with equal chance
+    assert judging.reciprocal_rank([1.0, 1.0, 1.0, 0.0], [0.1, 0.9, 0.2, 0.3]) == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    # two truly best among 4 tied: the first of them is 1st w.p. 1/2, 2nd 1/3, 3rd 1/6
+    assert judging.reciprocal_rank([1.0] * 4, [0.9, 0.9, 0.1, 0.2]) == pytest.approx(1 / 2 + 1 / 3 / 2 + 1 / 6 / 3)
+    # top-3 of [a tied group of 4 with one draw]: E[max(0.5, drawn)] over 0.1, 0.2, 0.6, 0.8
+    assert judging.topk_rel_acc([3.0, 2.0, 1.0, 1.0, 1.0, 1.0], [0.5, 0.4, 0.1, 0.2, 0.6, 0.8], 3) == pytest.approx(
+        (0.5 + 0.5 + 0.6 + 0.8) / 4 / 0.8)
+    assert "best performance <= 0" in judging.judge([1.0, 2.0, 3.0], [-0.1, -0.2, 0.0])["note"]
+
+
+@pytest.mark.parametrize("y", [[0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.2, 0.4, 0.4], [0.5, 0.5, 0.5, 0.2, 0.1, 0.3],
+                               [0.3, 0.9, 0.6, 0.6, 0.2, 0.9]])
+def test_random_baseline_is_the_mean_over_every_permutation(y):
+    """The random baseline's exact values against brute force: every ranking of the PTMs, equally likely."""
+    import itertools
+
+    y = np.asarray(y)
+    perms = [judging.judge(np.asarray(p, float), y) for p in itertools.permutations(range(len(y)))]
+    exact = judging.random_expectation(y)
+    for m in judging.MEASURES:
+        brute = np.mean([p[m] for p in perms])
+        if m == "weighted_tau" and len(set(y)) < len(y):
+            continue  # with ties in y the score-ranked half is not exact (docs/report.md); the y half below
+        assert (math.isnan(brute) and math.isnan(exact[m])) or exact[m] == pytest.approx(brute, abs=1e-12), m
+    if len(set(y)) == len(y):
+        assert exact["weighted_tau"] == pytest.approx(0.0, abs=1e-12)
+        assert exact["mrr"] == pytest.approx(sum(1 / k for k in range(1, len(y) + 1)) / len(y))  # H_n / n
+        assert exact["top3_hit"] == pytest.approx(3 / len(y))
+    # the y-ranked half of scipy's weighted tau, exact
+    half = np.mean([stats.weightedtau(y, np.asarray(p, float), rank=None).statistic
+                    for p in itertools.permutations(range(len(y)))])
+    assert 2 * judging.random_weighted_tau(y) == pytest.approx(half, abs=1e-12)
+
+
+def test_resampled_measures_equal_the_judged_copies():
+    """batch_measures on resample counts equals judge (scipy's tau-b, weighted tau, Pearson, Spearman)
+    of the resampled arrays, ties and copies included; random=True equals random_expectation."""
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(3, 10))
+        s = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        y = rng.integers(0, 5, n) / 5 - (0.3 if trial % 5 == 0 else 0)
+        w = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(4)]).astype(float)
+        for rnd in (False, True):
+            rep = judging.batch_measures(s, y, w, random=rnd)
+            for b in range(len(w)):
+                ss, yy = np.repeat(s, w[b].astype(int)), np.repeat(y, w[b].astype(int))
+                ref = judging.random_expectation(yy) if rnd else judging.judge(ss, yy)
+                for m in judging.MEASURES:
+                    assert (math.isnan(rep[m][b]) and math.isnan(ref[m])) or rep[m][b] == pytest.approx(
+                        ref[m], abs=1e-9), (trial, rnd, m)
+    s, y = rng.normal(size=12), rng.normal(size=12)
+    j = judging.judge(s, y)  # and judge is scipy's
+    assert j["kendall_tau_b"] == pytest.approx(stats.kendalltau(s, y).statistic)
+    assert j["weighted_tau"] == pytest.approx(stats.weightedtau(s, y).statistic)
+    assert j["spearman"] == pytest.approx(stats.spearmanr(s, y).statistic)
+
+
+def _zoo(values, scores):
+    perf = dict(zip(PTMS, values, strict=True))
+    cons = _cons(perf)
+    cons["task_1"] = [p.partition("_")[2] for p in cons["ptm"]]  # merged PTMs have a task pair
+    return cons, _est(dict(zip(PTMS, scores, strict=True)), "est")
+
+
+def test_baselines_and_intervals_are_seeded_and_reproducible():
+    cons, est = _zoo([0.5, 0.6, 0.7, 0.8, 0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4, 5, 6, 7, 8])
+    params = {"a": 100.0, "b": 50.0}
+    bl = judging.baseline_scores(cons, {"sst2"}, params)
+    base = bl[bl["estimator"] == judging.BASE_SCORE].set_index("ptm")["score"]
+    assert "a" not in base.index and base["a_x"] == 0.5 and base["b_z"] == 0.1  # merged PTMs: their base's score
+    assert bl[bl["estimator"] == judging.PARAM_COUNT].set_index("ptm")["score"]["b_y"] == 50.0
+
+    def run(seed):
+        reps = {}
+        j = judging.judging_table(est, cons, baselines=bl, n_boot=50, seed=seed, replicates=reps)
+        return j, judging.leaderboard(j, reps)
+
+    (j1, b1), (j2, b2), (j3, _) = run(0), run(0), run(1)
+    pd.testing.assert_frame_equal(j1, j2)
+    pd.testing.assert_frame_equal(b1, b2)
+    assert not j1["kendall_tau_b_ci_low"].equals(j3["kendall_tau_b_ci_low"])
+    assert list(b1["kind"]) and set(b1.loc[b1["estimator"].isin(judging.BASELINES), "kind"]) == {"baseline"}
+    rnd = j1[(j1["estimator"] == judging.RANDOM) & (j1["scope"] == "pooled")].iloc[0]
+    assert rnd["kendall_tau_b"] == 0.0 and rnd["top3_hit"] == pytest.approx(3 / 8)
+    assert rnd["mrr"] == pytest.approx(sum(1 / k for k in range(1, 9)) / 8)
+    pooled = j1[j1["scope"] == "pooled"]
+    ok = pooled["kendall_tau_b_ci_low"].notna()
+    assert ok.any() and (pooled.loc[ok, "kendall_tau_b_ci_low"] <= pooled.loc[ok, "kendall_tau_b_ci_high"]).all()
+
+
+def test_paired_bootstrap_marks_estimators_indistinguishable_from_the_best():
+    """Three estimators on one task: a perfect one, a near-perfect one (one swap at the bottom) and a
+    reversed one. Paired resamples: the near-perfect one cannot be told from the best, the reversed can."""
+    rng = np.random.default_rng(0)
+    n = 40
+    ptms = [f"m{i}" for i in range(n)]
+    y = rng.permutation(n) / n
+    perf = dict(zip(ptms, y, strict=True))
+    rows = [{"ptm": p, "base": "m", "task_1": "", "task_2": "", "ratio": "", "eval_task": "sst2",
+             "metric": "eval_accuracy", "seed": 0, "value": v, "diverged": False} for p, v in perf.items()]
+    cons = pd.DataFrame(rows)
+    near = y.copy()
+    lo2 = np.argsort(y)[:2]
+    near[lo2] = near[lo2[::-1]]
+    est = pd.concat([_est(dict(zip(ptms, y, strict=True)), "perfect"), _est(dict(zip(ptms, near, strict=True)), "near"),
+                     _est(dict(zip(ptms, -y, strict=True)), "reversed")]).assign(base="m")
+    reps = {}
+    j = judging.judging_table(est, cons, n_boot=200, seed=0, replicates=reps)
+    board = judging.leaderboard(j, reps).set_index("estimator")
+    assert board.loc["perfect", "rank"] == 1 and bool(board.loc["perfect", "best_indistinguishable"])
+    assert bool(board.loc["near", "best_indistinguishable"])
+    assert not bool(board.loc["reversed", "best_indistinguishable"])
+    assert board.loc["reversed", "weighted_tau_pooled_diff_ci_low"] > 1.5

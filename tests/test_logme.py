@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,6 +206,12 @@ def test_score_ptm_writes_result(minilm, tmp_path):
         "ptm": "minilm", "base": "minilm", "task": "sst2", "n": 40, "d": 384, "num_targets": 2,
         "max_examples": None}
     assert saved["time_s"] >= saved["logme_time_s"] > 0 and "versions" in saved["provenance"]
+    # the encoder's parameter count (param_count baseline), against BERT's architecture arithmetic
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    h, i, n_layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    embeddings = (cfg["vocab_size"] + cfg["max_position_embeddings"] + cfg["type_vocab_size"]) * h + 2 * h
+    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+    assert saved["parameters"] == embeddings + n_layers * layer + (h * h + h)  # + the pooler
     # the same features, scored directly
     F = features.extract(path, tokenized(tok, texts, labels), batch_size=5)
     assert saved["score"] == pytest.approx(logme.logme(F, logme.targets(np.array(labels), "sst2")).mean(),

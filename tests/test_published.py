@@ -88,9 +88,9 @@ def test_the_shipped_copy_is_the_published_release(fixture_bench):
 
 def test_judging_equals_an_independent_computation(tables, fixture_bench):
     """Pooled LogME vs the consumer metric from the JSON files with scipy, each published record its own PTM."""
-    judg, board = pub.judge(*tables)
+    judg, board = pub.judge(*tables, pub.read_param_counts(SHIPPED / pub.PARAM_COUNTS), {"bootstrap": 0})
     assert list(judg.columns) == list(judging.JUDGING_COLUMNS)
-    pooled = judg[judg["scope"] == judging.POOLED].set_index("eval_task")
+    pooled = judg[(judg["scope"] == judging.POOLED) & (judg["estimator"] == "logme")].set_index("eval_task")
     for task in GLUE:
         entry = registry.get(task)
         s, y = [], []
@@ -103,11 +103,34 @@ def test_judging_equals_an_independent_computation(tables, fixture_bench):
         assert pooled.loc[task, "weighted_tau"] == pytest.approx(stats.weightedtau(s, y).statistic, abs=1e-12)
         assert pooled.loc[task, "kendall_tau_b"] == pytest.approx(stats.kendalltau(s, y).statistic, abs=1e-12)
     # within base models: a seen base model's scope is it and its 45 merges; the unseen twin is apart
-    scopes = judg[(judg["eval_task"] == "cola")].set_index("scope")["n"]
+    scopes = judg[(judg["eval_task"] == "cola") & (judg["estimator"] == "logme")].set_index("scope")["n"]
     assert scopes["xlm-roberta-base"] == 46 and scopes["xlm-roberta-base (unseen)"] == 1
     assert scopes["roberta-base"] == 46 and scopes["flaubert_small_cased"] == 1
-    assert board.loc[0, "estimator"] == "logme" and board.loc[0, "n_tasks"] == len(GLUE)
-    assert board.loc[0, "weighted_tau_pooled"] == pytest.approx(pooled["weighted_tau"].mean())
+    b = board.set_index("estimator")
+    assert b.loc["logme", "n_tasks"] == len(GLUE)
+    assert b.loc["logme", "weighted_tau_pooled"] == pytest.approx(pooled["weighted_tau"].mean())
+    # the baselines the published files allow: base_score on the 540 merged PTMs, param_count where the
+    # shipped table has a count (the 12 seen base models, their merges, the unseen xlm-roberta-base twin), random on all 584
+    base = judg[(judg["scope"] == judging.POOLED)].set_index(["estimator", "eval_task"])["n"]
+    assert base[("base_score", "cola")] == 540 and base[("random", "cola")] == 584
+    assert base[("param_count", "cola")] == 12 * 46 + 1  # + the unseen xlm-roberta-base, the same model
+    assert set(b["kind"]) == {"estimator", "baseline"} and b.loc["random", "kendall_tau_b_pooled"] == 0.0
+    rb = pub.record_names(tables[0])
+    merged = rb[(rb["eval_task"] == "cola") & (rb["metric"] == "eval_matthews_correlation")]
+    own = merged[merged["group"] == "seen"].set_index("ptm")["value"]
+    m = merged[merged["group"] == "merged"]
+    s, y = own.loc[m["base"]].to_numpy(), m["value"].to_numpy()
+    bs = judg[(judg["estimator"] == "base_score") & (judg["scope"] == judging.POOLED) & (judg["eval_task"] == "cola")]
+    assert bs["weighted_tau"].iloc[0] == pytest.approx(stats.weightedtau(s, y).statistic, abs=1e-12)
+
+
+def test_param_counts_table_covers_every_base_and_agrees_with_the_planner():
+    from ptmbench.cluster.plan import MODELS
+
+    table = pd.read_csv(SHIPPED / pub.PARAM_COUNTS, comment="#")
+    assert len(table) == 12 + 32 and table["source"].notna().all()  # every base model, a source for each
+    counts = pub.read_param_counts(SHIPPED / pub.PARAM_COUNTS)
+    assert {k: v for k, v in counts.items() if k in MODELS} == {k: float(v[0]) for k, v in MODELS.items()}
 
 
 @pytest.fixture
@@ -183,8 +206,9 @@ def test_the_finished_run_has_the_published_judging_and_says_what_it_compared(ti
                          (paths.PUBLISHED_LEADERBOARD_CSV, paths.LEADERBOARD_CSV)):
         assert list(pd.read_csv(tiny_run / ours).columns) == list(pd.read_csv(tiny_run / theirs).columns)
     judg = pd.read_csv(tiny_run / paths.PUBLISHED_JUDGING_CSV, keep_default_na=False)
-    pooled = judg[judg["scope"] == judging.POOLED]
+    pooled = judg[(judg["scope"] == judging.POOLED) & (judg["estimator"] == "logme")]
     assert list(pooled["eval_task"]) == GLUE and set(pooled["n"]) == {584}
+    assert pooled["weighted_tau_ci_low"].astype(float).notna().all()  # intervals written (config judging)
     summary = (tiny_run / paths.SUMMARY_TXT).read_text()
     assert pub.TITLE in summary
     for _, r in pooled.iterrows():  # every task's pooled weighted tau is printed

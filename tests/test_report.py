@@ -38,7 +38,8 @@ def synthetic_tables(root, bases, tasks, seeds=(0,), ratios=("0.5",), seed=0, es
         if not entry.has_logme:
             continue
         score = truth * 10 + rng.normal(0, 0.3)
-        logme.append({**ids, "eval_task": task, "score": score, "n": 64, "d": 32, "time_s": 0.1})
+        logme.append({**ids, "eval_task": task, "score": score, "n": 64, "d": 32,
+                      "parameters": 1000 * (bases.index(b) + 1), "time_s": 0.1})
         for e in estimators:
             ok = not (e == "knn" and entry.kind == "regression")
             est.append({**ids, "eval_task": task, "estimator": e,
@@ -57,6 +58,7 @@ def run_report(tmp_path, tables, **kw):
     extra = {"leaderboard_csv": tmp_path / "out/leaderboard.csv", "judging_csv": tmp_path / "out/judging.csv",
              "noise_csv": tmp_path / "out/noise.csv", "html_dir": tmp_path / "out/html"}
     (tmp_path / "out").mkdir(exist_ok=True)
+    kw.setdefault("judging_config", {"bootstrap": 100, "seed": 0})
     report.report(tables["performance"], tables["logme"], **outs, estimators_csv=tables["estimators"], **extra, **kw)
     return {**outs, **extra}
 
@@ -77,15 +79,28 @@ def two_seeds(tmp_path_factory):
 def test_leaderboard_judging_and_noise_tables(two_seeds):
     _, out = two_seeds
     board = pd.read_csv(out["leaderboard_csv"])
-    assert set(board["estimator"]) == set(ESTIMATORS) and list(board["rank"]) == sorted(board["rank"])
-    assert board.set_index("estimator").loc["knn", "n_tasks"] == 2  # not applicable on stsb
-    assert board.set_index("estimator").loc["logme", "n_tasks"] == 3
+    assert set(board["estimator"]) == {*ESTIMATORS, *judging.BASELINES} and list(board["rank"]) == sorted(board["rank"])
+    b = board.set_index("estimator")
+    assert b.loc["knn", "n_tasks"] == 2  # not applicable on stsb
+    # ranked on the tasks every ranked row has: knn lacks stsb, so every row is ranked on cola and sst2
+    assert b.loc["logme", "n_tasks"] == 2 and set(b["tasks"]) == {"cola;sst2"}
     assert {f"{m}_{s}" for m in judging.MEASURES for s in ("pooled", "within")} <= set(board.columns)
+    assert (b.loc[list(judging.BASELINES), "kind"] == "baseline").all() and (b.loc[list(ESTIMATORS), "kind"] == "estimator").all()
+    assert b.loc["random", "kendall_tau_b_pooled"] == 0.0 and b.loc["random", "top3_hit_pooled"] == pytest.approx(3 / 12)
+    assert (b["weighted_tau_pooled_ci_low"] <= b["weighted_tau_pooled"] + 1e-9).all()
+    assert (b.loc[[*ESTIMATORS, "random"], "weighted_tau_within_bases"] == 3).all()
+    # one count per base model: no within-base correlation (0 bases behind it), regret and hit at chance
+    assert (b.loc[["param_count", "base_score"], "weighted_tau_within_bases"] == 0).all()
+    assert (b.loc[["param_count", "base_score"], "top1_regret_within_bases"] == 3).all()
+    assert b.loc["param_count", "top1_regret_within"] == pytest.approx(b.loc["random", "top1_regret_within"])
+    assert b["best_indistinguishable"].notna().all()
     judg = pd.read_csv(out["judging_csv"], keep_default_na=False, na_values=[""])
     assert set(judg["scope"]) == {"pooled", "alpha", "beta", "gamma"}
     assert not ((judg["eval_task"] == "stsb") & (judg["estimator"] == "knn")).any()
     pooled = judg[judg["scope"] == "pooled"]
-    assert (pooled["n"] == 3 * 4).all()  # 3 bases + 3 pairs each
+    assert (pooled.loc[pooled["estimator"] != "base_score", "n"] == 3 * 4).all()  # 3 bases + 3 pairs each
+    assert (pooled.loc[pooled["estimator"] == "base_score", "n"] == 3 * 3).all()  # merged PTMs only
+    assert (pooled["weighted_tau_ci_low"] <= pooled["weighted_tau_ci_high"]).all()
     noise = pd.read_csv(out["noise_csv"])
     scope = noise[noise["ptm"].isna()]  # per task and scope; then one row per PTM
     assert len(scope) == 3 * 4 and (scope["n_seeds"] == 2).all() and scope["seed_kendall_tau_b"].notna().all()
@@ -128,7 +143,8 @@ def test_html_pieces_hold_the_tables_and_the_banner(two_seeds):
     assert sorted(p.name for p in html_dir.iterdir()) == sorted(
         ["leaderboard.html", "estimators.html", "correlations.html", "summary.html", report.FRAGMENT])
     board = (html_dir / "leaderboard.html").read_text()
-    assert board.count("<tr") == 1 + len(ESTIMATORS) and "<td class='l'>logme</td>" in board
+    assert board.count("<tr") == 1 + len(ESTIMATORS) + len(judging.BASELINES) and "<td class='l'>logme</td>" in board
+    assert "every ranked row has (cola, sst2)" in board and "<td class='l'>baseline</td>" in board
     assert "DEMO DATA: the glue data" in board and "DEMO DATA" in (html_dir / report.FRAGMENT).read_text()
     assert "<html" not in (html_dir / report.FRAGMENT).read_text()  # embedded in the report page
     per_task = (html_dir / "estimators.html").read_text()
@@ -160,10 +176,11 @@ def test_too_few_ptms_everywhere_still_reports(tmp_path):
     judg = judging.judging_table(report.read_estimators(tables["estimators"]), cons)
     board = judging.leaderboard(judg)
     assert board["rank"].isna().all() and (board["n_tasks"] == 0).all()
+    assert "No row is ranked" in report.ranked_on(board)
     assert judg["note"].str.startswith("fewer than 3 PTMs (2)").all()
     summary = report.summary_text(perf, logme, report.correlation_table(perf, logme), board,
                                   judging.noise_table(cons))
-    assert "\n   - logme " in summary
+    assert "\n   -   logme " in summary
 
 
 def test_demo_sources_follow_the_config():
@@ -184,3 +201,20 @@ def test_chance_levels_are_the_finetune_chance_learner(tmp_path):
     assert report.chance_level("sst2", [tmp_path / "sst2"]) == pytest.approx(float((gold == majority).mean()))
     data.demo_glue("stsb", seed=0, n_train=40, n_validation=30).save_to_disk(str(tmp_path / "stsb"))
     assert report.chance_level("stsb", [tmp_path / "stsb"]) == 0.0
+
+
+def test_the_finished_run_writes_the_baselines_and_the_intervals(tiny_run):
+    """The tiny run (config/test.yaml, judging.bootstrap 200): the report's judging and leaderboard hold
+    every estimator, the three baselines (param_count from the recorded encoder sizes) and the interval
+    columns; two PTMs are too few for any value, and the summary says that no row is ranked."""
+    from ptmbench.core import paths
+
+    logme = pd.read_csv(tiny_run / paths.LOGME_CSV)
+    assert (logme["parameters"] > 0).all() and logme.groupby("ptm")["parameters"].nunique().eq(1).all()
+    judg = pd.read_csv(tiny_run / paths.JUDGING_CSV, keep_default_na=False, na_values=[""])
+    assert list(judg.columns) == list(judging.JUDGING_COLUMNS)
+    assert set(judging.BASELINES) <= set(judg["estimator"])
+    assert set(judg.loc[judg["estimator"].isin(judging.BASELINES), "kind"]) == {"baseline"}
+    board = pd.read_csv(tiny_run / paths.LEADERBOARD_CSV)
+    assert list(board.columns) == judging.leaderboard_columns() and set(judging.BASELINES) <= set(board["estimator"])
+    assert "No row is ranked" in (tiny_run / paths.SUMMARY_TXT).read_text()

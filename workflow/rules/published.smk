@@ -7,6 +7,9 @@ import os
 from ptmbench.stages import published as published_lib
 
 PUBLISHED = published_lib.source_spec(config, os.path.join(workflow.current_basedir, "..", ".."))
+PARAM_COUNTS = os.path.join(
+    workflow.current_basedir, "..", "..", published_lib.SHIPPED_DIR, published_lib.PARAM_COUNTS
+)
 
 
 rule published:
@@ -43,5 +46,9 @@ rule published:
         source=PUBLISHED,
         # the manifest's own checksum: new files behind the same config rerun this job
         manifest_sha256=published_lib.manifest_checksum(PUBLISHED),
+        # the base models' parameter counts (param_count baseline); its checksum: a new table reruns this job
+        param_counts=os.path.abspath(PARAM_COUNTS),
+        param_counts_sha256=published_lib.sha256(PARAM_COUNTS),
+        judging=config.get("judging", {}),
     script:
         "../scripts/published.py"

@@ -54,5 +54,6 @@ rule report:
     params:
         demo_data=report_lib.demo_sources(config),
         data={t: paths.task_data(t) for t in TASKS},
+        judging=config.get("judging", {}),
     script:
         "../scripts/report.py"

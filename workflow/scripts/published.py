@@ -10,4 +10,6 @@ with job(snakemake):
         leaderboard_csv=snakemake.output.leaderboard,
         summary_txt=snakemake.output.summary,
         html_file=snakemake.output.html,
+        param_counts=snakemake.params.param_counts,
+        judging_config=snakemake.params.judging,
     )

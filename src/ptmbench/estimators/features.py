@@ -110,6 +110,19 @@ def load_model(model_dir, device=None):
     return model
 
 
+def encoder_parameters(model_dir) -> int:
+    """The parameter count of the PTM's encoder (``AutoModel``: no task head; a tensor shared by several
+    modules, as ALBERT's, once), from the checkpoint's ``config.json``: the model is built on the meta
+    device, no weight is read. The ``param_count`` baseline of the report (docs/report.md)."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return int(model.num_parameters())
+
+
 def extract(model_dir, dataset, batch_size: int = 64, device=None, precision: str = "auto") -> np.ndarray:
     """Features of a PTM directory (AutoModel layout) on a tokenized dataset; see :func:`mean_pooled`."""
     import torch

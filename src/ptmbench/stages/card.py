@@ -56,6 +56,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "score": "the LogME score (You et al., ICML 2021) of the PTM's features on the task's training set",
         "n": "the number of training examples scored (N)",
         "d": "the feature dimension (D)",
+        "parameters": "the parameter count of the PTM's encoder (no task head): the param_count baseline",
         "time_s": "the LogME job's seconds (feature pass and scoring)",
     },
     "estimators": {
@@ -78,6 +79,13 @@ COLUMNS: dict[str, dict[str, str]] = {
         "spearman": "Spearman's rho between score and performance",
         "top1_regret": "best performance minus the performance of the estimator's top pick (0 best)",
         "top3_hit": "probability that a truly best PTM is among the estimator's 3 highest scores",
+        "mrr": "1 / the estimator's rank of the truly best PTM (mean over tasks: MRR)",
+        **{f"top{k}_rel_acc": f"best performance among the estimator's top {k} / the best performance"
+           for k in (1, 3, 5)},
+        "kind": "estimator, or baseline (param_count, base_score, random: docs/report.md of ptm-bench)",
+        **{f"{m}_ci_{side}": f"{side} end of the bootstrap interval of {m}"
+           for m in ("kendall_tau_b", "weighted_tau", "pearson", "spearman", "top1_regret", "top3_hit", "mrr",
+                     "top1_rel_acc", "top3_rel_acc", "top5_rel_acc") for side in ("low", "high")},
         "kendall_p": "the p-value of tau-b",
         "note": "why a measure is empty (fewer than 3 PTMs, a constant side, not applicable)",
     },

@@ -319,12 +319,14 @@ def performance_table(finetune: list[dict], bases):
 
 
 def logme_table(logme: list[dict], bases):
-    """One row per (PTM, GLUE task): the LogME score, examples n, feature dimension d and time."""
+    """One row per (PTM, GLUE task): the LogME score, examples n, feature dimension d, the encoder's
+    parameter count (``parameters``; empty in records written before it was recorded) and time."""
     import pandas as pd
 
     rows = [{**_ids(r["ptm"], bases), "eval_task": r["task"], "score": r["score"], "n": r.get("n"),
-             "d": r.get("d"), "time_s": r.get("time_s")} for r in logme]
-    return pd.DataFrame(rows, columns=[*ID_COLUMNS, "eval_task", "score", "n", "d", "time_s"])
+             "d": r.get("d"), "parameters": r.get("parameters"), "time_s": r.get("time_s")} for r in logme]
+    return pd.DataFrame(rows, columns=[*ID_COLUMNS, "eval_task", "score", "n", "d", "parameters", "time_s"]).astype(
+        {"parameters": "Int64"})
 
 
 ESTIMATOR_FIELDS = ("score", "time_s", "applicable", "note")

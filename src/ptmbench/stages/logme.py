@@ -85,6 +85,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     result = {
         "ptm": ptm, "base": base, "task": task, "score": score,
         "n": int(F.shape[0]), "d": int(F.shape[1]), "num_targets": int(Y.shape[1]),
+        "parameters": features.encoder_parameters(model_dir),
         "time_s": time.perf_counter() - start, "feature_time_s": feature_time,
         "logme_time_s": logme_time, "max_examples": max_examples,
         "precision": features.precision_on(precision),

@@ -42,6 +42,7 @@ URL = "https://raw.githubusercontent.com/" + REPOSITORY + "/{commit}/ptm_model_b
 SHIPPED_DIR = "resources/published"  # in the workflow's folder: LICENSE, README.md, SHA256SUMS, ptm_model_bench/
 BENCH = "ptm_model_bench"
 MANIFEST = "SHA256SUMS"
+PARAM_COUNTS = "param_counts.csv"  # in SHIPPED_DIR: the base models' parameter counts (param_count baseline)
 GROUPS = ("seen", "merged", "unseen")  # the published folders, in this order in the tables
 PUBLISHED_SEED = 0  # the seed of the published fine-tunes (the original commands' --seed 0)
 PERFORMANCE_COLUMNS = [*ID_COLUMNS, "seed", "eval_task", "split", "metric", "value", "diverged", "group"]
@@ -281,33 +282,74 @@ def record_names(df):
     return out
 
 
-def judge(perf, logme):
+def read_param_counts(path) -> dict[str, float]:
+    """{base model: parameter count} of the shipped table (:data:`PARAM_COUNTS`; ``#`` lines are comments,
+    an empty count: not known, left out)."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, comment="#", dtype={"model": str, "group": str, "source": str})
+    except (OSError, ValueError) as err:
+        raise PublishedError(f"cannot read the parameter counts {path}: {err}; restore it from the repository "
+                             f"({SHIPPED_DIR}/{PARAM_COUNTS})") from err
+    missing = [c for c in ("model", "parameters", "source") if c not in table.columns]
+    if missing:
+        raise PublishedError(f"{path} lacks column(s) {missing}: it must have model, group, parameters, source")
+    known = table[table["parameters"].notna()]
+    return {m: float(v) for m, v in zip(known["model"], known["parameters"], strict=True)}
+
+
+def judge(perf, logme, parameters=None, judging_config=None):
     """The judging table and the leaderboard of LogME on the published bench (the measures of
-    :mod:`ptmbench.evaluation.judging`, pooled and within each base model), against the published consumer metric."""
+    :mod:`ptmbench.evaluation.judging`, pooled and within each base model), against the published consumer
+    metric, with the baselines its files allow: ``base_score`` (the seen base models' published
+    scores), ``param_count`` (``parameters``: {base model: count}, :func:`read_param_counts`) and
+    ``random``; intervals from config ``judging``."""
 
     perf, logme = record_names(perf), record_names(logme)
+    parameters = dict(parameters or {})
+    for name in set(perf["ptm"]):  # the renamed unseen twin keeps its model's count
+        plain = name.rsplit(" (", 1)[0]
+        if name not in parameters and plain != name and name.endswith(")") and plain in parameters:
+            parameters[name] = parameters[plain]
     est = logme.assign(estimator="logme", applicable=True)
-    judg = judging.judging_table(est, consumer_performance(perf), order=naming.ordered)
-    return judg, judging.leaderboard(judg)
+    return report.judge_all(est, consumer_performance(perf), parameters, judging_config)
 
 
 TITLE = f"Published bench: LogME judged on {REPOSITORY} at {COMMIT[:7]} (real data)"
 
 
 def summary_text(judg, perf) -> str:
-    """The published judging in a few lines: per task LogME's pooled weighted tau, tau-b and n."""
+    """The published judging in a few lines: per task LogME's pooled weighted tau, tau-b, Spearman and
+    regret, then per task every row's (LogME and the baselines) pooled weighted tau with its interval."""
     pooled = judg[judg["scope"] == judging.POOLED]
+    logme = pooled[pooled["estimator"] == "logme"]
     counts = perf.drop_duplicates(["ptm", "group"])["group"].value_counts()
     lines = [TITLE,
              f"  {sum(counts.get(g, 0) for g in GROUPS)} published PTM records ("
              + ", ".join(f"{counts.get(g, 0)} {g}" for g in GROUPS) + "); LogME vs the published fine-tuned "
              "metric, all PTMs pooled (results/published/judging.csv)",
              f"  {'task':<9} {'n':>4} {'weighted tau':>12} {'tau-b':>7} {'spearman':>8} {'top-1 regret':>12}"]
-    for _, r in pooled.iterrows():
+    for _, r in logme.iterrows():
         lines.append(f"  {r['eval_task']:<9} {r['n']:>4} {_f(r['weighted_tau']):>12} {_f(r['kendall_tau_b']):>7} "
                      f"{_f(r['spearman']):>8} {_f(r['top1_regret']):>12}")
-    w = pooled["weighted_tau"]
+    w = logme["weighted_tau"]
     lines.append(f"  {'mean':<9} {'':>4} {_f(w.mean() if w.notna().any() else math.nan):>12}")
+    names = list(dict.fromkeys(pooled["estimator"]))
+    lines += ["", "  LogME and the baselines, weighted tau pooled [bootstrap interval] (n PTMs); baselines: "
+              "param_count (parameters), base_score (the base model's own score; merged PTMs only), random",
+              "  " + f"{'task':<9}" + "".join(f" {n:>27}" for n in names)]
+    for task in dict.fromkeys(pooled["eval_task"]):
+        cells = []
+        for n in names:
+            r = pooled[(pooled["eval_task"] == task) & (pooled["estimator"] == n)]
+            if r.empty:
+                cells.append(f" {'-':>27}")
+                continue
+            r = r.iloc[0]
+            txt = f"{_f(r['weighted_tau'])} [{_f(r['weighted_tau_ci_low'])}, {_f(r['weighted_tau_ci_high'])}] ({r['n']})"
+            cells.append(f" {txt:>27}")
+        lines.append("  " + f"{task:<9}" + "".join(cells))
     return "\n".join(lines) + "\n"
 
 
@@ -324,14 +366,13 @@ def html(judg, board, perf) -> str:
     """The report page: what the data are, LogME per task (pooled) and within base models, the leaderboard."""
 
     counts = perf.drop_duplicates(["ptm", "group"])["group"].value_counts()
-    pooled = judg[judg["scope"] == judging.POOLED][["eval_task", "metric", "n", *judging.MEASURES, "note"]]
+    pooled = judg[judg["scope"] == judging.POOLED][["eval_task", "metric", "estimator", "kind", "n",
+                                                    *judging.MEASURES, "note"]]
     within = judg[judg["scope"] != judging.POOLED]
+    within = within[within["estimator"] == "logme"]
     mean_within = within.groupby("eval_task", sort=False)[["kendall_tau_b", "weighted_tau"]].mean().reset_index()
     mean_within.columns = ["eval_task", "kendall_tau_b (mean within base)", "weighted_tau (mean within base)"]
-    shown = board[["estimator", "n_tasks"]].copy()
-    for m in report.LEADERBOARD_TOP:
-        shown[m.replace("_", " ")] = [f"{_f(p, 2)} / {_f(w, 2)}" for p, w in
-                                      zip(board[f"{m}_pooled"], board[f"{m}_within"], strict=True)]
+    shown = report.leaderboard_frame(board, report.LEADERBOARD_TOP)
     n_scopes = within.groupby("eval_task", sort=False)["kendall_tau_b"].count().rename("bases with a defined tau")
     mean_within = mean_within.merge(n_scopes.reset_index(), on="eval_task")
     body = (
@@ -341,23 +382,26 @@ def html(judg, board, perf) -> str:
         f"{counts.get('unseen', 0)} unseen base models. LogME is judged against the published fine-tuned "
         "metric with the same measures as the run's estimators (docs/report.md). The unseen run of a name "
         "that is also a seen base model is judged as <code>name (unseen)</code>.</p>"
-        + scrolling(report.html_table(pooled, "LogME vs published fine-tuning, all PTMs pooled",
-                                    left=("eval_task", "metric", "note")))
+        + scrolling(report.html_table(pooled, "LogME and the baselines vs published fine-tuning, all PTMs pooled",
+                                    left=("eval_task", "metric", "estimator", "kind", "note")))
         + scrolling(report.html_table(mean_within, "within each base model (its merges; an unseen model alone is "
                                     "undefined)", left=("eval_task",)))
-        + scrolling(report.html_table(shown, "leaderboard (mean over tasks); each cell: pooled / within base models",
-                                    left=("estimator",))))
+        + f"<p>{report.html.escape(report.ranked_on(board))}</p>"
+        + scrolling(report.html_table(shown, "leaderboard (mean over tasks); each cell: pooled [95% interval] / "
+                                    "within base models [interval]", left=("estimator", "kind"))))
     return report.html_page(TITLE, body)
 
 
-def publish(spec: dict, performance_csv, logme_csv, judging_csv, leaderboard_csv, summary_txt, html_file) -> None:
+def publish(spec: dict, performance_csv, logme_csv, judging_csv, leaderboard_csv, summary_txt, html_file,
+            param_counts=None, judging_config=None) -> None:
     """Rule ``published``: locate and check the published bench (``spec``: :func:`source_spec`), write its
-    tidy tables, the judging of LogME on it (columns of ``results/report/``), a summary and an HTML page."""
+    tidy tables, the judging of LogME and the baselines on it (columns of ``results/report/``; ``param_counts``:
+    the table of :func:`read_param_counts`, ``judging_config``: config ``judging``), a summary and an HTML page."""
 
     with tempfile.TemporaryDirectory(prefix="published-") as scratch:
         folder = locate(spec, scratch)
         perf, logme = read_tables(folder)
-    judg, board = judge(perf, logme)
+    judg, board = judge(perf, logme, read_param_counts(param_counts) if param_counts else None, judging_config)
     for df, path in ((perf, performance_csv), (logme, logme_csv), (judg, judging_csv), (board, leaderboard_csv)):
         write_csv(df, path)
     text = summary_text(judg, perf)

@@ -232,6 +232,7 @@ def plot_estimators(judg, noise, task, path) -> None:
     fig, ax = plt.subplots(figsize=(6.0, 1.6 + 0.32 * max(len(names), 1)), layout="constrained")
     y = np.arange(len(names))
     ax.barh(y, np.nan_to_num(pooled), color=OKABE_ITO[4], height=0.6, label="all PTMs")
+    interval_bars(ax, sub[sub["scope"] == judging.POOLED].set_index("estimator").reindex(names), "kendall_tau_b", y)
     ax.scatter(within, y, marker="D", color=OKABE_ITO[5], zorder=3, label="mean within base models")
     ax.axvline(0, color="0.4", linestyle="--", linewidth=0.9, label="chance (random ranking)")
     ceil = noise[(noise["eval_task"] == task) & (noise["scope"] == judging.POOLED) & (noise["ptm"] == "")]
@@ -242,10 +243,23 @@ def plot_estimators(judg, noise, task, path) -> None:
     ax.invert_yaxis()
     ax.set_xlim(-1.05, 1.05)
     ax.set_xlabel(f"Kendall tau-b with fine-tuned {metric_label(task)}", fontsize=8)
-    ax.set_title(f"{task}: estimators vs fine-tuned performance", fontsize=9)
+    ax.set_title(f"{task}: estimators and baselines vs fine-tuned performance", fontsize=9)
     fig.legend(fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def interval_bars(ax, rows, measure: str, y) -> None:
+    """Horizontal bootstrap intervals (``{measure}_ci_low`` .. ``_high`` of ``rows``, one per ``y``) on ``ax``."""
+    import numpy as np
+
+    if f"{measure}_ci_low" not in rows.columns:
+        return
+    lo, hi = rows[f"{measure}_ci_low"].to_numpy(float), rows[f"{measure}_ci_high"].to_numpy(float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.hlines(np.asarray(y)[ok], lo[ok], hi[ok], color="black", linewidth=1.2,
+                  label="95% bootstrap interval (all PTMs)")
 
 
 def plot_merge_heatmap(cons, base, path) -> None:
@@ -314,14 +328,81 @@ def _fmt(x, digits: int = 3) -> str:
     return "-" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-LEADERBOARD_SHOWN = ("weighted_tau", "kendall_tau_b", "spearman", "pearson", "top1_regret", "top3_hit")
+LEADERBOARD_SHOWN = ("weighted_tau", "kendall_tau_b", "spearman", "pearson", "top1_regret", "top3_hit", "mrr",
+                     "top3_rel_acc")
+
+
+def _interval_txt(lo, hi, digits: int = 2) -> str:
+    return "" if not (math.isfinite(float(lo)) and math.isfinite(float(hi))) else f"[{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
+def ranked_on(board) -> str:
+    """One sentence: the tasks the leaderboard ranks on, and the rows it does not rank."""
+    tasks = judging.ranked_tasks(board)
+    if not tasks:
+        return "No row is ranked: no weighted tau is defined (fewer than 3 PTMs, or constant scores or performance)."
+    out = f"Ranked by weighted tau (pooled) on the {len(tasks)} task(s) every ranked row has ({', '.join(tasks)}); "
+    left = board[board["rank"].isna()]
+    if len(left):
+        out += "not ranked (other tasks): " + ", ".join(f"{e} ({t.replace(';', ', ') or 'none'})" for e, t in
+                                                         zip(left["estimator"], left["tasks"], strict=True)) + "; "
+    return out + ("= : not distinguishable from the best (paired bootstrap of the difference in weighted tau, "
+                  "its interval contains 0).")
+
+
+def leaderboard_text(board) -> list[str]:
+    """The leaderboard for ``summary.txt``: per row its kind, tasks, pooled / within values of
+    :data:`LEADERBOARD_SHOWN` and the interval of the pooled weighted tau; the random baseline's row
+    is the chance level of every measure."""
+    import pandas as pd
+
+    lines = ["Estimator leaderboard (mean over tasks; pooled = all PTMs, within = mean over base models; "
+             "baselines: param_count, base_score, random = chance level)", ranked_on(board)]
+    head = f"{'rank':>4}   {'estimator':<14} {'kind':<9} {'tasks':>5}" + "".join(
+        f" {m.replace('_', ' ')[:13]:>13}" for m in LEADERBOARD_SHOWN) + "  weighted tau, pooled: interval"
+    lines.append(head)
+    lines.append(f"{'':>4}   {'':<14} {'':<9} {'':>5}" + " pooled/within" * len(LEADERBOARD_SHOWN))
+    for _, r in board.iterrows():
+        cells = "".join(f" {_fmt(r[f'{m}_pooled'], 2):>6}/{_fmt(r[f'{m}_within'], 2):<6}" for m in LEADERBOARD_SHOWN)
+        rank = "-" if pd.isna(r["rank"]) else str(int(r["rank"]))
+        mark = "=" if r["best_indistinguishable"] is True else " "
+        ci = _interval_txt(r["weighted_tau_pooled_ci_low"], r["weighted_tau_pooled_ci_high"], 3)
+        lines.append(f"{rank:>4} {mark} {r['estimator']:<14} {r['kind']:<9} {r['n_tasks']:>5}{cells}  {ci}")
+    return lines + [""]
+
+
+def leaderboard_cell(r, m: str, digits: int = 2) -> str:
+    """One leaderboard cell: pooled [interval] / within [interval] (bases behind the within value)."""
+    def one(scope):  # an interval only next to a defined value
+        v = r[f"{m}_{scope}"]
+        if not math.isfinite(float(v)):
+            return "-"
+        return f"{_fmt(v, digits)} {_interval_txt(r[f'{m}_{scope}_ci_low'], r[f'{m}_{scope}_ci_high'], digits)}".strip()
+
+    nb = r[f"{m}_within_bases"]
+    bases = (f" ({nb:g} base{'' if nb == 1 else 's'})" if isinstance(nb, (int, float)) and math.isfinite(nb) and nb > 0
+             else "")
+    return f"{one('pooled')} / {one('within')}{bases}"
+
+
+def leaderboard_frame(board, measures):
+    """The leaderboard as the table the HTML pages show: rank (= : not distinguishable from the best),
+    estimator, kind, tasks, and one "pooled [interval] / within [interval] (bases)" column per measure."""
+    import pandas as pd
+
+    shown = pd.DataFrame({
+        "rank": [("-" if pd.isna(r) else str(int(r))) + (" =" if b is True else "")
+                 for r, b in zip(board["rank"], board["best_indistinguishable"], strict=True)],
+        "estimator": board["estimator"], "kind": board["kind"], "tasks": board["n_tasks"]})
+    for m in measures:
+        shown[m.replace("_", " ")] = [leaderboard_cell(r, m) for _, r in board.iterrows()]
+    return shown
 
 
 def summary_text(perf, logme, corr, board=None, noise=None, demo_data=()) -> str:
     """A short plain-text report: the demo-data banner, the estimator leaderboard and the seed noise
     ceiling (when given), then per task the PTM count, the best PTM and its value, the best base
     model's value, and Kendall tau of LogME vs performance over all PTMs."""
-    import pandas as pd
 
     cons = judging.mean_over_seeds(consumer_performance(perf))
     lines = []
@@ -329,19 +410,7 @@ def summary_text(perf, logme, corr, board=None, noise=None, demo_data=()) -> str
     if banner:
         lines += ["*** " + banner + " ***", ""]
     if board is not None and len(board):
-        lines.append("Estimator leaderboard (mean over tasks; pooled = all PTMs, within = mean over base models; "
-                     "ranked by weighted tau, pooled)")
-        head = f"{'rank':>4} {'estimator':<14} {'tasks':>5}" + "".join(
-            f" {m.replace('_', ' ')[:13]:>13}" for m in LEADERBOARD_SHOWN)
-        lines.append(head)
-        lines.append(f"{'':>4} {'':<14} {'':>5}" + " pooled/within" * len(LEADERBOARD_SHOWN))
-        for _, r in board.iterrows():
-            cells = "".join(f" {_fmt(r[f'{m}_pooled'], 2):>6}/{_fmt(r[f'{m}_within'], 2):<6}"
-                            for m in LEADERBOARD_SHOWN)
-            rank = "-" if pd.isna(r["rank"]) else str(int(r["rank"]))
-            lines.append(f"{rank:>4} {r['estimator']:<14} "
-                         f"{r['n_tasks']:>5}{cells}")
-        lines.append("")
+        lines += leaderboard_text(board)
     if noise is not None:
         lines.append(noise_sentence(noise))
         lines.append("")
@@ -430,26 +499,27 @@ def html_table(df, caption: str = "", digits: int = 3, left=(), row_class=None) 
     return "\n".join(out)
 
 
-LEADERBOARD_TOP = ("weighted_tau", "kendall_tau_b", "top1_regret", "top3_hit")  # fits the report's first page
+LEADERBOARD_TOP = ("weighted_tau", "top1_regret", "top3_hit", "mrr")  # fits the report's first page
 
 
 def leaderboard_html(board, noise, banner: str = "", page=html_page, measures=LEADERBOARD_SHOWN) -> str:
-    """The leaderboard as HTML (``page``: a standalone page or a fragment), one column per measure."""
-    import pandas as pd
-
-    shown = pd.DataFrame({"rank": [("-" if pd.isna(r) else str(int(r))) for r in board["rank"]],
-                          "estimator": board["estimator"], "tasks": board["n_tasks"]})
-    for m in measures:  # one column per measure: "pooled / within"
-        shown[m.replace("_", " ")] = [f"{_fmt(p, 2)} / {_fmt(w, 2)}" for p, w in
-                                      zip(board[f"{m}_pooled"], board[f"{m}_within"], strict=True)]
+    """The leaderboard as HTML (``page``: a standalone page or a fragment), one column per measure, each
+    cell with its bootstrap interval; baselines as rows of kind baseline (random: the chance level)."""
+    shown = leaderboard_frame(board, measures)
     body = ("<p>Each estimator's agreement with fine-tuned performance, averaged over tasks: <b>pooled</b> ranks "
             "all PTMs together, <b>within</b> ranks each base model's PTMs separately (then averages over base "
-            "models). Correlations: higher is better (1: the true ranking; 0: chance, a random ranking). "
-            "Top-1 regret: the best PTM's performance minus that of the estimator's pick (lower is better; "
-            "consumer metric units). Top-3 hit: whether a truly best PTM is among the estimator's top 3. "
-            "Ranked by weighted tau (pooled), the measure of the LogME paper. Definitions: docs/report.md.</p>"
+            "models; in brackets the bases behind it per task). Correlations: higher is better (1: the true "
+            "ranking). Top-1 regret: the best PTM's performance minus that of the estimator's pick (lower is "
+            "better). Top-3 hit, MRR, top-k rel acc: the truly best PTM among the top 3, 1 / its rank, the best "
+            "of the top k over the best. Baselines: <b>param_count</b> (parameters), <b>base_score</b> (a merged "
+            "PTM's base model's own score), <b>random</b> (the exact chance level of every measure). Intervals: "
+            "95% bootstrap over PTMs. Definitions: docs/report.md.</p>"
+            f"<p>{html.escape(ranked_on(board))}</p>"
             + "<div style='overflow-x:auto;max-width:100%'>"
-            + html_table(shown, "each cell: pooled / within base models", left=("estimator",)) + "</div>" + f"<p>{html.escape(noise_sentence(noise))}</p>")
+            + html_table(shown, "each cell: pooled [interval] / within base models [interval]",
+                         left=("estimator", "kind"),
+                         row_class=lambda r: "ceil" if r["kind"] == judging.BASELINE else "") + "</div>"
+            + f"<p>{html.escape(noise_sentence(noise))}</p>")
     return page("Estimator leaderboard", body, banner)
 
 
@@ -466,9 +536,9 @@ def judging_html(judg, noise, chance: dict, banner: str = "") -> str:
         sub = judg[judg["eval_task"] == task]
         nz = noise[(noise["eval_task"] == task) & (noise["ptm"] == "")].set_index("scope")
         pooled = sub[sub["scope"] == judging.POOLED]
-        t = pooled[["estimator", "n", *judging.MEASURES, "note"]].copy()
+        t = pooled[["estimator", "kind", "n", *judging.MEASURES, "note"]].copy()
         ceil = nz.loc[judging.POOLED] if judging.POOLED in nz.index else None
-        ceil_row = {"estimator": "(seed noise ceiling)", "n": int(ceil["n_ptms"]) if ceil is not None else "",
+        ceil_row = {"estimator": "(seed noise ceiling)", "kind": "", "n": int(ceil["n_ptms"]) if ceil is not None else "",
                     **dict.fromkeys(judging.MEASURES, math.nan),
                     "kendall_tau_b": float(ceil["seed_kendall_tau_b"]) if ceil is not None else math.nan,
                     "note": (ceil["note"] if ceil is not None else judging.ONE_SEED_NOTE) or
@@ -513,15 +583,38 @@ def write_csv(df, path) -> None:
             df.to_csv(tmp, index=False)
 
 
+def parameter_counts(logme) -> dict:
+    """{PTM: its encoder's parameter count} from the LogME table's ``parameters`` column (absent or empty
+    in tables written before it was recorded: those PTMs get no ``param_count`` score)."""
+    if "parameters" not in logme.columns:
+        return {}
+    p = logme[["ptm", "parameters"]].dropna().drop_duplicates("ptm")
+    return {ptm: float(v) for ptm, v in zip(p["ptm"], p["parameters"], strict=True)}
+
+
+def judge_all(est, cons_seeds, parameters, judging_config=None):
+    """The judging table (estimators, then the baselines) and the leaderboard, with the bootstrap of
+    config ``judging`` (``bootstrap``, ``seed``, ``confidence``; defaults of :mod:`ptmbench.evaluation.judging`)."""
+    cfg = {"bootstrap": judging.BOOTSTRAP, "seed": 0, "confidence": judging.CONFIDENCE, **(judging_config or {})}
+    tasks = set(judging.usable_estimates(est)["eval_task"])
+    baselines = judging.baseline_scores(cons_seeds, tasks, parameters)
+    reps = {}
+    judg = judging.judging_table(est, cons_seeds, order=naming.ordered, baselines=baselines,
+                                 n_boot=int(cfg["bootstrap"]), seed=int(cfg["seed"]),
+                                 confidence=float(cfg["confidence"]), replicates=reps)
+    return judg, judging.leaderboard(judg, reps, float(cfg["confidence"]))
+
+
 def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt, *, estimators_csv=None,
            leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=(),
-           extra_summaries=()) -> None:
+           extra_summaries=(), judging_config=None) -> None:
     """Rule ``report``: every table, plot and the summary (module docstring).
 
     ``estimators_csv``: the tidy estimators table (None: LogME alone, from ``logme_csv``). ``data``:
     {task: its acquired data paths} for the chance levels (None: no chance lines). ``demo_data``: the
     data sets that are generated demo data (:func:`demo_sources`): a banner says so. ``extra_summaries``:
-    text files appended to the summary (the published bench's judging, the comparison with it). Outputs
+    text files appended to the summary (the published bench's judging, the comparison with it).
+    ``judging_config``: config ``judging`` (the bootstrap intervals, :func:`judge_all`). Outputs
     given as None are not written."""
     perf, logme = read_tables(performance_csv, logme_csv)
     est = read_estimators(estimators_csv) if estimators_csv is not None else logme.assign(
@@ -529,8 +622,7 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
     corr = correlation_table(perf, logme)
     cons_seeds = consumer_performance(perf)
     cons = judging.mean_over_seeds(cons_seeds)
-    judg = judging.judging_table(est, cons_seeds, order=naming.ordered)
-    board = judging.leaderboard(judg)
+    judg, board = judge_all(est, cons_seeds, parameter_counts(logme), judging_config)
     noise = judging.noise_table(cons_seeds, order=naming.ordered)
     chance = {t: chance_level(t, p) for t, p in (data or {}).items() if t in set(cons["eval_task"])}
     banner = demo_banner(demo_data)
