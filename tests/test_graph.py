@@ -13,7 +13,8 @@ from ptmbench.data.tiny import TINY_FAMILIES
 from ptmbench.io.checkpoint import CheckpointError
 from ptmbench.stages import graph
 
-FAMILIES = TINY_FAMILIES  # the six published families and camembert, ernie, deberta, deberta-v2, mpnet, modernbert
+FAMILIES = TINY_FAMILIES  # the six published families, camembert, ernie, deberta, deberta-v2, mpnet, modernbert
+# and those of the published unseen models: flaubert, funnel-base, bert-japanese, bert-chinese
 
 
 def attention_modules(model):
@@ -35,6 +36,11 @@ def attention_modules(model):
     if cfg.model_type == "mpnet":
         return [(a.q.weight, a.k.weight, a.v.weight, a.o.weight)
                 for a in (layer.attention.attn for layer in model.encoder.layer)]
+    if cfg.model_type == "flaubert":  # XLM's MultiHeadAttention per layer (modeling_flaubert.py)
+        return [(a.q_lin.weight, a.k_lin.weight, a.v_lin.weight, a.out_lin.weight) for a in model.attentions]
+    if cfg.model_type == "funnel":  # FunnelRelMultiheadAttention per layer of every block (the encoder only)
+        return [(a.q_head.weight, a.k_head.weight, a.v_head.weight, a.post_proj.weight)
+                for block in model.encoder.blocks for a in (layer.attention for layer in block)]
     if cfg.model_type == "distilbert":
         return [(a.q_lin.weight, a.k_lin.weight, a.v_lin.weight, a.out_lin.weight)
                 for a in (layer.attention for layer in model.transformer.layer)]
@@ -148,7 +154,8 @@ def test_albert_layers_share_features(tiny_model):
 
 @pytest.mark.parametrize("family,head", [("bert", "cls"), ("distilbert", "qa"), ("albert", "cls"),
                                          ("xlm-roberta", "qa"), ("modernbert", "qa"), ("deberta-v2", "cls"),
-                                         ("mpnet", "qa"), ("deberta", "cls")])
+                                         ("mpnet", "qa"), ("deberta", "cls"), ("flaubert", "qa"),
+                                         ("funnel-base", "cls")])
 def test_task_model_checkpoints_give_the_encoder_features(tiny_model, tmp_path, family, head):
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
