@@ -147,17 +147,28 @@ def head_products(wq, wk, wv, wo, heads: int):
     return k.transpose(1, 2) @ q, o @ v
 
 
+def funnel_layers(cfg: dict) -> list[int]:
+    """A Funnel Transformer's layers as run, each the index of the stored layer it runs: block b has
+    ``block_sizes[b]`` stored layers, each run ``block_repeats[b]`` times in a row (FunnelEncoder;
+    medium: blocks 6, 3 x 2, 3 x 2: 12 stored layers, 18 run); the sequence is pooled between blocks."""
+    sizes = [int(n) for n in cfg["block_sizes"]]
+    repeats = [int(r) for r in cfg.get("block_repeats") or [1] * len(sizes)]
+    if len(repeats) != len(sizes) or min(repeats, default=1) < 1:
+        raise UnsupportedArchitecture(f"block_repeats {repeats} do not fit block_sizes {sizes} in config.json")
+    out, first = [], 0
+    for size, rep in zip(sizes, repeats, strict=True):
+        out += [first + i for i in range(size) for _ in range(rep)]
+        first += size
+    return out
+
+
 def model_shape(cfg: dict) -> tuple[int, int, int]:
     """(layers, heads, hidden) from a config.json. DistilBERT calls them n_layers, n_heads, dim;
     FlauBERT / XLM n_layers, n_heads, emb_dim; Funnel Transformer n_head, d_model and its layers are
-    the sum of ``block_sizes`` (the layers of its blocks, the sequence pooled between blocks)."""
+    those it runs (:func:`funnel_layers`)."""
     try:
         if "block_sizes" in cfg:  # Funnel Transformer
-            if any(int(r) != 1 for r in cfg.get("block_repeats") or ()):
-                raise UnsupportedArchitecture(f"block_repeats {cfg['block_repeats']} in config.json (a block's "
-                                              "layers applied several times) is not supported by the graph")
-            layers = sum(int(b) for b in cfg["block_sizes"])
-            return layers, int(cfg["n_head"]), int(cfg["d_model"])
+            return len(funnel_layers(cfg)), int(cfg["n_head"]), int(cfg["d_model"])
         layers = cfg.get("num_hidden_layers", cfg.get("n_layers"))
         heads = cfg.get("num_attention_heads", cfg.get("n_heads"))
         hidden = cfg.get("hidden_size", cfg.get("dim", cfg.get("emb_dim")))
@@ -274,6 +285,10 @@ def layer_blocks(ck: Checkpoint, cfg: dict, layers: int) -> tuple[list[Attention
     if int(cfg.get("inner_group_num", 1)) != 1:
         raise UnsupportedArchitecture(f"{ck.dir}: inner_group_num {cfg['inner_group_num']} in config.json (several "
                               "attention blocks per shared layer) is not supported")
+    if "block_sizes" in cfg:  # Funnel Transformer: layers run from the stored ones, repeats included
+        run = funnel_layers(cfg)
+        if len(blocks) == sum(int(n) for n in cfg["block_sizes"]) and len(run) == layers:
+            return blocks, run
     groups = int(cfg.get("num_hidden_groups", layers))
     if len(blocks) == layers:
         return blocks, list(range(layers))
