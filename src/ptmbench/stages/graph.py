@@ -174,7 +174,8 @@ def model_shape(cfg: dict) -> tuple[int, int, int]:
         hidden = cfg.get("hidden_size", cfg.get("dim", cfg.get("emb_dim")))
         return int(layers), int(heads), int(hidden)
     except (TypeError, KeyError) as err:
-        raise UnsupportedArchitecture(f"config.json lacks the layer/head/hidden sizes ({cfg.get('model_type')})") from err
+        raise UnsupportedArchitecture(f"config.json lacks the layer/head/hidden sizes ({cfg.get('model_type')}): "
+                                      "no multi-head self-attention to read") from err
 
 
 @dataclass(frozen=True)

@@ -157,28 +157,38 @@ def piece_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]
     """Token ids of ``text`` and each token's character span, for a tokenizer without offsets (a
     Python tokenizer: FlauBERT's Moses + BPE, Japanese BERT's MeCab + WordPiece). ``text`` is split at
     whitespace, each word tokenised alone, and each piece found in its word in order (its ``##`` /
-    ``</w>`` / ``▁`` marks removed, case and width folded); a piece not found there (normalised
-    away) spans the rest of its word. Every token stays inside its own word."""
+    ``</w>`` / ``▁`` marks removed; case, width and accents folded, as the tokenizers normalise); a
+    piece not found there (normalised beyond that) spans from the end of the piece before it to the
+    end of its word. Every token stays inside its own word."""
     import re
     import unicodedata
 
-    def fold(x):
-        return unicodedata.normalize("NFKC", x).lower()
+    def folded(x: str) -> tuple[str, list[int]]:
+        """``x`` lower-cased, NFKD, accents dropped; and for each character, the index in ``x`` it is from."""
+        out, origin = [], []
+        for i, ch in enumerate(x):
+            for c in unicodedata.normalize("NFKD", ch).lower():
+                if not unicodedata.combining(c):
+                    out.append(c)
+                    origin.append(i)
+        return "".join(out), origin
 
     ids, spans = [], []
     for m in re.finditer(r"\S+", text):
         word, ws, we = m.group(), m.start(), m.end()
         pieces = tokenizer.tokenize(word)
-        folded, cursor = fold(word), 0
+        fword, origin = folded(word)
+        cursor, start_char = 0, 0  # in fword; in word
         for k, piece in enumerate(pieces):
-            clean = fold(piece.removeprefix("##").removesuffix("</w>").lstrip("▁"))
-            at = folded.find(clean, cursor) if clean and len(folded) == len(word) else -1
+            clean = folded(piece.removeprefix("##").removesuffix("</w>").lstrip("▁"))[0]
+            at = fword.find(clean, cursor) if clean else -1
             if at >= 0:
-                start, end = ws + at, ws + at + len(clean)
+                start, end = origin[at], origin[at + len(clean) - 1] + 1
                 cursor = at + len(clean)
             else:
-                start, end = ws + min(cursor, len(word) - 1), we
-            spans.append((start, we if k == len(pieces) - 1 else end))
+                start, end = start_char, len(word)
+            start_char = end if end < len(word) else start_char
+            spans.append((ws + start, we if k == len(pieces) - 1 else ws + end))
         ids += tokenizer.convert_tokens_to_ids(pieces)
     return ids, spans
 
