@@ -3,7 +3,7 @@ regression, QA) -> merge -> graph -> LogME and the other estimators, with the fu
 scripts call.
 
 docs/architectures.md lists the architectures and what passes. Tiny sizes, 16 examples, one epoch:
-still about a minute and a half on two cores for the sixteen architectures, hence ``slow``.
+still minutes on two cores for the sixteen architectures, hence ``slow``.
 """
 
 from __future__ import annotations
