@@ -624,3 +624,18 @@ def test_squad_windows_without_a_fast_tokenizer_equal_the_fast_tokenizers(tmp_pa
         assert strain[key] == ftrain[key], key
     assert seval["example_id"] == feval["example_id"]
     assert seval["offset_mapping"] == feval["offset_mapping"]
+
+
+@pytest.mark.parametrize("family, types", [("albert", True), ("funnel-base", True), ("bert-japanese", True),
+                                           ("bert", True), ("roberta", False), ("distilbert", False)])
+def test_models_with_token_type_embeddings_get_token_types(tiny_model, family, types):
+    """A pair's second segment is type 1 (Funnel's <cls> 2) whenever the model has type embeddings, also where
+    transformers 5's tokenizer would not return them by itself (ALBERT, Funnel, Japanese BERT)."""
+    tok = tokenize.load_tokenizer(tiny_model(family))
+    enc = tok("the film was good .", "a second sentence")
+    assert ("token_type_ids" in enc) == types
+    if types:
+        ids, tt = enc["input_ids"], enc["token_type_ids"]
+        assert tt[-1] == 1 and tt[1] == 0 and tt[0] == (2 if family == "funnel-base" else 0)
+        assert sum(t == 1 for t in tt) == len(tok("a second sentence", add_special_tokens=False)["input_ids"]) + 1
+        assert len(tt) == len(ids)

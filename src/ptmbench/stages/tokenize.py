@@ -36,9 +36,10 @@ def eval_splits(task: str) -> tuple[str, ...]:
 
 def load_tokenizer(model_dir):
     """The base model's tokenizer; it returns token type ids whenever the model has token type
-    embeddings (``type_vocab_size`` > 1 in config.json). transformers 5's Funnel Transformer tokenizer
-    builds them (``<cls>`` type 2, the first segment 0, the second 1: what the model was pre-trained
-    with) but does not return them unless asked; without them every token would get type 0."""
+    embeddings (``type_vocab_size`` > 1 in config.json). transformers 5's ALBERT, Funnel Transformer
+    and Japanese BERT tokenizers build them (the first segment 0, the second 1; Funnel's ``<cls>`` 2:
+    what the models were pre-trained with, and what transformers 4 returned for the published runs)
+    but do not return them unless asked; without them every token would get type 0."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
