@@ -159,3 +159,25 @@ def test_only_unseen_models_may_lack_a_graph(tmp_path):
         export.export(ft, lm, gr, ["alpha-base"], [], ["sst2"], tmp_path / "out", tmp_path / "p.csv",
                       tmp_path / "l.csv")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------- acquire
+
+@pytest.mark.parametrize("family, architecture", [("flaubert", "FlaubertModel"), ("funnel-base", "FunnelBaseModel"),
+                                                  ("bert-japanese", "BertModel")])
+def test_unseen_architectures_are_acquired_as_they_are(tiny_model, tmp_path, family, architecture):
+    """The acquire job (here from a local path; a hub download is normalised the same way) keeps a Funnel
+    "-base" checkpoint encoder-only and the Python tokenizers' files and settings (MeCab for Japanese BERT)."""
+    from transformers import AutoModel
+
+    from ptmbench.stages import acquire
+    from ptmbench.stages.tokenize import load_tokenizer
+
+    out = tmp_path / family
+    acquire.acquire_model(family, {"source": "path", "path": str(tiny_model(family))}, out)
+    assert json.loads((out / "config.json").read_text())["architectures"] == [architecture]
+    assert type(AutoModel.from_pretrained(str(out))).__name__ == architecture
+    tok = load_tokenizer(out)
+    if family == "bert-japanese":
+        assert tok.word_tokenizer_type == "mecab" and tok.mecab_kwargs == {"mecab_dic": "ipadic"}
+        assert tok.tokenize("東京は日本の首都です。") == ["東京", "は", "日本", "の", "首都", "です", "。"]
