@@ -153,7 +153,7 @@ def dry_run_resources(workdir: Path, *extra, config: str = "config.yaml", timeou
 @pytest.fixture(scope="session")
 def paper_plan_dir(tmp_path_factory) -> Path:
     """The paper DAG as the Slurm profile plans it, planned ONCE for the tests of job counts, cluster
-    resources and submissions (a plan of 11,728 jobs takes most of a minute here): plan.json (rule ->
+    resources and submissions (a plan of 12,720 jobs takes most of a minute here): plan.json (rule ->
     per-job resources) and submissions.json (group jobs + jobs outside any group)."""
 
     def build(folder: Path) -> None:

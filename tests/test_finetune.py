@@ -52,15 +52,15 @@ def prepare(root: Path, model_dir: Path, task: str, n_train=64, n_val=32, **hp):
                                          ("albert", "mnli")])
 def test_tokenize_glue_contract(tmp_path, tiny_model, family, task):
     import datasets
-    from transformers import AutoTokenizer
 
     cut = {"sst2": 14, "mrpc": 57, "stsb": 27, "mnli": 39}[task]  # about the median length
     tok_dir, hp = prepare(tmp_path, tiny_model(family), task, n_train=40, n_val=20, max_length=cut)
     dd = datasets.load_from_disk(str(tok_dir))
     assert set(dd) == {"train", *tokenize.eval_splits(task)}
-    tok = AutoTokenizer.from_pretrained(str(tiny_model(family)))
+    tok = tokenize.load_tokenizer(tiny_model(family))  # as the tokenize job loads it (ALBERT: with token types)
     cols = {"input_ids", "attention_mask", "labels"} | ({"token_type_ids"} if "token_type_ids" in
                                                         tok.model_input_names else set())
+    assert ("token_type_ids" in cols) == (family != "roberta")
     for split, ds in dd.items():
         assert set(ds.column_names) == cols, (split, ds.column_names)
         assert ds.features["labels"].dtype == ("float32" if task == "stsb" else "int64")
@@ -589,3 +589,53 @@ def test_logme_feature_precision():
     assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cuda", True) == "fp32"
     with pytest.raises(ValueError, match="logme.precision"):
         resolve_precision("fp16", "cuda", True)
+
+
+def _slow_bert(fast, tmp_path):
+    """The same WordPiece vocabulary as ``fast`` in a Python tokenizer (BertJapaneseTokenizer with BERT's
+    basic word splitter: no offsets, no overflowing windows), as FlauBERT's and Japanese BERT's are."""
+    from transformers import BertJapaneseTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t, _ in sorted(fast.get_vocab().items(), key=lambda kv: kv[1])))
+    BertJapaneseTokenizer(str(vocab), do_lower_case=True, word_tokenizer_type="basic",
+                          model_max_length=512).save_pretrained(str(tmp_path / "slow"))
+    (tmp_path / "slow" / "config.json").write_text(json.dumps({"model_type": "bert", "type_vocab_size": 2}))
+    slow = tokenize.load_tokenizer(tmp_path / "slow")  # as the workflow loads it: with token types
+    assert not slow.is_fast and "token_type_ids" in slow.model_input_names
+    return slow
+
+
+def test_squad_windows_without_a_fast_tokenizer_equal_the_fast_tokenizers(tmp_path, minilm_dir, real_fixtures):
+    """Real SQuAD v2 questions in windows of 64 tokens, stride 16: the windows made without offsets
+    (tokenize.piece_offsets) hold the same tokens, token types, answer positions and context offsets as
+    a fast tokenizer's overflowing windows."""
+    from transformers import AutoTokenizer
+
+    fast = AutoTokenizer.from_pretrained(str(minilm_dir))  # BERT's uncased WordPiece vocabulary
+    slow = _slow_bert(fast, tmp_path)
+    rows = tokenize.read_squad(real_fixtures / "squad_v2" / "dev-v2.0.json")[:40]
+    batch = {k: [r[k] for r in rows] for k in rows[0]}
+    got = {name: (tokenize.squad_train_features(tok, batch, 64, 16), tokenize.squad_eval_features(tok, batch, 64, 16))
+           for name, tok in (("fast", fast), ("slow", slow))}
+    (ftrain, feval), (strain, seval) = got["fast"], got["slow"]
+    assert len(ftrain["input_ids"]) > len(rows)  # contexts were split into windows
+    for key in ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions"):
+        assert strain[key] == ftrain[key], key
+    assert seval["example_id"] == feval["example_id"]
+    assert seval["offset_mapping"] == feval["offset_mapping"]
+
+
+@pytest.mark.parametrize("family, types", [("albert", True), ("funnel-base", True), ("bert-japanese", True),
+                                           ("bert", True), ("roberta", False), ("distilbert", False)])
+def test_models_with_token_type_embeddings_get_token_types(tiny_model, family, types):
+    """A pair's second segment is type 1 (Funnel's <cls> 2) whenever the model has type embeddings, also where
+    transformers 5's tokenizer would not return them by itself (ALBERT, Funnel, Japanese BERT)."""
+    tok = tokenize.load_tokenizer(tiny_model(family))
+    enc = tok("the film was good .", "a second sentence")
+    assert ("token_type_ids" in enc) == types
+    if types:
+        ids, tt = enc["input_ids"], enc["token_type_ids"]
+        assert tt[-1] == 1 and tt[1] == 0 and tt[0] == (2 if family == "funnel-base" else 0)
+        assert sum(t == 1 for t in tt) == len(tok("a second sentence", add_special_tokens=False)["input_ids"]) + 1
+        assert len(tt) == len(ids)

@@ -13,7 +13,8 @@ from ptmbench.data.tiny import TINY_FAMILIES
 from ptmbench.io.checkpoint import CheckpointError
 from ptmbench.stages import graph
 
-FAMILIES = TINY_FAMILIES  # the six published families and camembert, ernie, deberta, deberta-v2, mpnet, modernbert
+FAMILIES = TINY_FAMILIES  # the six published families, camembert, ernie, deberta, deberta-v2, mpnet, modernbert
+# and those of the published unseen models: flaubert, funnel-base, bert-japanese, bert-chinese
 
 
 def attention_modules(model):
@@ -35,6 +36,11 @@ def attention_modules(model):
     if cfg.model_type == "mpnet":
         return [(a.q.weight, a.k.weight, a.v.weight, a.o.weight)
                 for a in (layer.attention.attn for layer in model.encoder.layer)]
+    if cfg.model_type == "flaubert":  # XLM's MultiHeadAttention per layer (modeling_flaubert.py)
+        return [(a.q_lin.weight, a.k_lin.weight, a.v_lin.weight, a.out_lin.weight) for a in model.attentions]
+    if cfg.model_type == "funnel":  # FunnelRelMultiheadAttention per layer of every block (the encoder only)
+        return [(a.q_head.weight, a.k_head.weight, a.v_head.weight, a.post_proj.weight)
+                for block in model.encoder.blocks for a in (layer.attention for layer in block)]
     if cfg.model_type == "distilbert":
         return [(a.q_lin.weight, a.k_lin.weight, a.v_lin.weight, a.out_lin.weight)
                 for a in (layer.attention for layer in model.transformer.layer)]
@@ -148,7 +154,8 @@ def test_albert_layers_share_features(tiny_model):
 
 @pytest.mark.parametrize("family,head", [("bert", "cls"), ("distilbert", "qa"), ("albert", "cls"),
                                          ("xlm-roberta", "qa"), ("modernbert", "qa"), ("deberta-v2", "cls"),
-                                         ("mpnet", "qa"), ("deberta", "cls")])
+                                         ("mpnet", "qa"), ("deberta", "cls"), ("flaubert", "qa"),
+                                         ("funnel-base", "cls")])
 def test_task_model_checkpoints_give_the_encoder_features(tiny_model, tmp_path, family, head):
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
@@ -159,6 +166,33 @@ def test_task_model_checkpoints_give_the_encoder_features(tiny_model, tmp_path, 
     base_feats = graph.attention_features(base)
     for k, v in base_feats.items():
         assert torch.equal(ours[k], v), k
+
+
+def test_funnel_repeated_layers_share_their_features(tmp_path):
+    """Funnel Transformer with block_repeats (medium: 6, 3 x 2, 3 x 2): a repeated layer is run again, so the
+    graph has a layer for each run and the runs of one stored layer share its features."""
+    from transformers import FunnelBaseModel, FunnelConfig
+
+    cfg = FunnelConfig(vocab_size=50, block_sizes=[1, 2], block_repeats=[1, 2], d_model=32, n_head=4, d_head=8,
+                       d_inner=64, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = FunnelBaseModel(cfg)
+    model.save_pretrained(str(tmp_path / "m"))
+    assert graph.funnel_layers(cfg.to_dict()) == [0, 1, 1, 2, 2]
+    G, feats, _ = graph.build_graph(tmp_path / "m", "m")
+    assert "E_self_5" in G and "E_self_6" not in G and len(feats) == 2 * 5 * 4
+    stored = attention_modules(model)  # the 3 stored layers
+    with torch.no_grad():
+        for layer, block in enumerate([0, 1, 1, 2, 2]):
+            wq, wk, wv, wo = stored[block]
+            for h in range(4):
+                s, e = h * 8, (h + 1) * 8
+                ref = direct_feature(wk[:, s:e].T @ wq[:, s:e])
+                assert torch.allclose(feats[f"E_self_{layer}_QKt_{h}"], ref, rtol=1e-4, atol=1e-6)
+                ref = direct_feature(wo[s:e, :] @ wv[:, s:e])
+                assert torch.allclose(feats[f"E_self_{layer}_VO_{h}"], ref, rtol=1e-4, atol=1e-6)
+    assert torch.equal(feats["E_self_1_QKt_0"], feats["E_self_2_QKt_0"])
+    assert not torch.equal(feats["E_self_2_QKt_0"], feats["E_self_3_QKt_0"])
 
 
 def test_12x12_graph_and_features(tmp_path):

@@ -174,7 +174,8 @@ def test_features_do_not_depend_on_batching(minilm):
             np.testing.assert_allclose(feats[16][i], ref, atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert", "albert", "electra", "xlm-roberta"])
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "albert", "electra", "xlm-roberta", "flaubert",
+                                    "funnel-base", "bert-japanese"])
 def test_features_do_not_depend_on_batching_any_family(tiny_model, family):
     from transformers import AutoTokenizer
 
@@ -188,6 +189,53 @@ def test_features_do_not_depend_on_batching_any_family(tiny_model, family):
     assert F1.shape == (13, 64) and np.isfinite(F1).all()
     np.testing.assert_allclose(F5, F1, atol=2e-5, rtol=1e-4)
     assert np.abs(F1[0] - F1[1]).max() > 1e-3  # distinct sentences give distinct features
+
+
+def test_funnel_features_average_its_shorter_output(tiny_model):
+    """Funnel "-base": the last hidden state is about half as long as the input (one pooling in the tiny
+    model); each feature is the plain mean of the example's own output, run alone and unpadded."""
+    import torch
+    from transformers import AutoModel
+
+    from ptmbench.stages.tokenize import load_tokenizer
+
+    path = tiny_model("funnel-base")
+    tok = load_tokenizer(path)  # with the token types (<cls> is type 2)
+    texts = sentences(9, seed=3)
+    ds = tokenized(tok, texts, [0] * 9)
+    assert ds[0]["token_type_ids"][0] == 2
+    model = AutoModel.from_pretrained(str(path)).eval()
+    assert type(model).__name__ == "FunnelBaseModel" and features.pools_sequence(model)
+    F = features.mean_pooled(model, ds, batch_size=4, pad_token_id=tok.pad_token_id)
+    with torch.inference_mode():
+        for i in (0, 4, 8):
+            enc = tok(texts[i], return_tensors="pt")
+            out = model(**enc).last_hidden_state[0]
+            assert out.shape[0] == (enc["input_ids"].shape[1] + 1) // 2
+            np.testing.assert_allclose(F[i], out.mean(0).numpy(), atol=2e-5, rtol=1e-4)
+        # a padded batch: the mask is pooled as the model pools it, to the output's length
+        enc = tok([texts[0], texts[1]], padding=True, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        mask = features.output_mask(model, enc["attention_mask"], hidden.shape[1])
+        assert mask.shape == hidden.shape[:2] and mask.sum(1).min() >= 1
+
+
+def test_output_mask_of_a_shorter_output_without_pooling_is_an_error():
+    import torch
+
+    class Shrinks(torch.nn.Module):
+        pass
+
+    with pytest.raises(ValueError, match="Shrinks: the last hidden state has 3 positions for 6 input tokens"):
+        features.output_mask(Shrinks(), torch.ones(2, 6, dtype=torch.long), 3)
+
+
+def test_equal_length_batches():
+    lens = np.array([5, 5, 5, 4, 4, 3, 3, 3, 3])
+    order = np.arange(9)
+    assert [b.tolist() for b in features.batches(order, lens, 2, equal_lengths=True)] == [
+        [0, 1], [2], [3, 4], [5, 6], [7, 8]]
+    assert [b.tolist() for b in features.batches(order, lens, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
 
 
 def test_score_ptm_writes_result(minilm, tmp_path):

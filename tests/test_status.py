@@ -70,20 +70,23 @@ def test_zoo_lists_match_the_config():
     assert zoo.ptms_with_base() == [("tiny-bert", "tiny-bert"), ("tiny-electra", "tiny-electra"),
                                     ("tiny-bert_sst2_stsb_0.5", "tiny-bert")]
     paper = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
-    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 11727  # snakemake -n plans 11,728 with `all`
-    # finetune.seeds [0, 1, 2]: every PTM (12 base + 540 merged) on every task twice more, the export reads them
+    # 12 seen and 32 unseen base models, 540 merges: snakemake -n plans 12,720 with `all`
+    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 12719
+    # finetune.seeds [0, 1, 2]: every PTM (44 base + 540 merged) on every task twice more, the export reads them
     paper["finetune"]["seeds"] = [0, 1, 2]
     zoo = paths.Zoo.from_config(paper)
     jobs = Counter(j.rule for j in paths.jobs(zoo))
-    assert jobs["finetune_seed"] == 2 * 552 * 10 and sum(jobs.values()) == 11727 + 11040
-    assert (jobs["finetune_base"], jobs["finetune_merged"]) == (120, 5400)  # the primary seed's, unchanged
-    assert len(zoo.export_inputs()["finetune_seeds"]) == 11040
+    assert jobs["finetune_seed"] == 2 * 584 * 10 and sum(jobs.values()) == 12719 + 11680
+    assert (jobs["finetune_base"], jobs["finetune_merged"]) == (440, 5400)  # the primary seed's, unchanged
+    assert len(zoo.export_inputs()["finetune_seeds"]) == 11680
 
 
 def test_jobs_match_the_snakemake_dry_run(tmp_path):
-    """Every rule's outputs, inputs and log in paths.jobs are what Snakemake plans (with an unseen model and an
-    extra seed)."""
-    cfg = config(unseen={"tiny-electra": {"source": "tiny", "family": "electra"}})
+    """Every rule's outputs, inputs and log in paths.jobs are what Snakemake plans (with unseen models, one
+    named with '_' and one exported under a seen model's name, and an extra seed)."""
+    cfg = config(unseen={"tiny-electra": {"source": "tiny", "family": "electra"},
+                         "tiny_electra_small": {"source": "tiny", "family": "electra"},
+                         "tiny-bert-unseen": {"source": "tiny", "family": "bert", "export_name": "tiny-bert"}})
     cfg["finetune"]["seeds"] = [0, 1]
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -100,7 +103,9 @@ def test_jobs_match_the_snakemake_dry_run(tmp_path):
             planned.add((rule, frozenset(fields["output"].split(", ")), fields["log"], inputs))
     ours = {(j.rule, frozenset(j.outputs), j.log, frozenset(j.input_files)) for j in paths.jobs(paths.Zoo.from_config(cfg))}
     assert planned == ours
-    assert sum(rule == "finetune_seed" for rule, *_ in planned) == 3 * 2  # 3 PTMs x 2 tasks
+    assert sum(rule == "finetune_seed" for rule, *_ in planned) == 5 * 2  # 5 PTMs x 2 tasks
+    assert ("graph", frozenset({"results/graphs/tiny_electra_small.dill"}), "logs/graph/tiny_electra_small.log",
+            frozenset({"resources/models/tiny_electra_small"})) in planned
 
 
 def test_states_on_a_synthetic_results_tree(tmp_path):

@@ -62,7 +62,8 @@ wildcard_constraints:
     logme_task=_alt(LOGME_TASKS),
     pair=_alt(PAIRS),
     ratio=_alt(RATIOS),
-    ptm=f"(?:{_alt(BASES)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?",
+    # a merged PTM is a merged base model (config models) + pair + ratio; an unseen model is never merged
+    ptm=f"(?:{_alt(UNSEEN)}|(?:{_alt(MODELS)})(?:_(?:{_alt(PAIRS)})_(?:{_alt(RATIOS)}))?)",
     seed=_alt(EXTRA_SEEDS),
 
 

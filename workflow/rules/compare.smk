@@ -42,6 +42,7 @@ rule compare:
     params:
         models=MODELS,
         unseen=UNSEEN,
+        export_names=ZOO.export_names,  # unseen model -> its export_name (config)
         seeds=list(ZOO.seeds),
     script:
         "../scripts/compare.py"

@@ -27,6 +27,7 @@ rule export:
     params:
         models=MODELS,
         unseen=UNSEEN,
+        export_names=ZOO.export_names,  # unseen model -> its export_name (config)
         tasks=TASKS,
         feature_length=config["graph"]["feature_length"],
     script:

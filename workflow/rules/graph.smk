@@ -1,5 +1,5 @@
 # Stage graph: the attention graph and per-head eigenvalue features (QK^T, VO) of every PTM,
-# base and merged, as the published dill file.
+# base and merged, as the published dill file (an unseen model without one: a "no graph" record).
 
 
 rule graph:
@@ -19,5 +19,9 @@ rule graph:
         runtime=30,
     params:
         feature_length=config["graph"]["feature_length"],
+        # the name stored in the file: the PTM's, or an unseen model's export_name (config)
+        name=lambda wc: ZOO.export_name(wc.ptm),
+        # an unseen model whose architecture has no graph writes a "no graph" record (docs/graph.md)
+        optional=lambda wc: wc.ptm in UNSEEN,
     script:
         "../scripts/graph.py"

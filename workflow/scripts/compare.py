@@ -9,6 +9,7 @@ with job(snakemake):
         published_logme_csv=snakemake.input.published_logme,
         models=snakemake.params.models,
         unseen=snakemake.params.unseen,
+        export_names=snakemake.params.export_names,
         seeds=snakemake.params.seeds,
         pairs_csv=snakemake.output.pairs,
         tasks_csv=snakemake.output.tasks,

@@ -9,6 +9,7 @@ with job(snakemake):
         graphs=snakemake.input.graphs,
         models=snakemake.params.models,
         unseen=snakemake.params.unseen,
+        export_names=snakemake.params.export_names,
         tasks=snakemake.params.tasks,
         out_dir=snakemake.output.bench,
         performance_csv=snakemake.output.performance,

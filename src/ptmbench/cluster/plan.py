@@ -76,6 +76,43 @@ MODELS: dict[str, tuple[int, int, int]] = {
     "xlm-roberta-base": (278_043_648, 12, 768),
     "xlm-roberta-large": (559_890_432, 24, 1024),
 }
+# The published unseen models (config/config.yaml unseen_models), by hub id (two ids share a last part:
+# google-bert/ and dbmdz/bert-base-german-cased): counted from each architecture's published config
+# (vocabulary, layers, hidden, heads) on PyTorch's meta device. Layers: those run, Funnel's repeated
+# layers included (medium-base: blocks of 6, 3 x 2 and 3 x 2).
+MODELS_BY_ID: dict[str, tuple[int, int, int]] = {
+    "google-bert/bert-base-cased": (108_310_272, 12, 768),
+    "google-bert/bert-large-cased": (333_579_264, 24, 1024),
+    "google-bert/bert-base-multilingual-uncased": (167_356_416, 12, 768),
+    "google-bert/bert-base-multilingual-cased": (177_853_440, 12, 768),
+    "google-bert/bert-base-chinese": (102_267_648, 12, 768),
+    "google-bert/bert-base-german-cased": (109_081_344, 12, 768),
+    "google-bert/bert-large-uncased-whole-word-masking": (335_141_888, 24, 1024),
+    "google-bert/bert-large-cased-whole-word-masking": (333_579_264, 24, 1024),
+    "dbmdz/bert-base-german-cased": (109_927_680, 12, 768),
+    "dbmdz/bert-base-german-uncased": (109_927_680, 12, 768),
+    "tohoku-nlp/bert-base-japanese": (110_617_344, 12, 768),
+    "tohoku-nlp/bert-base-japanese-whole-word-masking": (110_617_344, 12, 768),
+    "tohoku-nlp/bert-base-japanese-char": (89_113_344, 12, 768),
+    "TurkuNLP/bert-base-finnish-cased-v1": (124_521_984, 12, 768),
+    "TurkuNLP/bert-base-finnish-uncased-v1": (124_521_984, 12, 768),
+    "GroNLP/bert-base-dutch-cased": (109_137_408, 12, 768),
+    "FacebookAI/roberta-large-mnli": (355_359_744, 24, 1024),
+    "openai-community/roberta-base-openai-detector": (124_645_632, 12, 768),
+    "openai-community/roberta-large-openai-detector": (355_359_744, 24, 1024),
+    "distilbert/distilbert-base-cased": (65_190_912, 6, 768),
+    "distilbert/distilbert-base-german-cased": (66_808_320, 6, 768),
+    "distilbert/distilbert-base-multilingual-cased": (134_734_080, 6, 768),
+    "almanach/camembert-base": (110_621_952, 12, 768),
+    "flaubert/flaubert_small_cased": (54_366_720, 6, 512),
+    "flaubert/flaubert_base_uncased": (137_321_472, 12, 768),
+    "flaubert/flaubert_base_cased": (138_233_088, 12, 768),
+    "flaubert/flaubert_large_cased": (373_214_208, 24, 1024),
+    "funnel-transformer/small-base": (115_611_648, 12, 768),
+    "funnel-transformer/medium-base": (115_611_648, 18, 768),
+    "funnel-transformer/intermediate-base": (161_696_256, 18, 768),
+    "funnel-transformer/large-base": (358_830_080, 24, 1024),
+}
 
 # Published train / evaluation sizes, typical tokens per example and data on disk: the task registry
 # (ptmbench.core.tasks: published_size, disk_mb). A custom task's sizes: its files' rows (source path), else these.
@@ -168,10 +205,12 @@ def model_size(name: str, spec: dict, workdir: Path = Path(".")) -> ModelSize:
                                   "num_attention_heads": s["heads"],
                                   "model_type": "albert" if spec.get("family") == "albert" else "x"})
     key = spec.get("id", name).split("/")[-1]
-    if key in MODELS:
-        params, layers, h = MODELS[key]
+    known = MODELS_BY_ID.get(spec.get("id", "")) or MODELS.get(key)
+    if known:
+        params, layers, h = known
         return ModelSize(params, layers, h, layers * 12 * h * h, h // 64)
-    raise ValueError(f"model {name!r}: size unknown offline (not one of the published {sorted(MODELS)}, "
+    raise ValueError(f"model {name!r}: size unknown offline (not one of the published {sorted(MODELS)} "
+                     f"nor {sorted(MODELS_BY_ID)}, "
                      f"no config.json in {[str(c) for c in candidates]}); acquire it first "
                      "(snakemake --until acquire_model) or give it as a local path")
 

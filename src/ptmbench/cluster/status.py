@@ -18,7 +18,7 @@ Every job the config implies (:func:`ptmbench.core.paths.jobs`) is put in one st
   the scheduler, e.g. out of memory or past its time limit: see the scheduler's log);
 - ``missing``: not run yet.
 
-Only ``stat`` calls for the ~11,700 jobs of the paper config (each path once), plus reading the
+Only ``stat`` calls for the ~12,700 jobs of the paper config (each path once), plus reading the
 logs of jobs whose outputs are missing and a walk of ``results/`` and ``resources/`` for temporaries
 that killed jobs left (:func:`ptmbench.io.provenance.is_temp`). ``--verify`` also reads every output:
 it re-hashes the files whose SHA-256 an output's provenance records and parses JSON outputs.

@@ -3,8 +3,13 @@
 The task order is fixed (docs/formats.md): it decides how a pair is written. A merged PTM is named
 ``{base}_{t1}_{t2}_{ratio}``; ``squad_v2`` contains an underscore, so names are parsed against the
 known task list (:mod:`ptmbench.core.tasks`), never by splitting on ``_``; custom task names may not contain
-one. Base model names may not contain ``_`` (the config schema enforces it), which keeps every name
-unambiguous.
+one. Names of merged base models (config ``models``) may not contain ``_`` (the config schema enforces
+it), which keeps every name unambiguous. Unseen models (config ``unseen_models``) are never merged, so
+no name is ever parsed into an unseen base and a suffix: their names may contain ``_`` (the published
+``flaubert_small_cased``), as long as no name has the shape of a merged name
+(``..._{t1}_{t2}_{ratio}`` with two known tasks, :func:`merged_shape`; checked when the config is read),
+so a merged name and an unseen name can never be equal, and a path of one can never match the other's
+wildcard pattern.
 
     python -m ptmbench.cli.naming NAME [NAME ...] [--configfile config/config.yaml]
 
@@ -117,6 +122,29 @@ def parse_ptm(name: str, bases) -> PTM:
         f"{name!r} is neither a configured base model {sorted(bases)} "
         "nor a merged PTM '{base}_{t1}_{t2}_{ratio}' with tasks in the fixed order"
     )
+
+
+def merged_shape(name: str) -> tuple[str, str, str] | None:
+    """``(prefix, t1, t2)`` when ``name`` has the shape of a merged PTM name ``{prefix}_{t1}_{t2}_{ratio}``
+    with two known tasks (in either order) and a ratio, else None. Unseen model names may contain ``_``
+    but not this shape (:func:`unseen_name_problem`)."""
+    for t1, t2 in itertools.permutations(registry.names(), 2):
+        m = re.fullmatch(rf"(.+)_{re.escape(t1)}_{re.escape(t2)}_{_RATIO}", name)
+        if m:
+            return m.group(1), t1, t2
+    return None
+
+
+def unseen_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an unseen model's name, or None. It may contain ``_`` (unseen models are
+    never merged, so their names are looked up whole, never split), but must not read as a merged PTM."""
+    shape = merged_shape(name)
+    if shape is None:
+        return None
+    prefix, t1, t2 = shape
+    return (f"unseen model name {name!r} reads as a merged PTM name ({prefix!r} merged on {t1} and {t2}); "
+            "rename it (an unseen model's name may contain '_', but not end in '_{t1}_{t2}_{ratio}' with "
+            "two task names)")
 
 
 def is_large(model: str) -> bool:

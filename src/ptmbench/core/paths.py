@@ -195,9 +195,12 @@ class Zoo:
     ratios: tuple[str, ...]  # formatted as in PTM names
     keep_merged: bool = True
     seeds: tuple[int, ...] = (0,)  # finetune.seeds: the primary seed first
+    # (unseen model, the name its export writes) where its entry has an export_name (config key)
+    renamed: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Zoo:
+        unseen = config.get("unseen_models") or {}
         return cls(
             models=tuple(config["models"]),
             unseen=tuple(config.get("unseen_models") or {}),
@@ -205,7 +208,19 @@ class Zoo:
             ratios=tuple(naming.format_ratio(r) for r in config["merge"]["ratios"]),
             keep_merged=bool(config["merge"].get("keep", True)),
             seeds=tuple(int(s) for s in config.get("finetune", {}).get("seeds", (0,))),
+            renamed=tuple((m, spec["export_name"]) for m, spec in unseen.items()
+                          if (spec or {}).get("export_name", m) != m),
         )
+
+    @property
+    def export_names(self) -> dict[str, str]:
+        """Unseen model -> the name its export writes (keys, ``unseen_base_{name}.dill``), where its config
+        entry has an ``export_name``: e.g. a second run of a seen base model, exported under its published name."""
+        return dict(self.renamed)
+
+    def export_name(self, ptm: str) -> str:
+        """The name the export writes for ``ptm``: its own, or its ``export_name`` (unseen models)."""
+        return self.export_names.get(ptm, ptm)
 
     @property
     def extra_seeds(self) -> tuple[int, ...]:

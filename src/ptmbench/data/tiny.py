@@ -3,6 +3,10 @@
 One :class:`Family` per architecture in :data:`FAMILIES`: how its tokenizer is made (a kind of
 vocabulary, WordPiece, byte-level BPE or Unigram, trained on :func:`ptmbench.data.schemas.corpus`, put into the
 family's own tokenizer class) and how its config is made from :data:`TINY_SIZE` and the tokenizer.
+Tokenizers that are Python classes reading vocabulary files (FlauBERT's Moses + BPE, Japanese BERT's
+MeCab + WordPiece) get their files written to a temporary folder first; the Japanese and Chinese
+vocabularies also hold the words or characters of a few Japanese / Chinese sentences
+(:data:`JAPANESE_SAMPLE`, :data:`CHINESE_SAMPLE`), so text in those languages tokenises to real pieces.
 :func:`build_tiny` builds one offline and deterministically: the same (family, seed) gives
 byte-identical files. Adding an architecture is one entry in :data:`FAMILIES`.
 """
@@ -22,6 +26,12 @@ TINY_SIZE = {"hidden": 64, "heads": 4, "layers": 2, "intermediate": 128, "vocab"
 MAX_LENGTH = 512
 BERT_SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 ROBERTA_SPECIAL = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+
+# A few sentences the Japanese and Chinese tiny vocabularies are also made of (the demo corpus is English).
+JAPANESE_SAMPLE = ("この映画はとても面白かった。", "東京は日本の首都です。", "彼は昨日図書館で本を読んだ。",
+                   "私は毎朝コーヒーを飲みます。")
+CHINESE_SAMPLE = ("这部电影非常好看。", "北京是中国的首都。", "他昨天在图书馆看书。", "我每天早上喝咖啡。")
 
 
 def string_alphabet() -> str:
@@ -53,6 +63,44 @@ def wordpiece_vocab(special=BERT_SPECIAL) -> dict[str, int]:
     return {t: i for i, t in enumerate(tokens[:TINY_SIZE["vocab"]])}
 
 
+def _vocab_of(special, chars, words) -> dict[str, int]:
+    tokens = list(dict.fromkeys([*special, *chars, *("##" + c for c in chars), *words]))
+    return {t: i for i, t in enumerate(tokens[:TINY_SIZE["vocab"]])}
+
+
+def chinese_vocab() -> dict[str, int]:
+    """The uncased WordPiece vocabulary of :func:`wordpiece_vocab` with every character of
+    :data:`CHINESE_SAMPLE` (BERT's tokenizer splits CJK ideographs into single characters: the
+    character tokenisation of bert-base-chinese)."""
+    base = wordpiece_vocab()
+    han = sorted({c for line in CHINESE_SAMPLE for c in line})  # ideographs and the full-width stop
+    keep = [t for t in base if t not in han][:TINY_SIZE["vocab"] - len(han)]
+    tokens = [*keep[:len(BERT_SPECIAL)], *han, *keep[len(BERT_SPECIAL):]]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def mecab_words(lines) -> dict[str, int]:
+    """Word counts of ``lines`` split by MeCab with the IPA dictionary (fugashi + ipadic: the word
+    tokenizer of the Japanese BERT models, BertJapaneseTokenizer's ``word_tokenizer_type: mecab``)."""
+    from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
+
+    mecab = MecabTokenizer(mecab_dic="ipadic")
+    counts: dict[str, int] = {}
+    for line in lines:
+        for word in mecab.tokenize(line):
+            counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def japanese_vocab() -> dict[str, int]:
+    """Cased WordPiece vocabulary over MeCab words of the demo corpus and :data:`JAPANESE_SAMPLE`: the
+    special tokens, every character (word-initial and '##'), every word, most frequent first."""
+    counts = mecab_words([*data.corpus(), *JAPANESE_SAMPLE])
+    chars = sorted({c for w in counts for c in w} | set(string_alphabet()))
+    words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+    return _vocab_of(BERT_SPECIAL, chars, words)
+
+
 def bpe_vocab(special=ROBERTA_SPECIAL) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Cased byte-level BPE (GPT-2 / RoBERTa kind): (vocab, merges)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -65,6 +113,53 @@ def bpe_vocab(special=ROBERTA_SPECIAL) -> tuple[dict[str, int], list[tuple[str, 
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return dict(sorted(model["vocab"].items(), key=lambda kv: kv[1])), merges
+
+
+XLM_SPECIAL = ("<s>", "</s>", "<pad>", "<unk>", *(f"<special{i}>" for i in range(10)))
+
+
+def xlm_bpe_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Cased BPE of the XLM / FlauBERT kind: words split by Moses (French rules), pieces ending a word
+    marked ``</w>``; (vocab, merges), :data:`XLM_SPECIAL` first (ids 0-13 as in FlauBERT's vocabulary).
+
+    Learned here, not by the tokenizers BPE trainer (which numbers characters in hash order, so its
+    merges change between runs): repeatedly merge the most frequent adjacent pair of the corpus words,
+    ties to the smallest pair, until the vocabulary is full or no pair occurs twice."""
+    from sacremoses import MosesTokenizer
+
+    moses = MosesTokenizer(lang="fr")
+    counts: dict[tuple[str, ...], int] = {}
+    for line in data.corpus():
+        for word in moses.tokenize(line, escape=False):
+            key = (*word[:-1], word[-1] + "</w>")
+            counts[key] = counts.get(key, 0) + 1
+    chars = sorted({c for c in string_alphabet()} | {sym for w in counts for sym in w}
+                   | {c + "</w>" for c in string_alphabet()})
+    vocab = [*XLM_SPECIAL, *chars]
+    merges: list[tuple[str, str]] = []
+    while len(vocab) < TINY_SIZE["vocab"]:
+        pairs: dict[tuple[str, str], int] = {}
+        for w, n in counts.items():
+            for pair in zip(w, w[1:], strict=False):
+                pairs[pair] = pairs.get(pair, 0) + n
+        if not pairs or max(pairs.values()) < 2:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(best)
+        vocab.append(best[0] + best[1])
+        merged = {}
+        for w, n in counts.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + n
+        counts = merged
+    return {t: i for i, t in enumerate(dict.fromkeys(vocab))}, merges
 
 
 def unigram_vocab(special=ROBERTA_SPECIAL, unk: str = "<unk>", lowercase: bool = False) -> list[tuple[str, float]]:
@@ -118,6 +213,34 @@ def bpe_tokenizer(cls: str, special=ROBERTA_SPECIAL) -> Callable:
 def unigram_tokenizer(cls: str, special=ROBERTA_SPECIAL, unk: str = "<unk>", lowercase: bool = False,
                       **kwargs) -> Callable:
     return lambda: _transformers(cls)(vocab=unigram_vocab(special, unk, lowercase), **COMMON, **kwargs)
+
+
+def flaubert_tokenizer() -> Callable:
+    """FlauBERT's tokenizer (Moses, then BPE; a Python tokenizer reading vocab.json and merges.txt)."""
+    def make():
+        import tempfile
+
+        vocab, merges = xlm_bpe_vocab()
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+            (Path(tmp) / "merges.txt").write_text("".join(f"{a} {b}\n" for a, b in merges))
+            return _transformers("FlaubertTokenizer")(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"),
+                                                      do_lowercase=False, **COMMON)
+    return make
+
+
+def japanese_tokenizer() -> Callable:
+    """Japanese BERT's tokenizer: MeCab (IPA dictionary) words, then WordPiece (bert-base-japanese's kind)."""
+    def make():
+        import tempfile
+
+        vocab = japanese_vocab()
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab))
+            return _transformers("BertJapaneseTokenizer")(
+                str(Path(tmp) / "vocab.txt"), do_lower_case=False, word_tokenizer_type="mecab",
+                subword_tokenizer_type="wordpiece", mecab_kwargs={"mecab_dic": "ipadic"}, **COMMON)
+    return make
 
 
 def bpe_cls_sep_tokenizer() -> Callable:
@@ -181,6 +304,30 @@ def modernbert_config(tok):
         cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id)
 
 
+def flaubert_config(tok):
+    """FlauBERT (XLM's architecture): n_layers, n_heads, emb_dim; one language, no language embeddings."""
+    s = TINY_SIZE
+    ids = {k: tok.convert_tokens_to_ids(t) for k, t in (("bos_index", "<s>"), ("eos_index", "</s>"),
+                                                         ("pad_index", "<pad>"), ("unk_index", "<unk>"),
+                                                         ("mask_index", tok.mask_token))}
+    return _transformers("FlaubertConfig")(
+        vocab_size=len(tok), emb_dim=s["hidden"], n_layers=s["layers"], n_heads=s["heads"],
+        max_position_embeddings=MAX_LENGTH, n_langs=1, use_lang_emb=False, pad_token_id=ids["pad_index"],
+        bos_token_id=ids["bos_index"], eos_token_id=ids["eos_index"], **ids)
+
+
+def funnel_base_config(tok):
+    """A Funnel Transformer "-base" checkpoint (FunnelBaseModel: the encoder only, no decoder): two blocks
+    of one layer, so the sequence is pooled once; three token types (the <cls> token's is 2)."""
+    s = TINY_SIZE
+    cfg = _transformers("FunnelConfig")(
+        vocab_size=len(tok), block_sizes=[1] * s["layers"], block_repeats=[1] * s["layers"], num_decoder_layers=1,
+        d_model=s["hidden"], n_head=s["heads"], d_head=s["hidden"] // s["heads"], d_inner=s["intermediate"],
+        max_position_embeddings=MAX_LENGTH, type_vocab_size=3, pad_token_id=tok.pad_token_id)
+    cfg.architectures = ["FunnelBaseModel"]  # AutoModel then builds (and reloads) the encoder-only model
+    return cfg
+
+
 # DeBERTa's disentangled relative attention, small: no absolute positions, no token types.
 DEBERTA = {"relative_attention": True, "position_biased_input": False, "max_relative_positions": -1,
            "type_vocab_size": 0}
@@ -221,6 +368,15 @@ FAMILIES: dict[str, Family] = {
     "mpnet": Family(wordpiece_tokenizer("MPNetTokenizer", ("<s>", "<pad>", "</s>", "[UNK]", "<mask>")),
                     bert_like("MPNetConfig", True, True, relative_attention_num_buckets=32), "wordpiece"),
     "modernbert": Family(bpe_cls_sep_tokenizer(), modernbert_config, "bpe"),
+    # architectures of the published unseen models
+    "flaubert": Family(flaubert_tokenizer(), flaubert_config, "bpe"),
+    "funnel-base": Family(wordpiece_tokenizer("FunnelTokenizer", ("<pad>", "<unk>", "<cls>", "<sep>", "<mask>",
+                                                                  "<s>", "</s>")),
+                          funnel_base_config, "wordpiece"),
+    "bert-japanese": Family(japanese_tokenizer(), bert_like("BertConfig"), "wordpiece"),
+    "bert-chinese": Family(lambda: _transformers("BertTokenizer")(vocab=chinese_vocab(), do_lower_case=True,
+                                                                  **COMMON),
+                           bert_like("BertConfig"), "wordpiece"),
 }
 TINY_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 

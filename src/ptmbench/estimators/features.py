@@ -7,6 +7,13 @@ The original script averaged over the padding positions of its batch as well, so
 on which other examples shared the batch (and on the batch size). Here padding is masked out, batches
 are formed from examples sorted by length (little padding, fast) and written back in the original
 order, so features do not depend on batching (tested with batch sizes 1, 3 and 16).
+
+An encoder that shortens the sequence (Funnel Transformer's "-base" checkpoints pool it by 2 between
+blocks, so the last hidden state has fewer positions than the input) is averaged over its own output
+positions, with the attention mask pooled as the model pools it (:func:`output_mask`). Its pooling
+averages neighbouring positions, so in a padded batch the last real token of an odd-length example
+would be pooled with padding: such a model gets batches of equal-length examples only
+(:func:`pools_sequence`; no padding at all, so its features do not depend on batching either).
 """
 
 from __future__ import annotations
@@ -31,6 +38,43 @@ def _pad(rows, pad_value, dtype):
     for i, r in enumerate(rows):
         out[i, :len(r)] = r
     return out
+
+
+def pools_sequence(model) -> bool:
+    """Whether ``model`` shortens the sequence between layers (Funnel Transformer's block pooling)."""
+    return hasattr(getattr(model, "encoder", None), "attention_structure")
+
+
+def batches(order, lens, batch_size: int, equal_lengths: bool = False):
+    """Consecutive slices of ``order`` of at most ``batch_size`` examples; ``equal_lengths``: a new
+    slice also wherever the length changes (``order`` sorted by length: a few more, smaller batches)."""
+    start = 0
+    while start < len(order):
+        end = min(start + batch_size, len(order))
+        if equal_lengths:
+            same = lens[order[start:end]] == lens[order[start]]
+            end = start + int(np.argmin(same)) if not same.all() else end
+        yield order[start:end]
+        start = end
+
+
+def output_mask(model, mask, length: int):
+    """The attention mask (B x T) of a last hidden state of ``length`` positions: ``mask`` itself, or,
+    for an encoder that pools the sequence between blocks (Funnel Transformer: ``encoder.attention_structure``),
+    ``mask`` pooled block by block as the model pools its own (``pool_tensor`` with mode ``min``: a
+    pooled position is padding when any position it pools is)."""
+    if mask.shape[1] == length:
+        return mask
+    structure = getattr(getattr(model, "encoder", None), "attention_structure", None)
+    pool = getattr(structure, "pool_tensor", None)
+    pooled = mask.float()
+    while pool is not None and pooled.shape[1] > length:
+        pooled = pool(pooled, mode="min")
+    if pooled.shape[1] != length:
+        raise ValueError(f"{type(model).__name__}: the last hidden state has {length} positions for {mask.shape[1]} "
+                         "input tokens, and the model has no pooling (encoder.attention_structure.pool_tensor) "
+                         "that gives its mask; mean pooling needs one mask value per output position")
+    return pooled.to(mask.dtype)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")  # config logme.precision
@@ -82,13 +126,12 @@ def mean_pooled(model, dataset, batch_size: int = 64, pad_token_id: int = 0, pre
     model.eval()
     steps = Progress(f"features of {n} examples", n, "examples")
     with torch.inference_mode(), autocast:
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in batches(order, lens, batch_size, pools_sequence(model)):
             rows = data[idx.tolist()]
             batch = {c: torch.from_numpy(_pad(rows[c], pad_token_id if c == "input_ids" else 0, np.int64))
                      .to(device) for c in cols}
             hidden = model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mask = output_mask(model, batch["attention_mask"], hidden.shape[1]).unsqueeze(-1).to(hidden.dtype)
             feats = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
             if out is None:
                 out = np.empty((n, feats.shape[1]), np.float32)

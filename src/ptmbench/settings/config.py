@@ -90,6 +90,7 @@ def validate(config: dict, schema: str | Path | dict = SCHEMA) -> dict:
                           "a model is either merged or unseen, not both")
     _check_doc_stride(config)
     _check_tasks(config)
+    _check_unseen(config)  # after the custom tasks are known: a name may not read as a merge of them
     _check_transferability(config)
     order = [*registry.PUBLISHED, *config.get("custom_tasks", {})]  # the fixed order of this config's tasks
     config["tasks"] = [t for t in order if t in set(config["tasks"])]
@@ -163,6 +164,28 @@ def _check_transferability(config: dict) -> None:
                               f"for {name}.{key} = {value}: it needs at least {least(value)}, {why}; "
                               "raise max_examples (null: every example) or lower "
                               f"transferability.{name}.{key}")
+
+
+def _check_unseen(config: dict) -> None:
+    """Unseen names may contain ``_`` but never read as a merged PTM name (:func:`naming.unseen_name_problem`);
+    ``export_name`` only in ``unseen_models``, and every unseen model exported under a name of its own."""
+    for model, spec in config["models"].items():
+        if "export_name" in spec:
+            raise ConfigError(f"models.{model}.export_name: only an unseen model (config key unseen_models) may be "
+                              "exported under another name; a merged base model is exported under its own")
+    exported: dict[str, str] = {}
+    for model, spec in config.get("unseen_models", {}).items():
+        problem = naming.unseen_name_problem(model)
+        if problem:
+            raise ConfigError(f"unseen_models.{model}: {problem}")
+        name = spec.get("export_name", model)
+        if name != model and name in config["unseen_models"]:
+            raise ConfigError(f"unseen_models.{model}.export_name {name!r} is the name of another unseen model; "
+                              "two unseen models cannot be exported under one name")
+        if name in exported:
+            raise ConfigError(f"unseen_models {exported[name]!r} and {model!r} are both exported as {name!r}; "
+                              "give one of them another export_name")
+        exported[name] = model
 
 
 def _check_doc_stride(config: dict) -> None:

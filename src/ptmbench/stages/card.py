@@ -266,7 +266,7 @@ def card_text(tables: dict, manifest: dict, cff: dict, config: dict, commit: dic
         "ptm_model_bench/",
         "  MANIFEST.json                               provenance, seeds, precisions, SHA-256 of every file",
         "  base_model_dataset/base_{model}.dill        every seen base model's attention graph",
-        "  base_model_dataset/unseen_base_{model}.dill every unseen base model's graph",
+        "  base_model_dataset/unseen_base_{model}.dill every unseen base model's graph (MANIFEST no_graph: those without)",
         "  merged_model_dataset/{ptm}.dill             every merged PTM's graph",
         "  performance/merged_models/{task}_performance_score.json   {task: {ptm: {metric: value}}}",
         "  performance/merged_models/{task}_logme.json                {ptm: score}   (GLUE tasks)",

@@ -124,9 +124,12 @@ def published_values(pub_perf, pub_logme):
     return cons, pub_logme
 
 
-def pair_table(run_perf, run_logme, pub_perf, pub_logme, models, unseen, primary_seed: int):
+def pair_table(run_perf, run_logme, pub_perf, pub_logme, models, unseen, primary_seed: int,
+               export_names: dict | None = None):
     """One row per (quantity, task, run PTM): the run's value, the published value of the same name and
-    group, their difference, and ``status`` (matched, or not in the published bench)."""
+    group, their difference, and ``status`` (matched, or not in the published bench). An unseen model
+    with an ``export_name`` (config) is matched by that name (the one its export writes)."""
+    export_names = export_names or {}
     import pandas as pd
 
 
@@ -140,7 +143,7 @@ def pair_table(run_perf, run_logme, pub_perf, pub_logme, models, unseen, primary
                                                               chance, strict=True)}
         for _, r in ours.iterrows():
             group = ptm_group(r["ptm"], models, unseen)
-            hit = lookup.get((r["ptm"], group, r["eval_task"]))
+            hit = lookup.get((export_names.get(r["ptm"], r["ptm"]), group, r["eval_task"]))
             metric = registry.get(r["eval_task"]).consumer_metric if quantity == PERFORMANCE else "logme"
             rows.append({"quantity": quantity, "eval_task": r["eval_task"], "metric": metric, "ptm": r["ptm"],
                          "group": group, "base": r["base"], "ours": float(r[value]),
@@ -314,13 +317,14 @@ def html_page(tasks, pairs, summary: str) -> str:
 
 
 def compare(run_performance_csv, run_logme_csv, published_performance_csv, published_logme_csv, models, unseen,
-            seeds, pairs_csv, tasks_csv, plots_dir, html_file, summary_txt) -> None:
+            seeds, pairs_csv, tasks_csv, plots_dir, html_file, summary_txt, export_names=None) -> None:
     """Rule ``compare``: the pair and task tables, a plot per task with matches, the HTML page and the
     summary line (module docstring)."""
 
     run_perf, run_logme = read_tables(run_performance_csv, run_logme_csv)
     pub_perf, pub_logme = read_tables(published_performance_csv, published_logme_csv)
-    pairs = pair_table(run_perf, run_logme, pub_perf, pub_logme, list(models), list(unseen), int(seeds[0]))
+    pairs = pair_table(run_perf, run_logme, pub_perf, pub_logme, list(models), list(unseen), int(seeds[0]),
+                       export_names)
     tasks = task_rows(pairs, noise_sd(run_perf))
     text = summary_text(tasks, pairs)
     write_csv(pairs, pairs_csv)

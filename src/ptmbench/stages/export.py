@@ -6,7 +6,7 @@ The export is read unchanged by the existing GNN performance predictor (docs/for
     ptm_model_bench/
       MANIFEST.json                                   ours: provenance, counts, checksums
       base_model_dataset/base_{model}.dill            every seen base model (the merged ones)
-      base_model_dataset/unseen_base_{model}.dill     every unseen base model
+      base_model_dataset/unseen_base_{model}.dill     every unseen base model with a graph (its export name)
       merged_model_dataset/{ptm}.dill                 every merged PTM {base}_{t1}_{t2}_{ratio}
       performance/merged_models/{task}_performance_score.json    {task: {ptm: {metric: value}}}
       performance/merged_models/{task}_logme.json                {ptm: score}        (GLUE only)
@@ -17,6 +17,12 @@ The consumer joins a graph to its performance by the name stored in the dill tup
 ``(G, features, name)``, so the export checks that name against the file's PTM. The consumer
 globs ``*.dill`` inside the two dataset folders and opens the performance files by name, so the
 top-level ``MANIFEST.json`` (and Snakemake's hidden ``.snakemake_timestamp``) are invisible to it.
+
+Unseen models: an entry's ``export_name`` (config) is the name its keys and graph file are written
+under (``xlm-roberta-base-unseen`` exported as the published unseen ``xlm-roberta-base``); the tidy
+tables keep the run's own name. An unseen model whose architecture has no graph has a "no graph"
+record instead of a graph (:func:`ptmbench.stages.graph.write_graph`): its performance and LogME are
+exported, no ``unseen_base_{model}.dill``, and ``MANIFEST.json`` lists it under ``no_graph``.
 
 Metric meaning: every task's metrics come from its ``validation`` split, except mnli, whose
 exported ``eval_accuracy`` (and other keys) are the *mismatched* validation split's, the meaning
@@ -37,6 +43,7 @@ from pathlib import Path
 from ptmbench.core import naming
 from ptmbench.core import tasks as registry
 from ptmbench.io.provenance import atomic_dir, atomic_path, provenance, sha256, write_json
+from ptmbench.stages.graph import NO_GRAPH
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +150,15 @@ PERFORMANCE_DIRS = {"merged": "merged_models", "seen": "seen_base_models", "unse
 FILE_PREFIX = {"merged": "", "seen": "base_", "unseen": "unrelated_base_"}
 
 
-def performance_files(finetune: list[dict], logme: list[dict], models, unseen, tasks) -> dict[str, dict]:
+def performance_files(finetune: list[dict], logme: list[dict], models, unseen, tasks,
+                      export_names: dict | None = None) -> dict[str, dict]:
     """``{relative path: JSON object}`` of every performance and LogME file of the export.
 
     Every (group, task) file is written, even when its group has no PTM (then it is empty);
-    the unseen group only when unseen models are configured.
+    the unseen group only when unseen models are configured. ``export_names``: unseen model -> the
+    key it is written under (config ``export_name``; default its own name).
     """
+    export_names = export_names or {}
     groups = ["merged", "seen"] + (["unseen"] if unseen else [])
     tasks = naming.ordered(tasks)
     perf = {(g, t): {} for g in groups for t in tasks}
@@ -157,16 +167,18 @@ def performance_files(finetune: list[dict], logme: list[dict], models, unseen, t
         key = (_group(rec["ptm"], models, unseen), rec["task"])
         if key not in perf:
             raise ValueError(f"fine-tune result of {rec['ptm']!r} on {rec['task']!r}: task not in config 'tasks'")
-        if rec["ptm"] in perf[key]:
-            raise ValueError(f"two fine-tune results for {rec['ptm']!r} on {rec['task']!r}")
-        perf[key][rec["ptm"]] = performance_entry(rec["task"], rec["metrics"], f"{rec['ptm']}/{rec['task']}")
+        name = export_names.get(rec["ptm"], rec["ptm"])
+        if name in perf[key]:
+            raise ValueError(f"two fine-tune results for {name!r} on {rec['task']!r}")
+        perf[key][name] = performance_entry(rec["task"], rec["metrics"], f"{rec['ptm']}/{rec['task']}")
     for rec in logme:
         key = (_group(rec["ptm"], models, unseen), rec["task"])
         if key not in scores:
             raise ValueError(f"LogME result of {rec['ptm']!r} on {rec['task']!r}: not a configured GLUE task")
-        if rec["ptm"] in scores[key]:
-            raise ValueError(f"two LogME results for {rec['ptm']!r} on {rec['task']!r}")
-        scores[key][rec["ptm"]] = rec["score"]
+        name = export_names.get(rec["ptm"], rec["ptm"])
+        if name in scores[key]:
+            raise ValueError(f"two LogME results for {name!r} on {rec['task']!r}")
+        scores[key][name] = rec["score"]
     files = {}
     for (g, t), entries in perf.items():
         files[f"performance/{PERFORMANCE_DIRS[g]}/{FILE_PREFIX[g]}{t}_performance_score.json"] = {t: entries}
@@ -179,21 +191,27 @@ def performance_files(finetune: list[dict], logme: list[dict], models, unseen, t
 GRAPH_PREFIX = {"seen": "base_", "unseen": "unseen_base_"}
 
 
-def graph_file(ptm: str, models, unseen) -> str:
-    """Relative path of a PTM's graph in the export."""
+def graph_file(ptm: str, models, unseen, export_names: dict | None = None) -> str:
+    """Relative path of a PTM's graph in the export (an unseen model's under its export name)."""
     group = _group(ptm, models, unseen)
     if group == "merged":
         return f"merged_model_dataset/{ptm}.dill"
-    return f"base_model_dataset/{GRAPH_PREFIX[group]}{ptm}.dill"
+    return f"base_model_dataset/{GRAPH_PREFIX[group]}{(export_names or {}).get(ptm, ptm)}.dill"
 
 
-def check_graph(path, name: str, feature_length: int) -> None:
-    """The dill holds ``[(G, features, name)]`` with ``name`` and ``feature_length``-long features."""
+def check_graph(path, name: str, feature_length: int) -> str | None:
+    """The dill holds ``[(G, features, name)]`` with ``name`` and ``feature_length``-long features; or it
+    is a "no graph" record (:data:`ptmbench.stages.graph.NO_GRAPH`) of ``name``: then its reason is returned."""
     import dill
     import networkx as nx
 
     with open(path, "rb") as fh:
         obj = dill.load(fh)
+    if isinstance(obj, dict) and NO_GRAPH in obj:
+        if obj.get("name") != name:
+            raise ValueError(f"{path} is the 'no graph' record of {obj.get('name')!r}, not {name!r}; rerun its "
+                             "graph job")
+        return str(obj[NO_GRAPH])
     if not (isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], tuple) and len(obj[0]) == 3):
         raise ValueError(f"{path}: expected a list holding one tuple (G, features, name); rerun its graph job")
     g, features, stored = obj[0]
@@ -206,6 +224,7 @@ def check_graph(path, name: str, feature_length: int) -> None:
     if bad:
         raise ValueError(f"{path}: feature {bad[0]!r} has shape {tuple(features[bad[0]].shape)}, expected "
                          f"({feature_length},) as the predictor's input dimension")
+    return None
 
 
 def link_or_copy(src, dst) -> str:
@@ -243,20 +262,32 @@ def precisions(finetune: list[dict], logme: list[dict]) -> dict:
 
 
 def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models, unseen, tasks,
-                feature_length: int = 128, link: bool = True, seeds: dict | None = None) -> dict:
+                feature_length: int = 128, link: bool = True, seeds: dict | None = None,
+                export_names: dict | None = None) -> dict:
     """Write the ``ptm_model_bench`` folder atomically; return its manifest. ``finetune``: the primary
     seed's records only (the published files hold one run per PTM and task); ``seeds``: what the
-    manifest records as ``seeds`` (:func:`seeds_of`)."""
+    manifest records as ``seeds`` (:func:`seeds_of`); ``export_names``: unseen model -> the name it is
+    exported under (config ``export_name``). An unseen model's "no graph" record
+    (:func:`ptmbench.stages.graph.write_graph`) exports no graph file and is listed under ``no_graph``."""
     models, unseen = list(models), list(unseen)
-    files = performance_files(finetune, logme, models, unseen, tasks)
+    export_names = dict(export_names or {})
+    files = performance_files(finetune, logme, models, unseen, tasks, export_names)
     modes = defaultdict(int)
+    no_graph = []
     with atomic_dir(out_dir) as tmp:
         for sub in ("base_model_dataset", "merged_model_dataset"):
             (tmp / sub).mkdir()
         for path in map(Path, graphs):
             ptm = path.name.removesuffix(".dill")
-            check_graph(path, ptm, feature_length)
-            dst = tmp / graph_file(ptm, models, unseen)
+            name = export_names.get(ptm, ptm)
+            reason = check_graph(path, name, feature_length)
+            if reason is not None:
+                if _group(ptm, models, unseen) != "unseen":
+                    raise ValueError(f"{path} is a 'no graph' record, but {ptm!r} is not an unseen model: only "
+                                     "unseen models may lack a graph; rerun its graph job")
+                no_graph.append({"ptm": name, "reason": reason})
+                continue
+            dst = tmp / graph_file(ptm, models, unseen, export_names)
             if link:
                 modes[link_or_copy(path, dst)] += 1
             else:
@@ -268,6 +299,8 @@ def write_bench(out_dir, finetune: list[dict], logme: list[dict], graphs, models
             "format": "ptm_model_bench",
             "models": models,
             "unseen_models": unseen,
+            **({"export_names": export_names} if export_names else {}),
+            **({"no_graph": no_graph} if no_graph else {}),
             "tasks": naming.ordered(tasks),
             "metric_split": {t: export_split(t) for t in naming.ordered(tasks)},
             "consumer_metric": {t: registry.get(t).consumer_metric for t in naming.ordered(tasks)},
@@ -388,7 +421,8 @@ def seeds_of(primary: list[dict], extra: list[dict]) -> dict:
 
 
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,
-           feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=()) -> dict:
+           feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=(),
+           export_names: dict | None = None) -> dict:
     """Rule ``export``: the ``ptm_model_bench`` folder (the primary seed's fine-tunes ``finetune``) and
     the tidy performance / LogME tables (performance: every seed, ``finetune_seeds`` too), and the
     estimators table when ``estimators_csv`` is given."""
@@ -401,4 +435,4 @@ def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_
     write_table(logme_table(lm, bases), logme_csv)
     if est is not None:
         write_table(est, estimators_csv)
-    return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link, seeds)
+    return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link, seeds, export_names)

@@ -48,15 +48,29 @@ FEATURE_LENGTH = 128
 
 # Module names (the last component of a Linear's path) of the attention projections, by role.
 ROLE_NAMES: dict[str, tuple[str, ...]] = {
-    "query": ("query", "q", "q_lin", "q_proj", "query_proj", "wq", "Wq"),
-    "key": ("key", "k", "k_lin", "k_proj", "key_proj", "wk", "Wk"),
-    "value": ("value", "v", "v_lin", "v_proj", "value_proj", "wv", "Wv"),
-    "output": ("dense", "out_lin", "o", "o_proj", "out_proj", "wo", "Wo"),
+    "query": ("query", "q", "q_lin", "q_proj", "query_proj", "wq", "Wq", "q_head"),
+    "key": ("key", "k", "k_lin", "k_proj", "key_proj", "wk", "Wk", "k_head"),
+    "value": ("value", "v", "v_lin", "v_proj", "value_proj", "wv", "Wv", "v_head"),
+    "output": ("dense", "out_lin", "o", "o_proj", "out_proj", "wo", "Wo", "post_proj"),
 }
 # Fused query/key/value projections (3d x d): module name -> how its rows split into W_Q, W_K, W_V.
 #   "thirds":   [W_Q; W_K; W_V]                      (ModernBERT: qkv.view(..., 3, heads, head_dim))
 #   "per_head": [W_Q^0; W_K^0; W_V^0; W_Q^1; ...]     (DeBERTa: view(..., heads, 3 * head_dim).chunk(3))
 FUSED: dict[str, str] = {"Wqkv": "thirds", "in_proj": "per_head"}
+
+
+
+
+class UnsupportedArchitecture(CheckpointError):
+    """The checkpoint is whole, but its architecture has no graph of docs/graph.md: no per-layer
+    multi-head self-attention found, attention narrower than the hidden size, several attention kinds,
+    or layers shared in a way the graph cannot express. An unseen model's graph job then writes a
+    "no graph" record (:func:`write_graph` with ``optional``) instead of failing."""
+
+
+# The "no graph" record: what an unseen model's graph file holds when its architecture has no graph
+# (a dict, never the published list of one (G, features, name) tuple, so no reader can take it for one).
+NO_GRAPH = "no_graph"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,15 +147,35 @@ def head_products(wq, wk, wv, wo, heads: int):
     return k.transpose(1, 2) @ q, o @ v
 
 
+def funnel_layers(cfg: dict) -> list[int]:
+    """A Funnel Transformer's layers as run, each the index of the stored layer it runs: block b has
+    ``block_sizes[b]`` stored layers, each run ``block_repeats[b]`` times in a row (FunnelEncoder;
+    medium: blocks 6, 3 x 2, 3 x 2: 12 stored layers, 18 run); the sequence is pooled between blocks."""
+    sizes = [int(n) for n in cfg["block_sizes"]]
+    repeats = [int(r) for r in cfg.get("block_repeats") or [1] * len(sizes)]
+    if len(repeats) != len(sizes) or min(repeats, default=1) < 1:
+        raise UnsupportedArchitecture(f"block_repeats {repeats} do not fit block_sizes {sizes} in config.json")
+    out, first = [], 0
+    for size, rep in zip(sizes, repeats, strict=True):
+        out += [first + i for i in range(size) for _ in range(rep)]
+        first += size
+    return out
+
+
 def model_shape(cfg: dict) -> tuple[int, int, int]:
-    """(layers, heads, hidden) from a config.json (DistilBERT calls them n_layers, n_heads, dim)."""
+    """(layers, heads, hidden) from a config.json. DistilBERT calls them n_layers, n_heads, dim;
+    FlauBERT / XLM n_layers, n_heads, emb_dim; Funnel Transformer n_head, d_model and its layers are
+    those it runs (:func:`funnel_layers`)."""
     try:
+        if "block_sizes" in cfg:  # Funnel Transformer
+            return len(funnel_layers(cfg)), int(cfg["n_head"]), int(cfg["d_model"])
         layers = cfg.get("num_hidden_layers", cfg.get("n_layers"))
         heads = cfg.get("num_attention_heads", cfg.get("n_heads"))
-        hidden = cfg.get("hidden_size", cfg.get("dim"))
+        hidden = cfg.get("hidden_size", cfg.get("dim", cfg.get("emb_dim")))
         return int(layers), int(heads), int(hidden)
-    except TypeError as err:
-        raise CheckpointError(f"config.json lacks the layer/head/hidden sizes ({cfg.get('model_type')})") from err
+    except (TypeError, KeyError) as err:
+        raise UnsupportedArchitecture(f"config.json lacks the layer/head/hidden sizes ({cfg.get('model_type')}): "
+                                      "no multi-head self-attention to read") from err
 
 
 @dataclass(frozen=True)
@@ -206,15 +240,15 @@ def find_attention(ck: Checkpoint) -> list[Attention]:
         blocks.append(Attention(parent, qkv, out, split, index))
     kinds = sorted({b.pattern for b in blocks})
     if len(kinds) > 1:
-        raise CheckpointError(f"{ck.dir}: self-attention blocks of {len(kinds)} kinds ({kinds}); an encoder "
+        raise UnsupportedArchitecture(f"{ck.dir}: self-attention blocks of {len(kinds)} kinds ({kinds}); an encoder "
                               "with one self-attention per layer is expected")
     return sorted(blocks, key=lambda b: b.index)
 
 
-def _not_found(ck: Checkpoint, cfg: dict) -> CheckpointError:
+def _not_found(ck: Checkpoint, cfg: dict) -> UnsupportedArchitecture:
     mods = _modules(ck)
     first = [f"{p}.{leaf}" for p, leaves in mods.items() if ".0." in f".{p}." for leaf in leaves][:12]
-    return CheckpointError(
+    return UnsupportedArchitecture(
         f"{ck.dir}: no self-attention found in this {cfg.get('model_type')!r} checkpoint "
         f"(architectures {cfg.get('architectures')}): looked for a module holding query/key/value Linear "
         f"weights named {ROLE_NAMES['query']} / {ROLE_NAMES['key']} / {ROLE_NAMES['value']}, or a fused "
@@ -229,7 +263,7 @@ def _weights(ck: Checkpoint, block: Attention, hidden: int, heads: int):
     def read(name, rows):
         t = ck.get(name).to(torch.float32)
         if tuple(t.shape) != (rows, hidden):
-            raise CheckpointError(f"{ck.file_of[name]}: {name!r} has shape {list(t.shape)}, expected "
+            raise UnsupportedArchitecture(f"{ck.file_of[name]}: {name!r} has shape {list(t.shape)}, expected "
                                   f"[{rows}, {hidden}] (hidden_size {hidden} in config.json)")
         return t
 
@@ -250,8 +284,12 @@ def layer_blocks(ck: Checkpoint, cfg: dict, layers: int) -> tuple[list[Attention
     if not blocks:
         raise _not_found(ck, cfg)
     if int(cfg.get("inner_group_num", 1)) != 1:
-        raise CheckpointError(f"{ck.dir}: inner_group_num {cfg['inner_group_num']} in config.json (several "
+        raise UnsupportedArchitecture(f"{ck.dir}: inner_group_num {cfg['inner_group_num']} in config.json (several "
                               "attention blocks per shared layer) is not supported")
+    if "block_sizes" in cfg:  # Funnel Transformer: layers run from the stored ones, repeats included
+        run = funnel_layers(cfg)
+        if len(blocks) == sum(int(n) for n in cfg["block_sizes"]) and len(run) == layers:
+            return blocks, run
     groups = int(cfg.get("num_hidden_groups", layers))
     if len(blocks) == layers:
         return blocks, list(range(layers))
@@ -272,7 +310,7 @@ def attention_features(model_dir, feature_length: int = FEATURE_LENGTH) -> dict:
     cfg = ck.config()
     layers, heads, hidden = model_shape(cfg)
     if hidden % heads:
-        raise CheckpointError(f"{ck.dir}: hidden size {hidden} is not a multiple of {heads} heads")
+        raise UnsupportedArchitecture(f"{ck.dir}: hidden size {hidden} is not a multiple of {heads} heads")
     blocks, source = layer_blocks(ck, cfg, layers)
     used = sorted(set(source))
     qk, vo = [], []
@@ -322,11 +360,29 @@ def dump_graph(obj, fh) -> None:
     Pickler(fh).dump(obj)
 
 
-def write_graph(model_dir, name: str, out_path, feature_length: int = FEATURE_LENGTH) -> None:
-    """Write the dill pickle ``[(G, features, name)]`` of docs/graph.md to ``out_path`` (atomically)."""
+def no_graph_reason(obj) -> str | None:
+    """The reason of a "no graph" record (:data:`NO_GRAPH`), or None for anything else."""
+    return str(obj[NO_GRAPH]) if isinstance(obj, dict) and NO_GRAPH in obj else None
+
+
+def write_graph(model_dir, name: str, out_path, feature_length: int = FEATURE_LENGTH, optional: bool = False) -> None:
+    """Write the dill pickle ``[(G, features, name)]`` of docs/graph.md to ``out_path`` (atomically).
+
+    ``optional`` (the graph jobs of unseen models): an architecture without the graph
+    (:class:`UnsupportedArchitecture`) writes the "no graph" record ``{"no_graph": reason, "name": name}``
+    instead of failing, so the model's performance and LogME are still exported (without a graph file;
+    its ``MANIFEST.json`` lists it under ``no_graph``). A damaged checkpoint fails either way."""
     if int(feature_length) < 1:
         raise ValueError(f"feature_length {feature_length!r} must be a positive number of values")
-    graph = build_graph(model_dir, name, int(feature_length))
+    try:
+        graph = build_graph(model_dir, name, int(feature_length))
+    except UnsupportedArchitecture as err:
+        if not optional:
+            raise
+        with atomic_file(out_path, "wb") as fh:
+            dump_graph({NO_GRAPH: str(err), "name": str(name)}, fh)
+        log.warning("%s: no graph (%s); wrote the 'no graph' record %s", name, err, out_path)
+        return
     with atomic_file(out_path, "wb") as fh:
         dump_graph([graph], fh)
     G, feats, _ = graph

@@ -35,9 +35,19 @@ def eval_splits(task: str) -> tuple[str, ...]:
 
 
 def load_tokenizer(model_dir):
+    """The base model's tokenizer; it returns token type ids whenever the model has token type
+    embeddings (``type_vocab_size`` > 1 in config.json). transformers 5's ALBERT, Funnel Transformer
+    and Japanese BERT tokenizers build them (the first segment 0, the second 1; Funnel's ``<cls>`` 2:
+    what the models were pre-trained with, and what transformers 4 returned for the published runs)
+    but do not return them unless asked; without them every token would get type 0."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    config = Path(model_dir) / "config.json"
+    types = json.loads(config.read_text()).get("type_vocab_size") if config.is_file() else None
+    if isinstance(types, int) and types > 1 and "token_type_ids" not in tok.model_input_names:
+        tok.model_input_names = [*tok.model_input_names, "token_type_ids"]
+    return tok
 
 
 def check_labels(task: str, split: str, labels, where: str) -> None:
@@ -133,10 +143,104 @@ def check_question_room(tokenizer, examples, questions, max_length: int, doc_str
                 "in the data")
 
 
+class _Windows(dict):
+    """SQuAD windows made without a fast tokenizer, read like a fast tokenizer's ``BatchEncoding``."""
+
+    def __init__(self, columns: dict, sequence_ids: list):
+        super().__init__(columns)
+        self._sequence_ids = sequence_ids
+
+    def sequence_ids(self, i: int) -> list:
+        return self._sequence_ids[i]
+
+
+def piece_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of ``text`` and each token's character span, for a tokenizer without offsets (a
+    Python tokenizer: FlauBERT's Moses + BPE, Japanese BERT's MeCab + WordPiece). ``text`` is split at
+    whitespace, each word tokenised alone, and each piece found in its word in order (its ``##`` /
+    ``</w>`` / ``▁`` marks removed; case, width and accents folded, as the tokenizers normalise); a
+    piece not found there (normalised beyond that) spans from the end of the piece before it to the
+    end of its word. Every token stays inside its own word."""
+    import re
+    import unicodedata
+
+    def folded(x: str) -> tuple[str, list[int]]:
+        """``x`` lower-cased, NFKD, accents dropped; and for each character, the index in ``x`` it is from."""
+        out, origin = [], []
+        for i, ch in enumerate(x):
+            for c in unicodedata.normalize("NFKD", ch).lower():
+                if not unicodedata.combining(c):
+                    out.append(c)
+                    origin.append(i)
+        return "".join(out), origin
+
+    ids, spans = [], []
+    for m in re.finditer(r"\S+", text):
+        word, ws, we = m.group(), m.start(), m.end()
+        pieces = tokenizer.tokenize(word)
+        fword, origin = folded(word)
+        cursor, start_char = 0, 0  # in fword; in word
+        for k, piece in enumerate(pieces):
+            clean = folded(piece.removeprefix("##").removesuffix("</w>").lstrip("▁"))[0]
+            at = fword.find(clean, cursor) if clean else -1
+            if at >= 0:
+                start, end = origin[at], origin[at + len(clean) - 1] + 1
+                cursor = at + len(clean)
+            else:
+                start, end = start_char, len(word)
+            start_char = end if end < len(word) else start_char
+            spans.append((ws + start, we if k == len(pieces) - 1 else ws + end))
+        ids += tokenizer.convert_tokens_to_ids(pieces)
+    return ids, spans
+
+
+def _windows_without_offsets(tokenizer, questions, contexts, max_length: int, doc_stride: int, right: bool):
+    """What a fast tokenizer's ``return_overflowing_tokens`` + ``return_offsets_mapping`` give, for a
+    tokenizer without them: the context in windows of the room left by the question and the special
+    tokens, each starting ``room - doc_stride`` tokens after the last (``doc_stride`` tokens of overlap),
+    with the special tokens and token types the tokenizer itself adds (:func:`piece_offsets`)."""
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    types = "token_type_ids" in tokenizer.model_input_names
+    cols = {"input_ids": [], "attention_mask": [], "offset_mapping": [], "overflow_to_sample_mapping": []}
+    if types:
+        cols["token_type_ids"] = []
+    seq_ids = []
+    for j, (q, c) in enumerate(zip(questions, contexts, strict=True)):
+        q_ids = tokenizer(q, add_special_tokens=False)["input_ids"]
+        c_ids, c_off = piece_offsets(tokenizer, c)
+        room = max_length - len(q_ids) - special
+        start = 0
+        while True:
+            chunk, off = c_ids[start:start + room], c_off[start:start + room]
+            first, second = (q_ids, chunk) if right else (chunk, q_ids)
+            ids = tokenizer.build_inputs_with_special_tokens(first, second)
+            mask = tokenizer.get_special_tokens_mask(first, second)
+            seq, n = [], 0
+            for m in mask:
+                seq.append(None if m else (0 if n < len(first) else 1))
+                n += 0 if m else 1
+            ctx = 1 if right else 0
+            it = iter(off)
+            cols["input_ids"].append(ids)
+            cols["attention_mask"].append([1] * len(ids))
+            cols["offset_mapping"].append([next(it) if s == ctx else (0, 0) for s in seq])
+            cols["overflow_to_sample_mapping"].append(j)
+            if types:
+                cols["token_type_ids"].append(tokenizer.create_token_type_ids_from_sequences(first, second))
+            seq_ids.append(seq)
+            if start + room >= len(c_ids):
+                break
+            start += room - doc_stride
+    return _Windows(cols, seq_ids)
+
+
 def _windows(tokenizer, examples, max_length, doc_stride, where: str = "SQuAD v2"):
     right = tokenizer.padding_side == "right"
     questions = [q.lstrip() for q in examples["question"]]
     check_question_room(tokenizer, examples, questions, max_length, doc_stride, where)
+    if not tokenizer.is_fast:  # FlauBERT, Japanese BERT: Python tokenizers, no offsets or overflow
+        return _windows_without_offsets(tokenizer, questions, examples["context"], max_length, doc_stride,
+                                        right), (1 if right else 0)
     pair = (questions, examples["context"]) if right else (examples["context"], questions)
     enc = tokenizer(*pair, truncation="only_second" if right else "only_first", max_length=max_length,
                     stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
