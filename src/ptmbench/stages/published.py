@@ -26,7 +26,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from ptmbench.core import naming
+from ptmbench.core import naming, paths
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.io.provenance import atomic_file, atomic_path, sha256
@@ -347,7 +347,7 @@ def html(judg, board, perf) -> str:
                                     "undefined)", left=("eval_task",)))
         + scrolling(report.html_table(shown, "leaderboard (mean over tasks); each cell: pooled / within base models",
                                     left=("estimator",))))
-    return report.html_page(TITLE, body)
+    return report.html_page(TITLE, body, here=paths.PUBLISHED_HTML)
 
 
 def publish(spec: dict, performance_csv, logme_csv, judging_csv, leaderboard_csv, summary_txt, html_file) -> None:
