@@ -197,17 +197,17 @@ def _short_metric(task: str) -> str:
 
 def spread_positions(x, y, xspan: float) -> list[float]:
     """x positions of points drawn at (x, y) such that points sharing exactly the same position are
-    spread apart (each further copy 1.5 % of ``xspan`` to the right), so every PTM stays visible."""
+    spread apart (each further copy 4 % of ``xspan`` to the right, clear of a base model's marker), so every PTM stays visible."""
     seen: dict = {}
     out = []
     for a, b in zip(x, y, strict=True):
         k = seen.get((a, b), 0)
         seen[(a, b)] = k + 1
-        out.append(a + k * 0.015 * (xspan or 1.0))
+        out.append(a + k * 0.04 * (xspan or 1.0))
     return out
 
 
-def _limits(values, pad: float = 0.06):
+def _limits(values, pad: float = 0.06, right: float | None = None):
     import numpy as np
 
     v = np.asarray(values, dtype=float)
@@ -216,7 +216,7 @@ def _limits(values, pad: float = 0.06):
         return None
     lo, hi = float(v.min()), float(v.max())
     span = hi - lo or max(abs(hi), 1.0) * 0.01
-    return lo - pad * span, hi + pad * span
+    return lo - pad * span, hi + (pad if right is None else right) * span
 
 
 def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) -> list[str]:
@@ -224,11 +224,12 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
     with its own Kendall tau-b (rows of ``corr``, :func:`correlation_table`), 8 panels per page
     (``logme_vs_{task}.png``, or ``logme_vs_{task}_{i}of{n}.png``: :func:`page_names`). Every panel has
     the same axis ranges (LogME scores of one task are comparable across base models) and says the
-    spread of its points; base models are the big edged points, merged PTMs the small ones drawn on top
-    (exact duplicates side by side, labelled with their pair and ratio where a panel has at most 10); a
-    dashed line at the chance level. Returns the file names written."""
+    spread of its points; base models are the big edged points, merged PTMs the small ones, drawn on top
+    of their base model in its panel (exact duplicates side by side; labelled with their pair and ratio
+    where a panel has at most 10); a dashed line at the chance level. Returns the file names written."""
     plt = pyplot()
     import numpy as np
+    from matplotlib.colors import to_rgba
     from matplotlib.ticker import MaxNLocator
 
     out_dir = Path(out_dir)
@@ -239,7 +240,7 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
     per_page = SCATTER_COLS * SCATTER_ROWS
     pages = [panels[i:i + per_page] for i in range(0, len(panels), per_page)]
     names = page_names(f"logme_vs_{task}", len(pages))
-    xlim = _limits(joined["score"])
+    xlim = _limits(joined["score"], right=0.3)  # room on the right for the merged PTMs' labels
     ylim = _limits([*joined["value"], *([chance] if chance is not None and np.isfinite(chance) else [])])
     xspan = (xlim[1] - xlim[0]) if xlim else 1.0
     taus = {} if corr is None else {r["base"]: r for _, r in corr.iterrows()}
@@ -247,7 +248,7 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
     for page_no, (page, name) in enumerate(zip(pages, names, strict=True), start=1):
         ncols = min(SCATTER_COLS, len(panels))
         nrows = -(-len(page) // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.5, 3.3 * ncols), 2.55 * nrows + 1.2),
+        fig, axes = plt.subplots(nrows, ncols, figsize=(max(6.0, 3.3 * ncols), 2.55 * nrows + 1.2),
                                  layout="constrained", squeeze=False)
         for ax, panel in zip(axes.flat, page, strict=False):
             members = bases if panel == naming_all else [panel]
@@ -255,8 +256,10 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
             for b in members:  # base models first, big and edged; merged PTMs on top
                 gb = g[(g["base"] == b) & (g["task_1"] == "")]
                 st = styles[b]
-                ax.scatter(gb["score"], gb["value"], s=90, color=st["color"], marker=st["marker"],
-                           edgecolor="black", linewidth=1.2, zorder=2, alpha=0.9)
+                # in the panel of all PTMs the base models go on top of the other models' merges, see-through
+                ax.scatter(gb["score"], gb["value"], s=90, marker=st["marker"], edgecolor="black", linewidth=1.2,
+                           facecolor=to_rgba(st["color"], 0.5 if panel == naming_all else 0.9),
+                           zorder=4 if panel == naming_all else 2)
             merged = g[g["task_1"] != ""]
             xs = spread_positions(list(g.loc[g["task_1"] == "", "score"]) + list(merged["score"]),
                                   list(g.loc[g["task_1"] == "", "value"]) + list(merged["value"]), xspan)
@@ -265,7 +268,7 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
                 sel = (merged["base"] == b).to_numpy()
                 st = styles[b]
                 ax.scatter(np.asarray(xs)[sel], merged.loc[sel, "value"], s=22, color=st["color"],
-                           marker=st["marker"], edgecolor="white", linewidth=0.5, zorder=3)
+                           marker=st["marker"], edgecolor="white", linewidth=0.5, zorder=3, alpha=0.85)
             if panel != naming_all and 0 < len(merged) <= 10:
                 for x, (_, r) in zip(xs, merged.iterrows(), strict=True):
                     ax.annotate(f"{r['task_1']}+{r['task_2']} @ {r['ratio']}", (x, r["value"]), fontsize=5,
@@ -280,10 +283,10 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
             tau = row["kendall_tau"] if row is not None else math.nan
             n = int(row["n"]) if row is not None else len(g)
             tau_txt = "undefined" if tau is None or not np.isfinite(tau) else f"{tau:.2f}"
-            ax.set_title(f"{'all PTMs' if panel == naming_all else panel}: tau-b = {tau_txt} (n = {n})", fontsize=8)
             spread = (f"spread: LogME {_fmt(np.ptp(g['score']), 3)}, {metric} {_fmt(np.ptp(g['value']), 3)}"
                       if len(g) else "no PTM")
-            ax.text(0.02, 0.97, spread, transform=ax.transAxes, fontsize=6, va="top", color="0.3")
+            ax.set_title(f"{'all PTMs' if panel == naming_all else panel}: tau-b = {tau_txt} (n = {n})\n{spread}",
+                         fontsize=7)
             ax.tick_params(labelsize=7)
             ax.ticklabel_format(useOffset=False, style="plain")
             ax.xaxis.set_major_locator(MaxNLocator(5))
@@ -294,7 +297,7 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
         chance_txt = "; dashed: chance level" if chance is not None and np.isfinite(chance) else ""
         of = f" (page {page_no} of {len(pages)})" if len(pages) > 1 else ""
         fig.suptitle(f"{task}: LogME vs fine-tuned performance{of}; same axes in every panel\n"
-                     f"(big edged points: base models; small: merged PTMs{chance_txt})", fontsize=9)
+                     f"big edged points: base models; small: merged PTMs{chance_txt}", fontsize=8)
         if len(bases) > 1:
             shown = [b for b in bases if b in page or naming_all in page]
             handles = [plt.Line2D([], [], linestyle="", color=styles[b]["color"], marker=styles[b]["marker"],
