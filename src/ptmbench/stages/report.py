@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import textwrap
 from pathlib import Path
 
 from ptmbench.core import naming, paths
@@ -350,7 +351,8 @@ def plot_estimators(judg, noise, task, path, est=None) -> None:
     ax.scatter(within, y, marker="D", color=OKABE_ITO[5], zorder=3, label="mean within base models")
     for i, name in enumerate(names):
         if name in why:
-            ax.text(-1.0, i, why[name][:60], va="center", ha="left", fontsize=7, color="0.35", style="italic")
+            ax.text(-1.0, i, textwrap.shorten(why[name], 60, placeholder=" ..."), va="center", ha="left", fontsize=7,
+                    color="0.35", style="italic")
     ax.axvline(0, color="0.4", linestyle="--", linewidth=0.9, label="chance (random ranking)")
     ceil = noise[(noise["eval_task"] == task) & (noise["scope"] == judging.POOLED) & (noise["ptm"] == "")]
     if len(ceil) and np.isfinite(ceil.iloc[0]["seed_kendall_tau_b"]):
