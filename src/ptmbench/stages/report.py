@@ -208,6 +208,25 @@ def spread_positions(x, y, xspan: float) -> list[float]:
     return out
 
 
+def label_offsets(x, y, xlim, ylim, near=(0.25, 0.06), step=7.0):
+    """Labels of nearby points stacked upwards: the points sorted by position, and per point the vertical
+    offset (points) of its label, ``step`` above the previous label when the two points are closer than
+    ``near`` (fractions of the axes)."""
+    def frac(v, lim):
+        return 0.0 if not lim or lim[1] == lim[0] else (v - lim[0]) / (lim[1] - lim[0])
+
+    pts = sorted(zip(x, y, strict=True), key=lambda p: (p[1], p[0]))
+    offsets, prev = [], None
+    for px, py in pts:
+        dy = 0.0
+        if prev is not None and abs(frac(px, xlim) - frac(prev[0], xlim)) < near[0] and \
+                abs(frac(py, ylim) - frac(prev[1], ylim)) < near[1]:
+            dy = prev[2] + step
+        offsets.append(dy)
+        prev = (px, py, dy)
+    return pts, offsets
+
+
 def _limits(values, pad: float = 0.06, right: float | None = None):
     import numpy as np
 
@@ -271,9 +290,12 @@ def plot_logme_scatter(joined, task, corr, out_dir, chance=None, styles=None) ->
                 ax.scatter(np.asarray(xs)[sel], merged.loc[sel, "value"], s=22, color=st["color"],
                            marker=st["marker"], edgecolor="white", linewidth=0.5, zorder=3, alpha=0.85)
             if panel != naming_all and 0 < len(merged) <= 10:
-                for x, (_, r) in zip(xs, merged.iterrows(), strict=True):
-                    ax.annotate(f"{r['task_1']}+{r['task_2']} @ {r['ratio']}", (x, r["value"]), fontsize=5,
-                                xytext=(3, 2), textcoords="offset points", color="0.25", zorder=4)
+                for (x, y), dy in zip(*label_offsets(xs, merged["value"], xlim, ylim), strict=True):
+                    r = merged.iloc[[i for i, (a, b) in enumerate(zip(xs, merged["value"], strict=True))
+                                     if (a, b) == (x, y)][0]]
+                    ax.annotate(f"{r['task_1']}+{r['task_2']} @ {r['ratio']}", (x, y), fontsize=5,
+                                xytext=(3, 2 + dy), textcoords="offset points", color="0.25", zorder=4,
+                                arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.4} if dy else None)
             if chance is not None and np.isfinite(chance):
                 ax.axhline(chance, color="0.4", linestyle="--", linewidth=0.9)
             if xlim:
