@@ -303,7 +303,7 @@ def test_landing_text_fits_a_768_pixel_window():
         snakemake=SimpleNamespace(config=cfg), files=[SimpleNamespace(target="leaderboard.html")])
     shown = re.sub(r"\.\. raw:: html\n\s+:file: \S+", "", text)
     assert ":file: results/report/html/" + report.FRAGMENT in text
-    assert len(re.sub(r"[*`]", "", shown).strip()) < 900 and "12 base model(s)" in shown
+    assert len(re.sub(r"[*`]", "", shown).strip()) < 900 and "12 base model(s) were fine-tuned on cola, mnli" in shown
     fragment = report.landing_fragment(report.demo_banner(["glue", "squad_v2"]))
     assert "<table" not in fragment and len(re.sub(r"<style>.*?</style>|<[^>]+>", "", fragment, flags=re.S)) < 300
     assert "safe center" in fragment
