@@ -3,17 +3,23 @@ the HTML pieces the Snakemake report shows inline, the demo-data banner and the 
 
 import itertools
 import math
+import posixpath
+import re
 import struct
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ptmbench.core import naming
+from ptmbench.core import naming, paths
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.stages import report
 
+REPO = Path(__file__).resolve().parents[1]
 ESTIMATORS = ("logme", "hscore", "knn")  # knn: classification only here (not applicable on stsb)
 
 
@@ -118,17 +124,71 @@ def test_plots_are_written_with_sensible_sizes(two_seeds):
     assert 600 < w < 2000 and 300 < h < 2000  # 4 panels (all + 3 bases) in one row
     for p in names:
         assert (plots / p).stat().st_size > 10_000
+        assert png_size(plots / p)[1] <= report.MAX_PLOT_PX  # the report centres images: taller ones lose the title
 
 
-def test_heatmap_grows_with_the_paper_zoo(tmp_path, two_seeds):
+def test_paper_sized_plots_are_split_into_pages_a_window_can_show(tmp_path):
+    """13 scatter panels (12 base models) and a base model with 72 merges would be taller than a 768-pixel
+    window, where Snakemake's report cuts an image's top: pages of bounded height, every row on one."""
     tasks = list(registry.PUBLISHED)[:9]  # the nine GLUE tasks: 36 pairs, 2 ratios = 72 rows
     tables = synthetic_tables(tmp_path / "t", ["big"], tasks, ratios=("0.3", "0.5"), estimators=("logme",))
     perf, _ = report.read_tables(tables["performance"], tables["logme"])
-    report.plot_merge_heatmap(report.consumer_performance(perf), "big", tmp_path / "big.png")
-    big_w, big_h = png_size(tmp_path / "big.png")
-    small_w, small_h = png_size(two_seeds[1]["plots_dir"] / "merged_heatmap_alpha.png")
-    assert big_h > 4 * small_h and big_w > small_w  # 72 rows x 9 tasks vs 3 x 3: scaled, not squeezed
-    assert big_h / 110 > 72 * 0.2  # at least 0.2 inch per row
+    names = report.plot_merge_heatmap(report.consumer_performance(perf), "big", tmp_path)
+    per_page = report.heatmap_rows_per_page()
+    assert per_page >= 20 and names == [f"merged_heatmap_big_{i}of{len(names)}.png" for i in range(1, len(names) + 1)]
+    assert len(names) == math.ceil(72 / per_page)
+    for n in names:
+        w, h = png_size(tmp_path / n)
+        assert h <= report.MAX_PLOT_PX and w < 1400
+    bases = [f"b{i:02d}" for i in range(12)]
+    tables = synthetic_tables(tmp_path / "z", bases, ["sst2", "stsb"], estimators=("logme",))
+    perf, logme = report.read_tables(tables["performance"], tables["logme"])
+    cons = report.consumer_performance(perf)
+    joined = logme.merge(cons[["ptm", "eval_task", "value"]], on=["ptm", "eval_task"])
+    corr = report.correlation_table(perf, logme)
+    sst2 = joined[joined["eval_task"] == "sst2"]
+    names = report.plot_logme_scatter(sst2, "sst2", corr[corr["eval_task"] == "sst2"], tmp_path)
+    assert names == ["logme_vs_sst2_1of2.png", "logme_vs_sst2_2of2.png"]  # 13 panels, 8 per page
+    assert all(png_size(tmp_path / n)[1] <= report.MAX_PLOT_PX for n in names)
+
+
+def test_merged_ptms_on_the_same_spot_stay_visible():
+    # a merged PTM exactly on its base model (or on another merge) is moved aside: n PTMs, n visible points
+    xs = report.spread_positions([1.0, 1.0, 1.0, 2.0], [0.5, 0.5, 0.5, 0.5], xspan=2.0)
+    assert len(set(zip(xs, [0.5] * 4, strict=True))) == 4 and xs[0] == 1.0 and xs[3] == 2.0
+    assert report.spread_positions([1.0, 2.0], [0.5, 0.5], xspan=2.0) == [1.0, 2.0]  # distinct: untouched
+
+
+def test_heatmaps_share_one_colour_scale_and_show_the_base_values(two_seeds, tmp_path):
+    tables = synthetic_tables(tmp_path / "t", ["alpha", "beta"], ["sst2", "stsb", "cola"])
+    perf, _ = report.read_tables(tables["performance"], tables["logme"])
+    cons = judging.mean_over_seeds(report.consumer_performance(perf))
+    gains = report.heatmap_gains(cons)
+    assert list(gains) == ["alpha", "beta"]
+    # independent: the largest |merged - its base model's own value| over both base models and all tasks
+    own = cons[cons["task_1"] == ""].set_index(["base", "eval_task"])["value"]
+    merged = cons[cons["task_1"] != ""]
+    expect = max(abs(v - own[(b, t)]) for b, t, v in zip(merged["base"], merged["eval_task"], merged["value"],
+                                                         strict=True))
+    assert report.heatmap_scale(gains) == pytest.approx(expect)
+    assert max(report.heatmap_scale({b: g}) for b, g in gains.items()) == pytest.approx(expect)
+    rows, tasks, values, base_values = gains["beta"]
+    assert base_values.tolist() == [own[("beta", t)] for t in tasks]  # the first row of the heat map
+    assert rows == ["cola+sst2 @ 0.5", "cola+stsb @ 0.5", "sst2+stsb @ 0.5"] and values.shape == (3, 3)
+
+
+def test_estimators_not_applicable_to_a_task_keep_their_row(two_seeds, tmp_path):
+    tables = synthetic_tables(tmp_path / "t", ["alpha"], ["sst2", "stsb"])  # 2 PTMs: nothing defined
+    perf, _ = report.read_tables(tables["performance"], tables["logme"])
+    est = report.read_estimators(tables["estimators"])
+    judg = judging.judging_table(est, report.consumer_performance(perf))
+    names, pooled, _, why = report.estimator_rows(judg, "stsb", est)
+    assert names == list(ESTIMATORS) and why["knn"] == "n/a: classification only"
+    assert why["logme"].startswith("undefined: fewer than 3 PTMs")
+    judg3 = pd.read_csv(two_seeds[1]["judging_csv"], keep_default_na=False, na_values=[""])
+    est3 = report.read_estimators(two_seeds[0] / "tables/estimators.csv")
+    names, pooled, _, why = report.estimator_rows(judg3, "stsb", est3)
+    assert names[:3] == list(ESTIMATORS) and sorted(names[3:]) == sorted(judging.BASELINES) and set(why) == {"knn"} and all(np.isfinite(pooled[:2]))
 
 
 def test_palette_tells_twelve_and_more_models_apart():
@@ -137,11 +197,48 @@ def test_palette_tells_twelve_and_more_models_apart():
     assert all(a[0] != b[0] and a[1] != b[1] for a, b in itertools.pairwise(styles))
 
 
+class Tables(HTMLParser):
+    """The tables of an HTML page: [(caption, [header, *rows])], cells as text; and every link."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self.links, self._cell, self._cap = [], [], None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(["", []])
+        elif tag == "tr":
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "caption":
+            self._cap = ""
+        elif tag == "a":
+            self.links.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][1][-1].append(self._cell)
+            self._cell = None
+        elif tag == "caption":
+            self.tables[-1][0], self._cap = self._cap, None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        elif self._cap is not None:
+            self._cap += data
+
+
+PAGES = ["leaderboard.html", "estimators.html", "per_ptm.html", "noise.html", "correlations.html", "summary.html",
+         "definitions.html"]
+
+
 def test_html_pieces_hold_the_tables_and_the_banner(two_seeds):
     _, out = two_seeds
     html_dir = out["html_dir"]
-    assert sorted(p.name for p in html_dir.iterdir()) == sorted(
-        ["leaderboard.html", "estimators.html", "correlations.html", "summary.html", report.FRAGMENT])
+    assert sorted(p.name for p in html_dir.iterdir()) == sorted([*PAGES, report.FRAGMENT])
     board = (html_dir / "leaderboard.html").read_text()
     assert board.count("<tr") == 1 + len(ESTIMATORS) + len(judging.BASELINES) and "<td class='l'>logme</td>" in board
     assert "every ranked row has (cola, sst2)" in board and "<td class='l'>baseline</td>" in board
@@ -149,10 +246,91 @@ def test_html_pieces_hold_the_tables_and_the_banner(two_seeds):
     assert "<html" not in (html_dir / report.FRAGMENT).read_text()  # embedded in the report page
     per_task = (html_dir / "estimators.html").read_text()
     assert per_task.count("(seed noise ceiling)") == 2 * 3  # next to the pooled and the within-base taus
+    assert "<td class='w'>fewer" in per_task or "class='w'" in per_task  # the note column wraps
     summary = out["summary_txt"].read_text()
     assert summary.startswith("*** DEMO DATA") and "Estimator leaderboard" in summary
     assert "Seed noise ceiling (2 seeds)" in summary
     assert summary.index("Estimator leaderboard") < summary.index("ptm-bench summary")
+    page = (html_dir / "summary.html").read_text()  # the banner as a box, once; the text wraps
+    assert page.count("DEMO DATA") == 1 and '<div class="banner">' in page and "white-space:pre-wrap" in page
+
+
+def test_per_ptm_page_has_every_ptm_and_every_estimator(two_seeds):
+    tmp, out = two_seeds
+    tables = Tables((out["html_dir"] / "per_ptm.html").read_text()).tables
+    est = pd.read_csv(tmp / "tables/estimators.csv", keep_default_na=False, na_values={"score": [""]})
+    perf = pd.read_csv(tmp / "tables/performance.csv", keep_default_na=False, na_values={"value": [""]})
+    assert [c.split(":")[0] for c, _ in tables] == ["cola", "sst2", "stsb"]
+    for caption, (header, *rows) in tables:
+        task = caption.split(":")[0]
+        assert header[:5] == ["rank", "ptm", "base", "merged pair", registry.get(task).consumer_metric]
+        assert header[5:] == list(ESTIMATORS)
+        assert sorted(r[1] for r in rows) == sorted(set(est["ptm"]))  # a row per PTM (3 bases x 4)
+        assert len(rows) == 12
+        mean = perf[perf["eval_task"] == task].groupby("ptm")["value"].mean()
+        values = [float(r[4]) for r in rows]
+        assert values == sorted(values, reverse=True)  # best first
+        for r in rows:
+            assert float(r[4]) == pytest.approx(mean[r[1]], abs=5e-4)
+            for name, cell in zip(ESTIMATORS, r[5:], strict=True):
+                e = est[(est["ptm"] == r[1]) & (est["eval_task"] == task) & (est["estimator"] == name)].iloc[0]
+                assert cell == ("n/a" if not e["applicable"] else f"{e['score']:.3f}")
+    assert any(r[5 + ESTIMATORS.index("knn")] == "n/a" for r in tables[2][1][1:])  # knn on stsb
+
+
+def test_noise_page_shows_the_table(two_seeds):
+    _, out = two_seeds
+    tables = Tables((out["html_dir"] / "noise.html").read_text()).tables
+    noise = pd.read_csv(out["noise_csv"], keep_default_na=False, na_values=[""])
+    scope, per = tables[0][1], tables[1][1]
+    assert len(scope) - 1 == noise["ptm"].isna().sum() == 12 and len(per) - 1 == noise["ptm"].notna().sum() == 36
+    assert "seed_kendall_tau_b" in scope[0] and "sd" in per[0]
+
+
+def test_pages_link_to_each_other_and_to_the_definitions(two_seeds):
+    _, out = two_seeds
+    html_dir = out["html_dir"]
+    all_pages = [path for path, _, _ in report.REPORT_PAGES]
+    for name in PAGES:
+        here = f"{paths.REPORT_HTML_DIR}/{name}"
+        links = Tables((html_dir / name).read_text()).links
+        targets = [posixpath.normpath(posixpath.join(posixpath.dirname(here), a["href"])) for a in links
+                   if "data-menu" in a]
+        assert sorted(targets) == sorted(p for p in all_pages if p != here), name
+        for a in links:  # in the single-file report, where links cannot work, the menu number
+            assert "data-menu" not in a or a["data-menu"] in {m for _, _, m in report.REPORT_PAGES}
+    for t in [p for p in all_pages if p.startswith(paths.REPORT_HTML_DIR)]:
+        assert (html_dir / posixpath.basename(t)).is_file()
+    docs = (html_dir / "definitions.html").read_text()  # docs/report.md travels with the report
+    assert "top3_hit" in docs and "<table>" in docs and "seed noise ceiling" in docs.lower()
+    published = report.html_page("x", "", here=paths.PUBLISHED_HTML)
+    assert "href='../report/html/leaderboard.html'" in published
+
+
+def test_landing_text_fits_a_768_pixel_window():
+    """Snakemake's report centres the landing page: taller content would lose its top. The text (rendered
+    for the paper's 12 base models and 10 tasks) stays short; the leaderboard is a page of its own."""
+    import jinja2
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg.setdefault("finetune", {})
+    text = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text()).render(
+        snakemake=SimpleNamespace(config=cfg), files=[SimpleNamespace(target="leaderboard.html")])
+    shown = re.sub(r"\.\. raw:: html\n\s+:file: \S+", "", text)
+    assert ":file: results/report/html/" + report.FRAGMENT in text
+    assert len(re.sub(r"[*`]", "", shown).strip()) < 900 and "12 base model(s) were fine-tuned on cola, mnli" in shown
+    fragment = report.landing_fragment(report.demo_banner(["glue", "squad_v2"]))
+    assert "<table" not in fragment and len(re.sub(r"<style>.*?</style>|<[^>]+>", "", fragment, flags=re.S)) < 300
+    assert "safe center" in fragment
+
+
+def test_report_categories_are_numbered_and_distinct():
+    cats = [c for f in (REPO / "workflow/rules").glob("*.smk")
+            for c in re.findall(r'category="([^"]+)"', f.read_text())]
+    assert "7. Exported tables (CSV)" in cats and "Tables" not in cats
+    assert all(re.match(r"\d\. ", c) for c in cats)
+    assert len({c.split(".")[0] for c in set(cats)}) == len(set(cats))  # one number, one name
 
 
 def test_no_banner_for_real_data_and_one_seed_says_so(tmp_path):

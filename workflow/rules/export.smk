@@ -8,9 +8,13 @@ rule export:
         unpack(inputs_of("export")),
     output:
         bench=directory(paths.EXPORT_DIR),
-        performance=report(paths.PERFORMANCE_CSV, caption="../report/performance.rst", category="Tables"),
-        logme=report(paths.LOGME_CSV, caption="../report/logme.rst", category="Tables"),
-        estimators=report(paths.ESTIMATORS_CSV, caption="../report/estimators.rst", category="Tables"),
+        performance=report(
+            paths.PERFORMANCE_CSV, caption="../report/performance.rst", category="7. Exported tables (CSV)"
+        ),
+        logme=report(paths.LOGME_CSV, caption="../report/logme.rst", category="7. Exported tables (CSV)"),
+        estimators=report(
+            paths.ESTIMATORS_CSV, caption="../report/estimators.rst", category="7. Exported tables (CSV)"
+        ),
         # the same tables as Parquet (types and provenance kept); written beside the CSVs
         performance_parquet=paths.PERFORMANCE_PARQUET,
         logme_parquet=paths.LOGME_PARQUET,

@@ -29,13 +29,16 @@ rule report:
             directory(paths.REPORT_HTML_DIR),
             patterns=["{name}.html"],
             caption="../report/html.rst",
-            category="1. Tables",
+            category="1. Leaderboard and tables",
+            labels=report_lib.page_label,
         ),
         plots=report(
             directory(paths.PLOTS_DIR),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
             category="2. Plots",
+            subcategory=report_lib.plot_group,
+            labels=lambda wildcards: {"plot": wildcards.name},
         ),
         summary=report(
             paths.SUMMARY_TXT,

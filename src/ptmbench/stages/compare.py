@@ -27,7 +27,7 @@ import logging
 import math
 from pathlib import Path
 
-from ptmbench.core import naming
+from ptmbench.core import naming, paths
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.io.provenance import atomic_dir, atomic_file
@@ -313,7 +313,7 @@ def html_page(tasks, pairs, summary: str) -> str:
     if len(missing):
         parts.append("<p>Not in the published bench (reported, not compared): "
                      + html.escape(", ".join(missing["ptm"])) + "</p>")
-    return page("Comparison with the published bench", "\n".join(parts))
+    return page("Comparison with the published bench", "\n".join(parts), here=paths.COMPARE_HTML)
 
 
 def compare(run_performance_csv, run_logme_csv, published_performance_csv, published_logme_csv, models, unseen,

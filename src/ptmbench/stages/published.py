@@ -26,7 +26,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from ptmbench.core import naming
+from ptmbench.core import naming, paths
 from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.io.provenance import atomic_file, atomic_path, sha256
@@ -389,7 +389,7 @@ def html(judg, board, perf) -> str:
         + f"<p>{report.html.escape(report.ranked_on(board))}</p>"
         + scrolling(report.html_table(shown, "leaderboard (mean over tasks); each cell: pooled [95% interval] / "
                                     "within base models [interval]", left=("estimator", "kind"))))
-    return report.html_page(TITLE, body)
+    return report.html_page(TITLE, body, here=paths.PUBLISHED_HTML)
 
 
 def publish(spec: dict, performance_csv, logme_csv, judging_csv, leaderboard_csv, summary_txt, html_file,
