@@ -7,7 +7,10 @@ for classification, floats for regression); these helpers validate them the way
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.linalg import lapack
 
 from ptmbench.data import tokenized
 
@@ -175,3 +178,44 @@ def power_top(A: np.ndarray, iterations: int = 3) -> float:
         x = A @ y
         x /= np.linalg.norm(x)
     return x @ A @ y
+
+
+def class_codes(y, K, name, at_least=1, what="examples"):
+    """Examples per class (K,), checked: every class has at least ``at_least`` (the error names ``name``)."""
+    counts = np.bincount(y, minlength=K)
+    if counts.min() < at_least:
+        raise ValueError(f"{name}: a class has {counts.min()} {what}, needs at least {at_least} "
+                         f"(counts per class {counts.tolist()}); use more examples (raise max_examples)")
+    return counts
+
+
+def softmax(Z):
+    """Row-wise softmax of the n x K matrix Z."""
+    Z = Z - Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    return Z / Z.sum(axis=1, keepdims=True)
+
+
+def chol(A, name, what):
+    """Lower Cholesky factor of the symmetric positive definite A (LAPACK potrf: twice as fast as
+    ``np.linalg.cholesky`` at D = 768)."""
+    L, info = lapack.dpotrf(A, lower=1, clean=1)  # reads A's lower triangle, factors a copy
+    if info > 0:
+        raise ValueError(f"{name}: {what} is singular (constant, duplicate or too few examples?)")
+    if info < 0:
+        raise ValueError(f"{name}: {what} has NaN or inf entries")
+    return L
+
+
+def logdet_pd(A, name, what):
+    """log det A of the symmetric positive definite A, from its Cholesky factor."""
+    return 2.0 * np.log(np.diag(chol(A, name, what))).sum()
+
+
+def pearson(a, b, name):
+    """Pearson r of a and b; ValueError naming ``name`` when either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt((a @ a) * (b @ b))
+    if den == 0:
+        raise ValueError(f"{name}: the predictions (or the labels) are constant; Pearson r is undefined")
+    return float(a @ b / den)
