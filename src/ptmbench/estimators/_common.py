@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import eigh, lapack
 
 from ptmbench.data import tokenized
 
@@ -107,11 +107,16 @@ def scatter(F: np.ndarray, mean: np.ndarray, rows: int = 8192) -> np.ndarray:
     return (S + S.T) / 2
 
 
+def check_components(n_components, name: str) -> None:
+    """ValueError naming ``{name}.n_components`` unless it is an integer >= 1."""
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise ValueError(f"{name}.n_components must be an integer >= 1, got {n_components!r}")
+
+
 def pca_basis(F: np.ndarray, n_components: int, name: str):
     """(mean, V): the feature mean and the D x d matrix of the d = min(n_components, D, N - 1) leading
     eigenvectors of the empirical covariance: scikit-learn's exact PCA components, signs included."""
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-        raise ValueError(f"{name}.n_components must be an integer >= 1, got {n_components!r}")
+    check_components(n_components, name)
     N, D = F.shape
     mean = F.mean(axis=0, dtype=np.float64)
     d = min(n_components, D, N - 1)
@@ -122,8 +127,9 @@ def pca_basis(F: np.ndarray, n_components: int, name: str):
         keep = w > 1e-12 * w[0]  # directions of zero variance (duplicate rows) have no eigenvector here
         V = Z.T @ U[:, keep] / np.sqrt(w[keep])
     else:
-        w, V = np.linalg.eigh(scatter(F, mean))
-        V = V[:, ::-1][:, :d]
+        # the d leading eigenvectors only (LAPACK's subset driver: 55 ms for 64 of 768, 100 ms for all)
+        _, V = eigh(scatter(F, mean), subset_by_index=[D - d, D - 1], driver="evr", check_finite=False)
+        V = V[:, ::-1]
     # scikit-learn's sign convention (svd_flip on the components): each one's largest-magnitude loading
     # is positive. Most scores ignore signs; PARC's correlations between examples do not.
     V *= np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])

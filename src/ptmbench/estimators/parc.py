@@ -28,7 +28,6 @@ the ranks of the n(n-1)/2 pairs, hence the subsample (``max_examples`` = 2,000: 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ._common import classification_inputs, is_regression, pca_basis, project, regression_inputs, subsample
 
@@ -48,8 +47,38 @@ def parc(features: np.ndarray, labels: np.ndarray, n_components: int = 32, max_e
     idx = subsample(F.shape[0], max_examples, seed, "parc")
     if idx is not None:
         F, t = F[idx], t[idx]
-        if not regression and len(np.unique(t)) < 2:
-            raise ValueError(f"parc: one class in the subsample of {len(t)} examples; raise parc.max_examples")
+    return _parc(F, t, regression, n_components)
+
+
+def from_stats(st, n_components: int = 32, max_examples: int | None = 2000, seed: int = 0) -> float:
+    """:func:`parc` on the shared statistics' subsample (``st.sample``: the same seeded rows, in float64)."""
+    st.require_variance("parc")
+    X, t = st.sample("parc", max_examples, seed)
+    return _parc(X, t, st.kind == "regression", n_components)
+
+
+def _ranks(x):
+    """Average ranks (1-based) of x, ties sharing their mean rank: ``scipy.stats.rankdata(x)``, from one
+    quicksort (rankdata's stable sort took 4.5 times as long on 2 million pairs)."""
+    order = np.argsort(x)
+    xs = x[order]
+    new = np.empty(len(x), bool)
+    new[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    out = np.empty(len(x))
+    if new.all():  # no ties (the features' dissimilarities, in practice)
+        out[order] = np.arange(1, len(x) + 1)
+        return out
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(x))
+    out[order] = ((starts + 1 + ends) / 2)[np.cumsum(new) - 1]
+    return out
+
+
+def _parc(F, t, regression, n_components):
+    """PARC of the rows of F (not modified) for class codes or float targets t."""
+    if not regression and len(np.unique(t)) < 2:
+        raise ValueError(f"parc: one class in the subsample of {len(t)} examples; raise parc.max_examples")
     mean, V = pca_basis(F, n_components, "parc")
     X = project(F, mean, V)
     sd = X.std(axis=0)
@@ -60,7 +89,7 @@ def parc(features: np.ndarray, labels: np.ndarray, n_components: int = 32, max_e
         raise ValueError("parc: an example's reduced feature vector is constant (its correlation with the "
                          "others is undefined); are the features degenerate (rank <= 1)?")
     X /= norms
-    iu = np.triu_indices(len(X), 1)
+    iu = np.triu(np.ones((len(X), len(X)), bool), 1)  # the pairs above the diagonal (a mask: faster than indices)
     dist_f = 1.0 - (X @ X.T)[iu]
     if regression:
         dist_y = np.abs(t[:, None] - t[None, :])[iu]
@@ -68,7 +97,10 @@ def parc(features: np.ndarray, labels: np.ndarray, n_components: int = 32, max_e
         dist_y = (t[:, None] != t[None, :])[iu].astype(np.float64)  # same order as 1 - corr(one-hots)
     if not np.any(dist_y != dist_y[0]):
         raise ValueError("parc: the label dissimilarities are all equal (one example per class?)")
-    rf, ry = rankdata(dist_f), rankdata(dist_y)
+    rf = _ranks(dist_f)
+    # Spearman's rho is Pearson's r of the ranks; the ranks of a two-valued D_Y (classification) are an
+    # affine function of it, so D_Y itself gives the same r without ranking 2 million pairs
+    ry = _ranks(dist_y) if regression else dist_y
     rf -= rf.mean()
-    ry -= ry.mean()
+    ry = ry - ry.mean()
     return float(100.0 * (rf @ ry) / np.sqrt((rf @ rf) * (ry @ ry)))

@@ -144,6 +144,15 @@ def _register_module(module) -> None:
     if hasattr(module, "SHARED_PASS"):  # a function of the shared statistics
         estimator(name, kinds=module.KINDS, shared_pass=module.SHARED_PASS, **module.DEFAULTS)(fn)
         return
+    if hasattr(module, "from_stats"):  # the same value from the shared statistics (no pass of its own)
+        fast = module.from_stats
+
+        def shared(st: Stats, **params):
+            return fast(st, **params)
+
+        shared.__name__, shared.__doc__ = name, fn.__doc__
+        estimator(name, kinds=module.KINDS, **module.DEFAULTS)(shared)
+        return
 
     def run(st: Stats, **params):
         return fn(st.F, st.y, **params)
