@@ -14,6 +14,7 @@ rule report:
         performance=paths.PERFORMANCE_CSV,
         logme=paths.LOGME_CSV,
         estimators=paths.ESTIMATORS_CSV,
+        sweep=paths.SWEEP_CSV,  # config transferability.sweep: plots sweep_{task}.png (none when off)
         data=ZOO.report_data(),
         summaries=paths.REPORT_SUMMARIES,  # the published judging and the comparison, appended to the summary
     output:

@@ -14,5 +14,6 @@ with job(snakemake):
         performance_csv=snakemake.output.performance,
         logme_csv=snakemake.output.logme,
         estimators_csv=snakemake.output.estimators,
+        sweep_csv=snakemake.output.sweep,
         feature_length=snakemake.params.feature_length,
     )

@@ -16,4 +16,5 @@ with job(snakemake):
         data=snakemake.params.data,
         demo_data=snakemake.params.demo_data,
         extra_summaries=snakemake.input.summaries,
+        sweep_csv=snakemake.input.sweep,
     )

@@ -44,6 +44,8 @@ PERFORMANCE_PARQUET = "results/tables/performance.parquet"
 LOGME_PARQUET = "results/tables/logme.parquet"
 ESTIMATORS_CSV = "results/tables/estimators.csv"  # every transferability estimator (ptmbench.estimators.transferability)
 ESTIMATORS_PARQUET = "results/tables/estimators.parquet"
+SWEEP_CSV = "results/tables/sweep.csv"  # estimators on nested subsamples / PCA projections (config transferability.sweep)
+SWEEP_PARQUET = "results/tables/sweep.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
@@ -365,12 +367,13 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
                        {"ptm": ptm, "logme_task": t})
     export_inputs = zoo.export_inputs()
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
-                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET],
+                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET],
                [*export_inputs["finetune"], *export_inputs["finetune_seeds"], *export_inputs["logme"],
                 *export_inputs["graphs"]])
     yield _job("published", "published", ALL, PUBLISHED_OUTPUTS)
     yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
-    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, *zoo.report_data(),
+    yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, SWEEP_CSV,
+                                                         *zoo.report_data(),
                                                          *REPORT_SUMMARIES])
     yield _job("hub", "hub", ALL, [HUB_DIR], [EXPORT_DIR, *HUB_TABLES.values()])
 
@@ -397,7 +400,7 @@ TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) fo
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
     GRAPH_FILE, LOGME_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
-                 ESTIMATORS_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
+                 ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.cli.naming NAME --configfile <config>` checks a name or target path"

@@ -359,6 +359,33 @@ def estimators_table(logme: list[dict], bases):
     return pd.DataFrame(rows, columns=cols).astype({"score": "float64", "applicable": "bool"})
 
 
+SWEEP_COLUMNS = ("axis", "size", "estimator", "score", "time_s", "applicable", "note")
+
+
+def sweep_table(logme: list[dict], bases):
+    """One row per (PTM, GLUE task, axis, size, estimator) of the LogME records' ``sweep`` (config
+    ``transferability.sweep``; :mod:`ptmbench.estimators.sweep`): ``axis`` ``n`` (nested subsample of
+    ``size`` examples) or ``d`` (``size`` principal components), the score (NaN where the estimator
+    failed or does not apply, with the reason in ``note``, never 0) and its seconds. No rows when the
+    sweep is off."""
+    import pandas as pd
+
+    rows = []
+    for r in logme:
+        ids = {**_ids(r["ptm"], bases), "eval_task": r["task"]}
+        for e in r.get("sweep") or ():
+            missing = [f for f in SWEEP_COLUMNS if f not in e]
+            if missing:
+                raise ValueError(f"LogME result of {r['ptm']!r} on {r['task']!r}: a sweep row lacks {missing}; "
+                                 "rerun its logme job")
+            score = e["score"]
+            rows.append({**ids, **{f: e[f] for f in SWEEP_COLUMNS},
+                         "score": float("nan") if score is None else float(score)})
+    cols = [*ID_COLUMNS, "eval_task", *SWEEP_COLUMNS]
+    return pd.DataFrame(rows, columns=cols).astype({"score": "float64", "size": "int64", "time_s": "float64",
+                                                    "applicable": "bool"})
+
+
 def write_table(df, csv_path) -> None:
     """Write ``df`` as CSV and as Parquet beside it (``.parquet``, with our provenance), atomically."""
     import pyarrow as pa
@@ -386,10 +413,12 @@ def seeds_of(primary: list[dict], extra: list[dict]) -> dict:
 
 
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,
-           feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=()) -> dict:
+           feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=(),
+           sweep_csv=None) -> dict:
     """Rule ``export``: the ``ptm_model_bench`` folder (the primary seed's fine-tunes ``finetune``) and
     the tidy performance / LogME tables (performance: every seed, ``finetune_seeds`` too), and the
-    estimators table when ``estimators_csv`` is given."""
+    estimators table when ``estimators_csv`` is given, the sweep table (:func:`sweep_table`) when
+    ``sweep_csv`` is."""
     ft, lm = read_finetune(finetune), read_logme(logme)
     extra = read_finetune(finetune_seeds, seeded=True)
     seeds = seeds_of(ft, extra)
@@ -399,4 +428,6 @@ def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_
     write_table(logme_table(lm, bases), logme_csv)
     if est is not None:
         write_table(est, estimators_csv)
+    if sweep_csv is not None:
+        write_table(sweep_table(lm, bases), sweep_csv)
     return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link, seeds)

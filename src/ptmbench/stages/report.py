@@ -26,6 +26,7 @@ from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.evaluation.chance import chance_metrics
 from ptmbench.io.provenance import atomic_dir, atomic_file, atomic_path
+from ptmbench.stages import sweep_plot
 from ptmbench.stages.export import ID_COLUMNS
 from ptmbench.stages.tokenize import read_squad
 
@@ -515,14 +516,15 @@ def write_csv(df, path) -> None:
 
 def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt, *, estimators_csv=None,
            leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=(),
-           extra_summaries=()) -> None:
+           extra_summaries=(), sweep_csv=None) -> None:
     """Rule ``report``: every table, plot and the summary (module docstring).
 
     ``estimators_csv``: the tidy estimators table (None: LogME alone, from ``logme_csv``). ``data``:
     {task: its acquired data paths} for the chance levels (None: no chance lines). ``demo_data``: the
     data sets that are generated demo data (:func:`demo_sources`): a banner says so. ``extra_summaries``:
-    text files appended to the summary (the published bench's judging, the comparison with it). Outputs
-    given as None are not written."""
+    text files appended to the summary (the published bench's judging, the comparison with it).
+    ``sweep_csv``: the sweep table (config ``transferability.sweep``): one ``sweep_{task}.png`` per task
+    (:mod:`ptmbench.stages.sweep_plot`). Outputs given as None are not written."""
     perf, logme = read_tables(performance_csv, logme_csv)
     est = read_estimators(estimators_csv) if estimators_csv is not None else logme.assign(
         estimator="logme", applicable=True)
@@ -551,6 +553,8 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
             plot_estimators(judg, noise, task, tmp / f"estimators_{task}.png")
         for base in dict.fromkeys(cons.loc[cons["task_1"] != "", "base"]):
             plot_merge_heatmap(cons, base, tmp / f"merged_heatmap_{base}.png")
+        if sweep_csv is not None:
+            sweep_plot.write_sweep_plots(sweep_csv, est, cons, tmp, order=naming.ordered)
     if html_dir is not None:
         with atomic_dir(html_dir) as tmp:
             write_html_pieces(tmp, board, judg, noise, corr, text, chance, banner)
