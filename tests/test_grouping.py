@@ -47,15 +47,15 @@ def test_paper_setup_submits_at_most_1500_jobs():
     after = grouping.submissions(zoo)
     # one submission per job without groups (the target rule `all` runs in the main process)
     assert before == {"acquire": 22, "tokenize": 120, "finetune_base": 120, "merge": 540,
-                      "finetune_merged": 5400, "finetune_seed": 0, "graph": 552, "logme": 4968, "export": 1, "published": 1,
-                      "compare": 1, "report": 1,
-                      "hub": 1, "total": 11727}
+                      "finetune_merged": 5400, "finetune_seed": 0, "graph": 552, "logme": 4968, "early_stop": 4968,
+                      "export": 1, "published": 1, "compare": 1, "report": 1,
+                      "hub": 1, "total": 16695}
     # tokenize: 12 bases x ceil(10/10); merge: 12 x ceil(45/15); finetune_merged: one per merged PTM;
-    # graph: ceil(552/24); logme: one per PTM (its 9 tasks)
+    # graph: ceil(552/24); logme: one per PTM (its 9 tasks); early_stop: ceil(4968/36)
     assert after == {"acquire": 22, "tokenize": 12, "finetune_base": 120, "merge": 36,
-                     "finetune_merged": 540, "finetune_seed": 0, "graph": 23, "logme": 552, "export": 1, "published": 1,
-                     "compare": 1, "report": 1,
-                     "hub": 1, "total": 1310}
+                     "finetune_merged": 540, "finetune_seed": 0, "graph": 23, "logme": 552, "early_stop": 138,
+                     "export": 1, "published": 1, "compare": 1, "report": 1,
+                     "hub": 1, "total": 1448}
     assert after["total"] <= 1500
 
 
@@ -113,4 +113,4 @@ def test_profile_groups_are_checked():
 @pytest.mark.slow
 def test_paper_count_equals_snakemakes_plan(paper_submissions):
     """The paper DAG planned by Snakemake through profiles/slurm forms exactly the predicted group jobs."""
-    assert paper_submissions == grouping.submissions(_zoo("config.yaml"))["total"] == 1310
+    assert paper_submissions == grouping.submissions(_zoo("config.yaml"))["total"] == 1448

@@ -56,7 +56,7 @@ def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
 @pytest.mark.slow
 def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_plan):
     jobs = paper_plan
-    assert sum(len(v) for v in jobs.values()) == 11728
+    assert sum(len(v) for v in jobs.values()) == 16696
     for rule, resources in jobs.items():
         for r in resources:
             if rule in GPU_RULES:

@@ -70,12 +70,12 @@ def test_zoo_lists_match_the_config():
     assert zoo.ptms_with_base() == [("tiny-bert", "tiny-bert"), ("tiny-electra", "tiny-electra"),
                                     ("tiny-bert_sst2_stsb_0.5", "tiny-bert")]
     paper = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
-    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 11727  # snakemake -n plans 11,728 with `all`
+    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 16695  # snakemake -n plans 16,696 with `all`
     # finetune.seeds [0, 1, 2]: every PTM (12 base + 540 merged) on every task twice more, the export reads them
     paper["finetune"]["seeds"] = [0, 1, 2]
     zoo = paths.Zoo.from_config(paper)
     jobs = Counter(j.rule for j in paths.jobs(zoo))
-    assert jobs["finetune_seed"] == 2 * 552 * 10 and sum(jobs.values()) == 11727 + 11040
+    assert jobs["finetune_seed"] == 2 * 552 * 10 and sum(jobs.values()) == 16695 + 11040
     assert (jobs["finetune_base"], jobs["finetune_merged"]) == (120, 5400)  # the primary seed's, unchanged
     assert len(zoo.export_inputs()["finetune_seeds"]) == 11040
 

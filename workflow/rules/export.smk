@@ -11,6 +11,7 @@ rule export:
         finetune=EXPORT_INPUTS["finetune"],
         finetune_seeds=EXPORT_INPUTS["finetune_seeds"],  # finetune.seeds after the first: tables only
         logme=EXPORT_INPUTS["logme"],
+        early_stop=EXPORT_INPUTS["early_stop"],  # the fine-tuning proxy: rows of the estimators table
         graphs=EXPORT_INPUTS["graphs"],
     output:
         bench=directory(paths.EXPORT_DIR),

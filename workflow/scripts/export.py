@@ -6,6 +6,7 @@ with job(snakemake):
         finetune=snakemake.input.finetune,
         finetune_seeds=snakemake.input.finetune_seeds,
         logme=snakemake.input.logme,
+        early_stop=snakemake.input.early_stop,
         graphs=snakemake.input.graphs,
         models=snakemake.params.models,
         unseen=snakemake.params.unseen,

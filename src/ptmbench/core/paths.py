@@ -36,6 +36,8 @@ MERGED_PTM = naming.MERGED_NAME  # "{base}_{pair}_{ratio}": a merged PTM's name,
 MERGED_DIR = "results/merged/{base}/{pair}_{ratio}"
 GRAPH_FILE = "results/graphs/{ptm}.dill"
 LOGME_JSON = "results/logme/{ptm}/{logme_task}.json"
+# the fine-tuning proxy: validation consumer metric after early_stop.steps optimiser steps (ptmbench.stages.early_stop)
+EARLY_STOP_JSON = "results/early_stop/{ptm}/{logme_task}.json"
 
 EXPORT_DIR = "results/ptm_model_bench"
 PERFORMANCE_CSV = "results/tables/performance.csv"
@@ -95,6 +97,7 @@ JOB_NAMES: dict[str, str] = {
     "finetune_seed": "{ptm}/{task}/seed{seed}",
     "graph": "{ptm}",
     "logme": "{ptm}/{logme_task}",
+    "early_stop": "{ptm}/{logme_task}",
     "export": "export",
     "published": "published",
     "compare": "compare",
@@ -103,7 +106,8 @@ JOB_NAMES: dict[str, str] = {
 }
 RULES = tuple(JOB_NAMES)
 STAGES: tuple[str, ...] = (
-    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "export",
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "early_stop",
+    "export",
     "published", "compare", "report", "hub",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
@@ -181,6 +185,10 @@ def logme_json(ptm: str, task: str) -> str:
     return LOGME_JSON.format(ptm=ptm, logme_task=task)
 
 
+def early_stop_json(ptm: str, task: str) -> str:
+    return EARLY_STOP_JSON.format(ptm=ptm, logme_task=task)
+
+
 # --------------------------------------------------------------------------------------------------
 # The zoo
 
@@ -195,6 +203,7 @@ class Zoo:
     ratios: tuple[str, ...]  # formatted as in PTM names
     keep_merged: bool = True
     seeds: tuple[int, ...] = (0,)  # finetune.seeds: the primary seed first
+    early_stop: bool = True  # early_stop.steps set: rule early_stop scores every PTM on every LogME task
 
     @classmethod
     def from_config(cls, config: dict) -> Zoo:
@@ -205,6 +214,7 @@ class Zoo:
             ratios=tuple(naming.format_ratio(r) for r in config["merge"]["ratios"]),
             keep_merged=bool(config["merge"].get("keep", True)),
             seeds=tuple(int(s) for s in config.get("finetune", {}).get("seeds", (0,))),
+            early_stop=bool((config.get("early_stop") or {}).get("steps", 500)),
         )
 
     @property
@@ -291,6 +301,7 @@ class Zoo:
                 "finetune_seeds": [seed_metrics_json(p, t, s) for s in self.extra_seeds for p in ptms
                                    for t in self.tasks],
                 "logme": [logme_json(p, t) for p in ptms for t in self.logme_tasks],
+                "early_stop": [early_stop_json(p, t) for p in ptms for t in self.logme_tasks] if self.early_stop else [],
                 "graphs": [graph_file(p) for p in ptms]}
 
 
@@ -365,11 +376,16 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
         for t in zoo.logme_tasks:
             yield _job("logme", "logme", b, [logme_json(ptm, t)], [zoo.ptm_dir(ptm), tokenized_dir(b, t)],
                        {"ptm": ptm, "logme_task": t})
+    if zoo.early_stop:
+        for ptm, b in ptms:
+            for t in zoo.logme_tasks:
+                yield _job("early_stop", "early_stop", b, [early_stop_json(ptm, t)],
+                           [zoo.ptm_dir(ptm), tokenized_dir(b, t)], {"ptm": ptm, "logme_task": t})
     export_inputs = zoo.export_inputs()
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
                                          ESTIMATORS_CSV, ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET],
                [*export_inputs["finetune"], *export_inputs["finetune_seeds"], *export_inputs["logme"],
-                *export_inputs["graphs"]])
+                *export_inputs["early_stop"], *export_inputs["graphs"]])
     yield _job("published", "published", ALL, PUBLISHED_OUTPUTS)
     yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
     yield _job("report", "report", ALL, REPORT_OUTPUTS, [PERFORMANCE_CSV, LOGME_CSV, ESTIMATORS_CSV, SWEEP_CSV,
@@ -398,7 +414,7 @@ def _pattern(template: str) -> re.Pattern:
 
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
-    GRAPH_FILE, LOGME_JSON))
+    GRAPH_FILE, LOGME_JSON, EARLY_STOP_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
                  ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
