@@ -12,7 +12,7 @@ from conftest import dry_run_resources
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
-GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
+GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme", "early_stop"}
 
 
 def _load(path):

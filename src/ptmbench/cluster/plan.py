@@ -332,7 +332,8 @@ def plan(config: dict, workdir: Path = Path("."), jobs: int = 200, gpu: str = DE
     data = {t: task_examples(config, t) for t in zoo.tasks}
     cost = _Costs(config, sizes, data, peak)
     rules = [r for r in paths.RULES  # no row without custom tasks / extra seeds
-             if (r != "acquire_custom" or zoo.custom) and (r != "finetune_seed" or zoo.extra_seeds)]
+             if (r != "acquire_custom" or zoo.custom) and (r != "finetune_seed" or zoo.extra_seeds)
+             and (r != "early_stop" or zoo.early_stop)]
     st = {r: Stage(r, 0) for r in (*rules, "all")}
     st["all"].jobs = 1
     all_jobs = list(paths.jobs(zoo))

@@ -17,6 +17,13 @@ sfda           classification  SFDA (Shao et al., ECCV 2022), subsample ``max_ex
 knn            both            leave-one-out kNN accuracy / Pearson r, subsample ``max_examples`` (2,000)
 linear_probe   both            cross-validated logistic-regression accuracy / ridge Pearson r,
                                subsample ``max_examples`` (1,000)
+gbc            classification  GBC (Pándy et al., CVPR 2022), every example (shared pass)
+parc           both            PARC (Bolya et al., NeurIPS 2021), subsample (1,000)
+lfc            both            LFC (Deshpande et al., 2021), every example (shared pass)
+silhouette     classification  mean silhouette (Meiseles and Rokach, 2020), subsample (2,000)
+pactran        classification  -PACTran-Gaussian (Ding et al., ECCV 2022), subsample (2,000)
+etran          both            ETran (Gholami et al., ICCV 2023), LDA on every example, energy on 10,000
+ncti           classification  unnormalised NCTI (Wang et al., ICCV 2023), every example (shared pass)
 =============  ==============  ==========================================================================
 
 An estimator that does not apply to the task's kind raises :class:`NotApplicable`; :func:`score_all`
@@ -35,8 +42,9 @@ matrices give TransRate and the covariance's eigenvectors give NLEEP's PCA. The 
 superlinear in N (kNN: N^2, the Gaussian mixture and the probes: many passes) or that need a second
 pass over reweighted features (SFDA) run on a seeded uniform subsample (``max_examples``, ``seed``;
 None = every example); halving any cap makes the rankings measurably worse (``bench/estimator_caps.py``),
-so they stay. All seven together cost 1.42-1.44x LogME alone (target 1.5x; ``bench/estimators.py``,
-100,000 x 768, one BLAS thread on the 2-core development machine; docs/transferability.md). In the workflow
+so they stay. All fourteen together cost about 1.7-1.9x LogME alone by CPU time (target 2x;
+``bench/estimators.py``, 100,000 x 768, one BLAS thread on the shared 2-core development machine;
+docs/transferability.md). In the workflow
 they run in the ``logme`` job (:func:`ptmbench.stages.logme.score_ptm`, config ``transferability``).
 """
 
