@@ -64,7 +64,7 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     that span connected jobs (merge -> its fine-tunes): the count equals Snakemake's dry run."""
     zoo = _zoo("test.yaml")
     profile = grouping.Grouping.from_profile(SLURM)
-    assert grouping.submissions(zoo, profile)["total"] == _snakemake_submissions(tmp_path) == 16
+    assert grouping.submissions(zoo, profile)["total"] == _snakemake_submissions(tmp_path) == 17
 
     other = grouping.Grouping(groups={"logme": "scores", "merge": "m_{base}_{pair}_{ratio}",
                                       "finetune_merged": "m_{base}_{pair}_{ratio}", "tokenize": "tok"},
@@ -79,8 +79,9 @@ def test_counts_equal_snakemakes_group_jobs(tmp_path):
     # 4 LogME jobs, 3 per group job -> 2; the merge and its 2 fine-tunes are connected: one group job;
     # 2 tokenisations, one per group job (group-components 1); 2 graphs outside any group
     assert (got["logme"], got["merge"], got["finetune_merged"], got["tokenize"], got["graph"]) == (2, 1, 0, 2, 2)
-    # (+ 5: the export, the published bench, the comparison, the report, the hub folder)
-    assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 5
+    # (+ 4 early_stop jobs outside any group; + 5: the export, the published bench, the comparison, the
+    # report, the hub folder)
+    assert got["total"] == _snakemake_submissions(tmp_path, *args) == 3 + 2 + 2 + 1 + 2 + 2 + 4 + 5
 
 
 def test_extra_seed_fine_tunes_are_grouped_per_ptm_and_seed():
