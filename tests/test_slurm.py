@@ -147,7 +147,9 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     # the plugin's comment of a group job: rule_<group name>_<its rules>
     fine_tunes = [j for j in asked.values() if j["Comment"].startswith(f"rule_finetune_merged_{FAIL_PTM}_")]
     scores = [j for j in asked.values() if j["Comment"].startswith(f"rule_logme_{FAIL_PTM}_")]
-    assert not any(j["gpus"] != "0" for j in asked.values() if j not in fine_tunes + scores)  # CPU jobs
+    proxies = [j for j in asked.values() if j["Comment"].startswith("rule_early_stop_")]
+    assert not any(j["gpus"] != "0" for j in asked.values() if j not in fine_tunes + scores + proxies)  # CPU jobs
+    assert [(j["gpus"], j["TimeLimit"]) for j in proxies] == [("1", "00:40:00")]  # early_stop: 2 x 20 min
     assert [(j["gpus"], j["TimeLimit"]) for j in fine_tunes] == [("1", "02:00:00")]  # sst2 90 + stsb 30 min
     # LogME: 2 x 120 min; the resubmission (attempt 2) 2 x 180 min
     assert sorted((j["gpus"], j["TimeLimit"]) for j in scores) == [("1", "04:00:00"), ("1", "06:00:00")]
