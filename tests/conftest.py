@@ -114,7 +114,7 @@ def tiny_run(tmp_path_factory) -> Path:
 # In a copy of tiny_run, what a run killed mid-way through tiny-bert's sst2 fine-tune: that job and everything after it not done.
 NOT_DONE = ["results/finetune/tiny-bert/sst2", "results/merged", "results/finetune/tiny-bert_sst2_stsb_0.5",
             "results/graphs/tiny-bert_sst2_stsb_0.5.dill", "results/logme/tiny-bert_sst2_stsb_0.5",
-            "results/ptm_model_bench", "results/tables", "results/compare", "results/report", "results/hub"]
+            "results/early_stop/tiny-bert_sst2_stsb_0.5", "results/ptm_model_bench", "results/tables", "results/compare", "results/report", "results/hub"]
 
 
 def copy_run(src: Path, dst: Path) -> Path:

@@ -185,7 +185,7 @@ def test_transferability_schema_lists_the_registry():
     assert block["estimators"]["items"]["enum"] == list(transferability.ESTIMATORS)
     assert block["estimators"]["default"] == list(transferability.ESTIMATORS)
     with_params = {n for n, d in transferability.DEFAULTS.items() if d}
-    assert set(block) - {"estimators"} == with_params
+    assert set(block) - {"estimators", "sweep"} == with_params
     for name in with_params:
         props = block[name]["properties"]
         assert {k: v["default"] for k, v in props.items()} == transferability.DEFAULTS[name], name

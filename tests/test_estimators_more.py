@@ -274,7 +274,7 @@ def _etran_energy(F, fraction):
     return e[:max(1, int(fraction * len(F)))].mean()
 
 
-def _etran_lda(F, y):
+def _etran_lda(F, y, at=None):
     K = y.max() + 1
     priors = np.bincount(y) / len(y)
     Sw = sum(priors[k] * np.cov(F[y == k].T, bias=True) for k in range(K))
@@ -286,7 +286,8 @@ def _etran_lda(F, y):
         x /= np.linalg.norm(x)
     lam = max(np.exp(-5 * (x @ Sw @ v)), 1e-10)
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=lam, priors=priors).fit(F, y)
-    return lda.predict_proba(F)[np.arange(len(y)), y].mean()
+    at = np.arange(len(y)) if at is None else at  # the rows it is evaluated on
+    return lda.predict_proba(F[at])[np.arange(len(at)), y[at]].mean()
 
 
 def test_etran_classification_is_energy_plus_lda():
@@ -313,8 +314,10 @@ def test_etran_energy_hand_checked():
 def test_etran_subsample_and_n_below_d():
     F, y = class_features(N=500, D=10)
     idx = subsample(500, 100, 2)
+    # the energy on the subsample; the LDA fitted on every example (the shared pass's statistics),
+    # its posteriors read on the subsample
     assert etran(F, y, max_examples=100, seed=2) == pytest.approx(
-        _etran_energy(F[idx], 0.005) + _etran_lda(F[idx], y[idx]), rel=1e-9)
+        _etran_energy(F[idx], 0.005) + _etran_lda(F, y, at=idx), rel=1e-9)
     F, y = class_features(N=40, D=100, C=3, sep=2.0)
     assert np.isfinite(etran(F, y))
 

@@ -76,8 +76,9 @@ def test_paper_config_offline():
     cfg = load(ROOT / "config" / "config.yaml")
     p = plan.plan(copy.deepcopy(cfg), Path("/nonexistent"))
     c = _plan_counts(p)
-    assert p["total"]["jobs"] == 12720
-    assert (c["finetune_base"], c["merge"], c["finetune_merged"], c["graph"], c["logme"]) == (440, 540, 5400, 584, 5256)
+    assert p["total"]["jobs"] == 17976
+    assert (c["finetune_base"], c["merge"], c["finetune_merged"], c["graph"], c["logme"], c["early_stop"]) == (
+        440, 540, 5400, 584, 5256, 5256)
     # order of magnitude of the published setup: thousands of GPU-hours, hundreds of GB of merged weights
     assert 500 < p["total"]["gpu_hours"] < 20000
     d = p["disk_gb"]
@@ -139,7 +140,7 @@ def test_unknown_model_offline_is_a_clear_error():
 def test_cli(tmp_path, capsys):
     assert plan_cli.main(["--configfile", str(ROOT / "config" / "config.yaml"), "-d", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "finetune_merged" in out and "peak disk" in out and "12720" in out
+    assert "finetune_merged" in out and "peak disk" in out and "17976" in out
 
 
 def _two_task_config(tmp_path: Path) -> dict:
@@ -161,7 +162,10 @@ def test_flop_floor_hand_checked(tmp_path):
       one PTM on both tasks:               65,536 x 19,712 = 1,291,845,632
     finetune_base (a) and finetune_merged (a_sst2_stsb_0.5): one PTM each.
     LogME, 2 N_c T over the training examples, per PTM: 2 x 65,536 x 64 x (13 + 31) = 369,098,752;
-    2 PTMs: 738,197,504. At the A100 peak (312e12 FLOP/s), GPU-hours = FLOPs / 312e12 / 3600.
+    2 PTMs: 738,197,504. early_stop (config/test.yaml: 2 steps of batch 16 = 32 training examples, and
+    the 32 evaluation examples), 8 N_c T x 32 per task and PTM: 65,536 x 8 x 32 x (13 + 31) = 738,197,504;
+    2 PTMs: 1,476,395,008.
+    At the A100 peak (312e12 FLOP/s), GPU-hours = FLOPs / 312e12 / 3600.
     """
     p = plan.plan(_two_task_config(tmp_path), tmp_path)
     assert p["models"]["a"]["compute_params"] == 65_536
@@ -170,8 +174,10 @@ def test_flop_floor_hand_checked(tmp_path):
     assert floor["finetune_base"] == pytest.approx(1_291_845_632 / hours)
     assert floor["finetune_merged"] == pytest.approx(1_291_845_632 / hours)
     assert floor["logme"] == pytest.approx(738_197_504 / hours)
-    assert {r for r, f in floor.items() if f} == {"finetune_base", "finetune_merged", "logme"}
-    assert p["total"]["flop_floor_gpu_hours"] == pytest.approx((2 * 1_291_845_632 + 738_197_504) / hours)
+    assert floor["early_stop"] == pytest.approx(1_476_395_008 / hours)
+    assert {r for r, f in floor.items() if f} == {"finetune_base", "finetune_merged", "logme", "early_stop"}
+    assert p["total"]["flop_floor_gpu_hours"] == pytest.approx((2 * 1_291_845_632 + 738_197_504 + 1_476_395_008)
+                                                               / hours)
 
 
 def test_json_stages_and_totals(tmp_path, capsys):
@@ -219,13 +225,13 @@ def test_submissions_follow_the_slurm_profiles_groups():
     cfg = load(ROOT / "config" / "config.yaml")
     ungrouped = plan.plan(cfg, Path("/nonexistent"), grouping=grouping.Grouping())
     assert all(s["submissions"] == (0 if s["rule"] == "all" else s["jobs"]) for s in ungrouped["stages"])
-    assert ungrouped["total"]["submissions"] == 12719
+    assert ungrouped["total"]["submissions"] == 17975
     p = plan.plan(cfg, Path("/nonexistent"))
     per_stage = grouping.submissions(paths.Zoo.from_config(cfg))
     rows = {s["rule"]: s["submissions"] for s in p["stages"]}
     assert rows["logme"] == per_stage["logme"] < 5256 and rows["graph"] == per_stage["graph"]
     assert sum(v for r, v in rows.items() if r.startswith("acquire_")) == per_stage["acquire"] == 54
-    assert p["total"]["submissions"] == per_stage["total"] <= 1800
+    assert p["total"]["submissions"] == per_stage["total"] <= 1900
 
 
 def test_paper_fine_tunes_against_their_floor():
@@ -238,3 +244,18 @@ def test_paper_fine_tunes_against_their_floor():
         assert sum(s["flop_floor_gpu_hours"] for s in ft) == pytest.approx(floor, abs=0.05)
         if gpu == "a100":
             assert sum(s["gpu_hours"] for s in ft) == pytest.approx(1817.2, abs=0.05)
+
+
+def test_early_stop_costs_its_steps(tmp_path):
+    """The fine-tuning proxy is billed for early_stop.steps x batch training examples (at most the full
+    run's) and the full evaluation; early_stop.steps null plans no early_stop job."""
+    cfg = _two_task_config(tmp_path)
+    cfg["early_stop"] = {"steps": 1}
+    p = plan.plan(cfg, tmp_path)
+    floor = {s["rule"]: s["flop_floor_gpu_hours"] for s in p["stages"]}
+    batch = int(cfg["finetune"]["glue"]["batch_size"])
+    # per PTM: 6 N_c T x (batch examples) + 2 N_c T x 32 eval, on sst2 (13 tokens) and stsb (31)
+    want = 2 * 65_536 * sum(6 * batch * t + 2 * 32 * t for t in (13, 31)) / (312e12 * 3600)
+    assert floor["early_stop"] == pytest.approx(want)
+    cfg["early_stop"] = {"steps": None}
+    assert _plan_counts(plan.plan(cfg, tmp_path)).get("early_stop", 0) == 0

@@ -12,7 +12,7 @@ from conftest import dry_run_resources
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
-GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme"}
+GPU_RULES = {"finetune_base", "finetune_merged", "finetune_seed", "logme", "early_stop"}
 
 
 def _load(path):
@@ -56,7 +56,7 @@ def test_default_profile_does_not_override_the_cluster_profile(tmp_path):
 @pytest.mark.slow
 def test_slurm_profile_plans_the_paper_dag_with_gpus_on_gpu_rules_only(paper_plan):
     jobs = paper_plan
-    assert sum(len(v) for v in jobs.values()) == 12720
+    assert sum(len(v) for v in jobs.values()) == 17976
     for rule, resources in jobs.items():
         for r in resources:
             if rule in GPU_RULES:

@@ -133,7 +133,7 @@ def test_time_left_by_rule_and_task_from_hand_made_benchmarks(tmp_path):
     text = progress.format_time_left(list(rows.values()), jobs=2)
     assert re.search(r"^finetune_base\s+1\s+0\s+0\s+1\s+1m40s\s+1m40s$", text, re.M), text
     assert re.search(r"^finetune_merged\s+0\s+0\s+0\s+2\s+-\s+\?$", text, re.M), text
-    assert "left: 1m40s of job time, about 50s at 2 jobs at once, plus 17 job(s) of rules with no finished job yet" in text
+    assert "left: 1m40s of job time, about 50s at 2 jobs at once, plus 21 job(s) of rules with no finished job yet" in text
 
 
 def test_status_on_a_finished_and_a_half_finished_tiny_run(tiny_run, tmp_path):

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "test.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(CONFIG)]
-ONE_THREAD = ["--set-threads", "tokenize=1", "finetune_base=1", "finetune_merged=1", "logme=1"]
+ONE_THREAD = ["--set-threads", "tokenize=1", "finetune_base=1", "finetune_merged=1", "logme=1", "early_stop=1"]
 FAIL_PTM, FAIL_TASK = "tiny-bert_sst2_stsb_0.5", "sst2"  # the LogME job that fails once
 
 # Loaded by every Python process of the Slurm run (PYTHONPATH): inside the LogME job script only, the
@@ -110,7 +110,8 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
            "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
            "--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30",
            "--set-resources", *(f"{r}:slurm_partition=debug" for r in ("finetune_base", "finetune_merged",
-                                                                         "finetune_seed", "logme")),
+                                                                         "finetune_seed", "logme",
+                                                                         "early_stop")),
            "--jobs", "5", "--latency-wait", "10", *ONE_THREAD]
     planned = _run([*SNAKEMAKE, "-d", str(remote), "-n", "--cores", "1"]).stdout  # what Slurm will run
     # the submissions the profile's groups make of the jobs left (those with an output missing)
@@ -121,13 +122,14 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-5000:]
 
-    # 8 jobs left (but `all`), in 6 submissions: the merged PTM's 2 fine-tunes, its graph, its 2
-    # LogME scores, the export, the comparison, the report, the hub folder; + 1: the group job with the
-    # injected failure, resubmitted.
+    # 11 jobs left (but `all`), in 8 submissions: the merged PTM's 2 fine-tunes, its graph, its 2
+    # LogME scores, its 2 fine-tuning proxies (early_stop), the export, the comparison, the report, the
+    # hub folder; + 1: the group job with the injected failure, resubmitted.
     # Counted exactly: the plugin logs every sbatch call, and keeps one Slurm log per job id.
-    assert len(re.findall(r"^rule (?!all:)\w+:", planned, re.M)) == len(left) == 9
-    assert {k: v for k, v in predicted.items() if v} == {"finetune_merged": 1, "graph": 1, "logme": 1, "export": 1,
-                                                         "compare": 1, "report": 1, "hub": 1, "total": 7}
+    assert len(re.findall(r"^rule (?!all:)\w+:", planned, re.M)) == len(left) == 11
+    assert {k: v for k, v in predicted.items() if v} == {"finetune_merged": 1, "graph": 1, "logme": 1,
+                                                         "early_stop": 1, "export": 1, "compare": 1, "report": 1,
+                                                         "hub": 1, "total": 8}
     logs = sorted((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     ids = sorted(int(p.stem) for p in logs)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
@@ -145,7 +147,9 @@ def test_tiny_workflow_through_slurm(slurm, tiny_run, tmp_path):
     # the plugin's comment of a group job: rule_<group name>_<its rules>
     fine_tunes = [j for j in asked.values() if j["Comment"].startswith(f"rule_finetune_merged_{FAIL_PTM}_")]
     scores = [j for j in asked.values() if j["Comment"].startswith(f"rule_logme_{FAIL_PTM}_")]
-    assert not any(j["gpus"] != "0" for j in asked.values() if j not in fine_tunes + scores)  # CPU jobs
+    proxies = [j for j in asked.values() if j["Comment"].startswith("rule_early_stop_")]
+    assert not any(j["gpus"] != "0" for j in asked.values() if j not in fine_tunes + scores + proxies)  # CPU jobs
+    assert [(j["gpus"], j["TimeLimit"]) for j in proxies] == [("1", "00:40:00")]  # early_stop: 2 x 20 min
     assert [(j["gpus"], j["TimeLimit"]) for j in fine_tunes] == [("1", "02:00:00")]  # sst2 90 + stsb 30 min
     # LogME: 2 x 120 min; the resubmission (attempt 2) 2 x 180 min
     assert sorted((j["gpus"], j["TimeLimit"]) for j in scores) == [("1", "04:00:00"), ("1", "06:00:00")]

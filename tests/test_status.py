@@ -70,13 +70,13 @@ def test_zoo_lists_match_the_config():
     assert zoo.ptms_with_base() == [("tiny-bert", "tiny-bert"), ("tiny-electra", "tiny-electra"),
                                     ("tiny-bert_sst2_stsb_0.5", "tiny-bert")]
     paper = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
-    # 12 seen and 32 unseen base models, 540 merges: snakemake -n plans 12,720 with `all`
-    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 12719
+    # 12 seen and 32 unseen base models, 540 merges: snakemake -n plans 17,976 with `all`
+    assert sum(1 for _ in paths.jobs(paths.Zoo.from_config(paper))) == 17975
     # finetune.seeds [0, 1, 2]: every PTM (44 base + 540 merged) on every task twice more, the export reads them
     paper["finetune"]["seeds"] = [0, 1, 2]
     zoo = paths.Zoo.from_config(paper)
     jobs = Counter(j.rule for j in paths.jobs(zoo))
-    assert jobs["finetune_seed"] == 2 * 584 * 10 and sum(jobs.values()) == 12719 + 11680
+    assert jobs["finetune_seed"] == 2 * 584 * 10 and sum(jobs.values()) == 17975 + 11680
     assert (jobs["finetune_base"], jobs["finetune_merged"]) == (440, 5400)  # the primary seed's, unchanged
     assert len(zoo.export_inputs()["finetune_seeds"]) == 11680
 
@@ -141,7 +141,7 @@ def test_states_on_a_synthetic_results_tree(tmp_path):
     assert got[("acquire_glue", "sst2")].state == "missing"
     c = status.counts(got.values())
     assert c[("finetune_base", "tiny-bert")] == {"stale": 1, "failed": 1}
-    assert c[("*", "*")] == {"done": 1, "stale": 1, "failed": 2, "incomplete": 2, "missing": 15}
+    assert c[("*", "*")] == {"done": 1, "stale": 1, "failed": 2, "incomplete": 2, "missing": 19}
 
     table = status.format_table(list(got.values()))
     assert re.search(r"^finetune_base\s+0\s+1\s+1\s+0\s+0\s+2$", table, re.M), table
@@ -171,9 +171,9 @@ def test_command_line(tmp_path):
     run = [sys.executable, "-m", "ptmbench.cli.status", "--configfile", str(cfg_path), "--directory", str(tmp_path)]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^all stages\s+0\s+0\s+0\s+0\s+21\s+21$", proc.stdout, re.M)
+    assert re.search(r"^all stages\s+0\s+0\s+0\s+0\s+25\s+25$", proc.stdout, re.M)
     proc = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=60)
-    assert '"missing": 21' in proc.stdout
+    assert '"missing": 25' in proc.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: {}\n")
     proc = subprocess.run([*run[:4], str(bad)], capture_output=True, text=True, timeout=60)
@@ -231,16 +231,18 @@ def test_a_finished_tree_is_done_and_a_newer_input_makes_every_job_downstream_st
                      ("finetune_merged", "tiny-bert_sst2_stsb_0.5/sst2"),
                      ("finetune_merged", "tiny-bert_sst2_stsb_0.5/stsb"), ("graph", "tiny-bert_sst2_stsb_0.5"),
                      ("logme", "tiny-bert/sst2"), ("logme", "tiny-bert_sst2_stsb_0.5/sst2"),
-                     ("logme", "tiny-bert_sst2_stsb_0.5/stsb"), ("export", "export"), ("compare", "compare"),
+                     ("logme", "tiny-bert_sst2_stsb_0.5/stsb"), ("early_stop", "tiny-bert/sst2"),
+                     ("early_stop", "tiny-bert_sst2_stsb_0.5/sst2"), ("early_stop", "tiny-bert_sst2_stsb_0.5/stsb"),
+                     ("export", "export"), ("compare", "compare"),
                      ("report", "report"), ("hub", "hub")}
     newer = "input newer than the output: results/tokenized/tiny-bert/sst2"
     assert got[("finetune_base", "tiny-bert/sst2")].reason == newer
     assert got[("logme", "tiny-bert/sst2")].reason == newer
     assert got[("merge", "tiny-bert/sst2_stsb_0.5")].reason == \
         "input to be rebuilt: results/finetune/tiny-bert/sst2/model (stale)"
-    assert got[("report", "report")].reason == "input to be rebuilt: results/tables/performance.csv (stale) and 3 more"
+    assert got[("report", "report")].reason == "input to be rebuilt: results/tables/performance.csv (stale) and 4 more"
     table = status.format_table(list(got.values()))
-    assert re.search(r"^all stages\s+9\s+12\s+0\s+0\s+0\s+21$", table, re.M), table
+    assert re.search(r"^all stages\s+10\s+15\s+0\s+0\s+0\s+25$", table, re.M), table
     assert re.search(r"^tiny-bert\s+1/1\s+2/2\s+1/2 1S\s+0/1 1S\s+0/2 2S\s+1/2 1S\s+1/4 3S", table, re.M), table
     assert status.as_json(list(got.values()))["stale"][0] == {
         "rule": "finetune_base", "job": "tiny-bert/sst2", "reason": newer}
@@ -260,7 +262,7 @@ def test_directories_are_dated_by_their_snakemake_timestamp_like_snakemake_does(
     got = states(cfg, tmp_path)
     assert got[("tokenize", "tiny-bert/sst2")].reason == "input newer than the output: resources/models/tiny-bert"
     assert got[("acquire_model", "tiny-bert")].state == "done"
-    assert sum(s.state == "stale" for s in got.values()) == 17  # all but the 3 acquisitions and the published bench (no input)
+    assert sum(s.state == "stale" for s in got.values()) == 21  # all but the 3 acquisitions and the published bench (no input)
     # a tree written without timestamps at all is dated by folder mtimes: still done
     finished_tree(tmp_path / "plain", cfg, timestamps=False)
     assert {s.state for s in status.collect(cfg, tmp_path / "plain")} == {"done"}

@@ -108,10 +108,21 @@ def test_tiny_workflow_end_to_end(tiny_run):
     perf = json.loads((bench / "performance/merged_models/sst2_performance_score.json").read_text())
     assert set(perf["sst2"]) == {"tiny-bert_sst2_stsb_0.5"}
 
-    # every configured estimator for every (PTM, task), scored or marked not applicable (never 0)
+    # every configured estimator for every (PTM, task), scored or marked not applicable (never 0), and
+    # the fine-tuning proxy (rule early_stop: config/test.yaml's 2 steps of the recipe)
     est = pd.read_csv(tiny_run / "results/tables/estimators.csv")
     assert sorted(zip(est["ptm"], est["eval_task"], est["estimator"], strict=True)) == sorted(
-        (p, t, e) for p in ptms for t in ("sst2", "stsb") for e in transferability.ESTIMATORS)
+        (p, t, e) for p in ptms for t in ("sst2", "stsb") for e in [*transferability.ESTIMATORS, "early_stop"])
+    for ptm in ptms:
+        for task in ("sst2", "stsb"):
+            stop = json.loads((tiny_run / f"results/early_stop/{ptm}/{task}.json").read_text())
+            full = json.loads((tiny_run / f"results/finetune/{ptm}/{task}/metrics.json").read_text())
+            assert stop["train_steps"] == 2 < full["train_steps"] and stop["steps"] == 2
+            metric = {"sst2": "eval_accuracy", "stsb": "eval_pearson"}[task]
+            assert stop["score"] == stop["metrics"]["validation"][metric]
+            row = est[(est["ptm"] == ptm) & (est["eval_task"] == task) & (est["estimator"] == "early_stop")]
+            assert row["score"].item() == pytest.approx(stop["score"], rel=1e-12) and row["applicable"].item()
+    est = est[est["estimator"] != "early_stop"]
     kind = est["eval_task"].map({"sst2": "classification", "stsb": "regression"})
     defined = [k in transferability.APPLIES[e] for k, e in zip(kind, est["estimator"], strict=True)]
     assert (est["applicable"] == defined).all()
@@ -130,7 +141,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
                          "--json", "--verify"], capture_output=True, text=True, timeout=120)
     assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-3000:]
     report = json.loads(st.stdout)
-    assert report["totals"]["*"] == {"done": 21} and report["verify"] == [] and report["temporaries"] == []
+    assert report["totals"]["*"] == {"done": 25} and report["verify"] == [] and report["temporaries"] == []
 
 
 @pytest.mark.slow

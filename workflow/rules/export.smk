@@ -15,10 +15,12 @@ rule export:
         estimators=report(
             paths.ESTIMATORS_CSV, caption="../report/estimators.rst", category="7. Exported tables (CSV)"
         ),
+        sweep=paths.SWEEP_CSV,  # config transferability.sweep (header only when it is off)
         # the same tables as Parquet (types and provenance kept); written beside the CSVs
         performance_parquet=paths.PERFORMANCE_PARQUET,
         logme_parquet=paths.LOGME_PARQUET,
         estimators_parquet=paths.ESTIMATORS_PARQUET,
+        sweep_parquet=paths.SWEEP_PARQUET,
     log:
         paths.log_file("export"),
     benchmark:

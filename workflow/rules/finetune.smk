@@ -94,3 +94,35 @@ rule finetune_seed:
         hp=lambda wc: seed_hyperparameters(base_of(wc.ptm), wc.task, wc.seed),
     script:
         "../scripts/finetune.py"
+
+
+# The fine-tuning proxy (an estimator, judged like the others; ptmbench.stages.early_stop): the recipe
+# above stopped after early_stop.steps optimiser steps (default 500, as Bai et al. 2023), then the
+# validation consumer metric. One GPU job per PTM and LogME task (its cost shows in the planner); no
+# weights are kept. Off when early_stop.steps is null.
+if ZOO.early_stop:
+
+    rule early_stop:
+        """A PTM fine-tuned for early_stop.steps steps on one task: the fine-tuning proxy's score."""
+        input:
+            unpack(inputs_of("early_stop")),
+        output:
+            paths.EARLY_STOP_JSON,
+        log:
+            paths.log_file("early_stop"),
+        benchmark:
+            paths.benchmark_file("early_stop")
+        conda:
+            "../../envs/ptmbench.yaml"
+        threads: 1
+        resources:
+            mem_mb=mem_mb(16000, 32000),
+            runtime=runtime(20, 60),  # 500 steps and one evaluation: minutes (the plan's GPU-hours)
+            batch_split=batch_split,
+            gpu=1,
+        params:
+            ptm="{ptm}",
+            hp=lambda wc: hyperparameters(base_of(wc.ptm), wc.logme_task),
+            steps=config["early_stop"]["steps"],
+        script:
+            "../scripts/early_stop.py"

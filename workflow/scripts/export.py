@@ -6,6 +6,7 @@ with job(snakemake):
         finetune=snakemake.input.finetune,
         finetune_seeds=snakemake.input.finetune_seeds,
         logme=snakemake.input.logme,
+        early_stop=snakemake.input.early_stop,
         graphs=snakemake.input.graphs,
         models=snakemake.params.models,
         unseen=snakemake.params.unseen,
@@ -15,5 +16,6 @@ with job(snakemake):
         performance_csv=snakemake.output.performance,
         logme_csv=snakemake.output.logme,
         estimators_csv=snakemake.output.estimators,
+        sweep_csv=snakemake.output.sweep,
         feature_length=snakemake.params.feature_length,
     )

@@ -17,4 +17,5 @@ with job(snakemake):
         demo_data=snakemake.params.demo_data,
         extra_summaries=snakemake.input.summaries,
         judging_config=snakemake.params.judging,
+        sweep_csv=snakemake.input.sweep,
     )

@@ -299,6 +299,18 @@ class _Costs:
                 finetune_flops(size, train, evaluation, length, float(hp["epochs"])) / self.peak / 3600)
         return self._ft[base, task]
 
+    def early_stop_h(self, base: str, task: str) -> tuple[float, float]:
+        """(planned GPU-hours, FLOP-floor GPU-hours) of one fine-tuning proxy (rule early_stop): the
+        recipe's first ``early_stop.steps`` optimiser steps (steps x batch training examples, at most
+        the full run's) and the full evaluation."""
+        train, evaluation, length = self.data[task]
+        hp = naming.hyperparameters(self.config, base, task)
+        steps = (self.config.get("early_stop") or {}).get("steps") or 0
+        seen = min(train * float(hp["epochs"]), steps * int(hp["batch_size"]))
+        size = self.sizes[base]
+        return (finetune_seconds(size, seen, evaluation, length, {**hp, "epochs": 1.0}, self.peak) / 3600,
+                finetune_flops(size, seen, evaluation, length, 1.0) / self.peak / 3600)
+
     def logme_h(self, base: str, task: str) -> tuple[float, float]:
         """(planned GPU-hours, FLOP-floor GPU-hours) of one LogME job of a PTM of ``base`` on ``task``."""
         if (base, task) not in self._lm:
@@ -335,6 +347,7 @@ COSTS = {
     "finetune_seed": lambda c, b, t: (c.finetune_h(b, t), 0.0, 0.0),  # each extra seed: base and merged PTMs
     "graph": lambda c, b, t: (_NO_GPU, 0.0, c.graph_gb(b)),
     "logme": lambda c, b, t: (c.logme_h(b, t), 0.0, 0.0),
+    "early_stop": lambda c, b, t: (c.early_stop_h(b, t), 0.0, 0.0),  # metrics only, no weights
     "export": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
     "published": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
     "compare": lambda c, b, t: (_NO_GPU, 0.0, 0.0),
@@ -358,7 +371,8 @@ def plan(config: dict, workdir: Path = Path("."), jobs: int = 200, gpu: str = DE
     data = {t: task_examples(config, t) for t in zoo.tasks}
     cost = _Costs(config, sizes, data, peak)
     rules = [r for r in paths.RULES  # no row without custom tasks / extra seeds
-             if (r != "acquire_custom" or zoo.custom) and (r != "finetune_seed" or zoo.extra_seeds)]
+             if (r != "acquire_custom" or zoo.custom) and (r != "finetune_seed" or zoo.extra_seeds)
+             and (r != "early_stop" or zoo.early_stop)]
     st = {r: Stage(r, 0) for r in (*rules, "all")}
     st["all"].jobs = 1
     all_jobs = list(paths.jobs(zoo))

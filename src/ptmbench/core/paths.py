@@ -37,6 +37,8 @@ MERGED_PTM = naming.MERGED_NAME  # "{base}_{pair}_{ratio}": a merged PTM's name,
 MERGED_DIR = "results/merged/{base}/{pair}_{ratio}"
 GRAPH_FILE = "results/graphs/{ptm}.dill"
 LOGME_JSON = "results/logme/{ptm}/{logme_task}.json"
+# the fine-tuning proxy: validation consumer metric after early_stop.steps optimiser steps (ptmbench.stages.early_stop)
+EARLY_STOP_JSON = "results/early_stop/{ptm}/{logme_task}.json"
 
 EXPORT_DIR = "results/ptm_model_bench"
 PERFORMANCE_CSV = "results/tables/performance.csv"
@@ -45,6 +47,8 @@ PERFORMANCE_PARQUET = "results/tables/performance.parquet"
 LOGME_PARQUET = "results/tables/logme.parquet"
 ESTIMATORS_CSV = "results/tables/estimators.csv"  # every transferability estimator (ptmbench.estimators.transferability)
 ESTIMATORS_PARQUET = "results/tables/estimators.parquet"
+SWEEP_CSV = "results/tables/sweep.csv"  # estimators on nested subsamples / PCA projections (config transferability.sweep)
+SWEEP_PARQUET = "results/tables/sweep.parquet"
 CORRELATIONS_CSV = "results/report/correlations.csv"
 PLOTS_DIR = "results/report/plots"
 SUMMARY_TXT = "results/report/summary.txt"
@@ -95,6 +99,7 @@ JOB_NAMES: dict[str, str] = {
     "finetune_seed": "{ptm}/{task}/seed{seed}",
     "graph": "{ptm}",
     "logme": "{ptm}/{logme_task}",
+    "early_stop": "{ptm}/{logme_task}",
     "export": "export",
     "published": "published",
     "compare": "compare",
@@ -103,7 +108,8 @@ JOB_NAMES: dict[str, str] = {
 }
 RULES = tuple(JOB_NAMES)
 STAGES: tuple[str, ...] = (
-    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "export",
+    "acquire", "tokenize", "finetune_base", "merge", "finetune_merged", "finetune_seed", "graph", "logme", "early_stop",
+    "export",
     "published", "compare", "report", "hub",
 )
 DATA = "(data)"  # the "base model" of jobs that belong to no model (datasets)
@@ -181,6 +187,10 @@ def logme_json(ptm: str, task: str) -> str:
     return LOGME_JSON.format(ptm=ptm, logme_task=task)
 
 
+def early_stop_json(ptm: str, task: str) -> str:
+    return EARLY_STOP_JSON.format(ptm=ptm, logme_task=task)
+
+
 # --------------------------------------------------------------------------------------------------
 # The zoo
 
@@ -197,6 +207,7 @@ class Zoo:
     seeds: tuple[int, ...] = (0,)  # finetune.seeds: the primary seed first
     # (unseen model, the name its export writes) where its entry has an export_name (config key)
     renamed: tuple[tuple[str, str], ...] = ()
+    early_stop: bool = True  # early_stop.steps set: rule early_stop scores every PTM on every LogME task
 
     @classmethod
     def from_config(cls, config: dict) -> Zoo:
@@ -210,6 +221,7 @@ class Zoo:
             seeds=tuple(int(s) for s in config.get("finetune", {}).get("seeds", (0,))),
             renamed=tuple((m, spec["export_name"]) for m, spec in unseen.items()
                           if (spec or {}).get("export_name", m) != m),
+            early_stop=bool((config.get("early_stop") or {}).get("steps", 500)),
         )
 
     @property
@@ -319,6 +331,7 @@ class Zoo:
                 "finetune_seeds": [seed_metrics_json(p, t, s) for s in self.extra_seeds for p in ptms
                                    for t in self.tasks],
                 "logme": [logme_json(p, t) for p in ptms for t in self.logme_tasks],
+                "early_stop": [early_stop_json(p, t) for p in ptms for t in self.logme_tasks] if self.early_stop else [],
                 "graphs": [graph_file(p) for p in ptms]}
 
 
@@ -402,12 +415,18 @@ def jobs(zoo: Zoo) -> Iterator[Job]:
         for t in zoo.logme_tasks:
             yield _job("logme", "logme", b, [logme_json(ptm, t)], {"model": zoo.ptm_dir(ptm), "data": tokenized_dir(b, t)},
                        {"ptm": ptm, "logme_task": t})
+    if zoo.early_stop:
+        for ptm, b in ptms:
+            for t in zoo.logme_tasks:
+                yield _job("early_stop", "early_stop", b, [early_stop_json(ptm, t)],
+                           {"model": zoo.ptm_dir(ptm), "data": tokenized_dir(b, t)}, {"ptm": ptm, "logme_task": t})
     yield _job("export", "export", ALL, [EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET,
-                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET], zoo.export_inputs())
+                                         ESTIMATORS_CSV, ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET],
+               zoo.export_inputs())
     yield _job("published", "published", ALL, PUBLISHED_OUTPUTS)
     yield _job("compare", "compare", ALL, COMPARE_OUTPUTS, COMPARE_INPUTS)
     yield _job("report", "report", ALL, REPORT_OUTPUTS,
-               {"performance": PERFORMANCE_CSV, "logme": LOGME_CSV, "estimators": ESTIMATORS_CSV,
+               {"performance": PERFORMANCE_CSV, "logme": LOGME_CSV, "estimators": ESTIMATORS_CSV, "sweep": SWEEP_CSV,
                 "data": zoo.report_data(), "summaries": REPORT_SUMMARIES})
     yield _job("hub", "hub", ALL, [HUB_DIR], {**HUB_TABLES, "bench": EXPORT_DIR})
 
@@ -432,9 +451,9 @@ def _pattern(template: str) -> re.Pattern:
 
 TARGET_TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple((t, _pattern(t)) for t in (
     MODEL_DIR, GLUE_DIR, CUSTOM_DIR, TOKENIZED_DIR, METRICS_JSON, SEED_METRICS_JSON, FINETUNED_MODEL_DIR, MERGED_DIR,
-    GRAPH_FILE, LOGME_JSON))
+    GRAPH_FILE, LOGME_JSON, EARLY_STOP_JSON))
 FIXED_OUTPUTS = (EXPORT_DIR, PERFORMANCE_CSV, LOGME_CSV, PERFORMANCE_PARQUET, LOGME_PARQUET, ESTIMATORS_CSV,
-                 ESTIMATORS_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
+                 ESTIMATORS_PARQUET, SWEEP_CSV, SWEEP_PARQUET, *PUBLISHED_OUTPUTS, *COMPARE_OUTPUTS, *REPORT_OUTPUTS, HUB_DIR)
 _CHECKS = (("base", ("base",)), ("ptm", ("ptm",)), ("task", ("task",)), ("glue_task", ("task",)),
            ("custom_task", ("task",)), ("logme_task", ("task",)))
 _HELP = "`python -m ptmbench.cli.naming NAME --configfile <config>` checks a name or target path"

@@ -7,7 +7,10 @@ for classification, floats for regression); these helpers validate them the way
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.linalg import eigh, lapack
 
 from ptmbench.data import tokenized
 
@@ -104,11 +107,16 @@ def scatter(F: np.ndarray, mean: np.ndarray, rows: int = 8192) -> np.ndarray:
     return (S + S.T) / 2
 
 
+def check_components(n_components, name: str) -> None:
+    """ValueError naming ``{name}.n_components`` unless it is an integer >= 1."""
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise ValueError(f"{name}.n_components must be an integer >= 1, got {n_components!r}")
+
+
 def pca_basis(F: np.ndarray, n_components: int, name: str):
     """(mean, V): the feature mean and the D x d matrix of the d = min(n_components, D, N - 1) leading
     eigenvectors of the empirical covariance: scikit-learn's exact PCA components, signs included."""
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-        raise ValueError(f"{name}.n_components must be an integer >= 1, got {n_components!r}")
+    check_components(n_components, name)
     N, D = F.shape
     mean = F.mean(axis=0, dtype=np.float64)
     d = min(n_components, D, N - 1)
@@ -119,8 +127,9 @@ def pca_basis(F: np.ndarray, n_components: int, name: str):
         keep = w > 1e-12 * w[0]  # directions of zero variance (duplicate rows) have no eigenvector here
         V = Z.T @ U[:, keep] / np.sqrt(w[keep])
     else:
-        w, V = np.linalg.eigh(scatter(F, mean))
-        V = V[:, ::-1][:, :d]
+        # the d leading eigenvectors only (LAPACK's subset driver: 55 ms for 64 of 768, 100 ms for all)
+        _, V = eigh(scatter(F, mean), subset_by_index=[D - d, D - 1], driver="evr", check_finite=False)
+        V = V[:, ::-1]
     # scikit-learn's sign convention (svd_flip on the components): each one's largest-magnitude loading
     # is positive. Most scores ignore signs; PARC's correlations between examples do not.
     V *= np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
@@ -175,3 +184,44 @@ def power_top(A: np.ndarray, iterations: int = 3) -> float:
         x = A @ y
         x /= np.linalg.norm(x)
     return x @ A @ y
+
+
+def class_codes(y, K, name, at_least=1, what="examples"):
+    """Examples per class (K,), checked: every class has at least ``at_least`` (the error names ``name``)."""
+    counts = np.bincount(y, minlength=K)
+    if counts.min() < at_least:
+        raise ValueError(f"{name}: a class has {counts.min()} {what}, needs at least {at_least} "
+                         f"(counts per class {counts.tolist()}); use more examples (raise max_examples)")
+    return counts
+
+
+def softmax(Z):
+    """Row-wise softmax of the n x K matrix Z."""
+    Z = Z - Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    return Z / Z.sum(axis=1, keepdims=True)
+
+
+def chol(A, name, what):
+    """Lower Cholesky factor of the symmetric positive definite A (LAPACK potrf: twice as fast as
+    ``np.linalg.cholesky`` at D = 768)."""
+    L, info = lapack.dpotrf(A, lower=1, clean=1)  # reads A's lower triangle, factors a copy
+    if info > 0:
+        raise ValueError(f"{name}: {what} is singular (constant, duplicate or too few examples?)")
+    if info < 0:
+        raise ValueError(f"{name}: {what} has NaN or inf entries")
+    return L
+
+
+def logdet_pd(A, name, what):
+    """log det A of the symmetric positive definite A, from its Cholesky factor."""
+    return 2.0 * np.log(np.diag(chol(A, name, what))).sum()
+
+
+def pearson(a, b, name):
+    """Pearson r of a and b; ValueError naming ``name`` when either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt((a @ a) * (b @ b))
+    if den == 0:
+        raise ValueError(f"{name}: the predictions (or the labels) are constant; Pearson r is undefined")
+    return float(a @ b / den)

@@ -22,14 +22,17 @@ The spherical log-determinant is ``d ln s`` for the d reduced dimensions (the pa
 authors' TensorFlow code sums the logarithm of the scalar once, without the factor d).
 
 Kinds: classification only (classes are needed). Cost: one D x D scatter pass over every example
-(O(N D^2)) and its eigendecomposition, then O(N d + K^2 d); no subsample.
+(O(N D^2)) and its eigendecomposition, then O(N d + K^2 d); no subsample. In the registry
+(:func:`from_stats`) the scatter, the class means and the class covariances come from the shared pass
+(:class:`ptmbench.estimators.stats.Stats`), which leaves the 64 leading eigenvectors and K products
+``V^T (F_k^T F_k) V``: no pass of its own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import class_stats, classification_inputs, pca_basis, project
+from ._common import check_components, class_stats, classification_inputs, pca_basis, project
 
 KINDS = ("classification",)
 DEFAULTS = {"n_components": 64, "gaussian_type": "spherical"}
@@ -45,7 +48,30 @@ def gbc(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
     mean, V = pca_basis(F, n_components, "gbc")
     X = project(F, mean, V)
     _, mu, var = class_stats(X, y, K)
-    d = X.shape[1]
+    return _gbc(mu, var, gaussian_type)
+
+
+def from_stats(st, n_components: int = 64, gaussian_type: str = "spherical") -> float:
+    """:func:`gbc` from the shared statistics ``st`` (:class:`ptmbench.estimators.stats.Stats`): the PCA
+    from the shared covariance, each class's mean and per-component variance ``diag(V^T Cov_k V)`` from
+    its Gram matrix and sum. The same value as :func:`gbc` up to rounding (a test compares them); with
+    fewer examples than dimensions (N <= D) it calls :func:`gbc` (the PCA then comes from the N x N
+    Gram matrix)."""
+    if gaussian_type not in ("diagonal", "spherical"):
+        raise ValueError(f"gbc.gaussian_type must be 'diagonal' or 'spherical', got {gaussian_type!r}")
+    check_components(n_components, "gbc")
+    if st.N <= st.D:
+        return gbc(st.F, st.y, n_components, gaussian_type)
+    st.require_variance("gbc")
+    _, V = st.leading(min(n_components, st.N - 1))
+    mu = (st.class_sum / st.counts[:, None] - st.mean) @ V
+    var = np.maximum(np.diagonal(st.class_cov(V), axis1=1, axis2=2), 0.0)
+    return _gbc(mu, var, gaussian_type)
+
+
+def _gbc(mu, var, gaussian_type):
+    """GBC from the K x d class means and biased variances in the reduced space."""
+    d = mu.shape[1]
     var = np.maximum(var, VARIANCE_FLOOR)  # per dimension, then averaged if spherical (the authors' order)
     if gaussian_type == "spherical":
         var = np.repeat(var.mean(axis=1, keepdims=True), d, axis=1)

@@ -23,7 +23,9 @@ because ``Theta~`` sums to 0), ``||Y~||_F^2 = N^2 (1 - mean(Y)^2)`` with
 ``||t t^T||_F = ||t||^2 = N``.
 
 Kinds: classification and regression. Cost: one D x D scatter pass over every example (O(N D^2),
-or the N x N Gram matrix when N < D); no subsample.
+or the N x N Gram matrix when N < D); no subsample. In the registry (:func:`from_stats`) ``C``, ``m``,
+the class sums and ``F^T t`` come from the shared pass (:class:`ptmbench.estimators.stats.Stats`): D x D
+work only.
 """
 
 from __future__ import annotations
@@ -54,16 +56,49 @@ def lfc(features: np.ndarray, labels: np.ndarray) -> float:
         C = scatter(F, m)
         c2, mcm = np.sum(C * C), m @ C @ m
     theta2 = c2 + 2 * N * mcm
-    if not theta2 > 0:
-        raise ValueError("lfc: the centred feature kernel is 0 (constant features); LFC is undefined")
     if regression:
         t = (t - t.mean()) / t.std()
         zt = np.zeros(D)
         for start in range(0, N, 8192):
             zt += t[start:start + 8192] @ (F[start:start + 8192].astype(np.float64) - m)
-        return float(zt @ zt / (N * np.sqrt(theta2)))
+        return _regression(theta2, zt, N)
     counts = np.bincount(y, minlength=K).astype(np.float64)
-    zc = class_sums(F, y, K) - counts[:, None] * m  # centred class sums, K x D
+    return _classification(theta2, class_sums(F, y, K) - counts[:, None] * m, counts, m, N)
+
+
+def from_stats(st) -> float:
+    """:func:`lfc` from the shared statistics ``st`` (:class:`ptmbench.estimators.stats.Stats`): ``C = N cov``,
+    the mean, the class sums and (regression) ``F^T t`` of the shared pass. The same value as :func:`lfc`
+    up to rounding (a test compares them); with fewer examples than dimensions it calls :func:`lfc`."""
+    if st.N < st.D:
+        return lfc(st.F, st.y)
+    N, m = st.N, st.mean
+    C = st.cov * N
+    theta2 = np.sum(C * C) + 2 * N * (m @ C @ m)
+    if st.kind == "regression":
+        t = st.y
+        sd = t.std()
+        if not sd > 0:
+            raise ValueError(f"lfc: every target is {t[0]}; the score is undefined for a constant target")
+        # Z^T t~ = Z^T (t - mean t) / sd = (F^T t - m sum t) / sd, F^T t from the pass
+        return _regression(theta2, (st.xty[:, 0] - m * t.sum()) / sd, N)
+    counts = st.counts.astype(np.float64)
+    return _classification(theta2, st.class_sum - counts[:, None] * m, counts, m, N)
+
+
+def _regression(theta2, zt, N):
+    _check_kernel(theta2)
+    return float(zt @ zt / (N * np.sqrt(theta2)))
+
+
+def _check_kernel(theta2):
+    if not theta2 > 0:
+        raise ValueError("lfc: the centred feature kernel is 0 (constant features); LFC is undefined")
+
+
+def _classification(theta2, zc, counts, m, N):
+    """LFC from ||Theta~||_F^2, the centred class sums (K x D), the class sizes and the mean."""
+    _check_kernel(theta2)
     inner = 2 * np.sum(zc * zc) + 4 * counts @ (zc @ m)
     ybar = (2 * counts @ counts - N * N) / N**2
     y2 = N * N * (1 - ybar * ybar)

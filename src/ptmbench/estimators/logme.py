@@ -225,7 +225,7 @@ def gram(F, Y, chunk_bytes: int = CHUNK_BYTES):
 
     One-vs-rest indicator targets group the rows by class, and ``F^T Y`` is then the class sums: the
     same operations, in the same order, as the transferability estimators' shared pass
-    (:class:`ptmbench.estimators.transferability.Stats`), so LogME alone and the ``logme`` job's LogME are one
+    (:class:`ptmbench.estimators.stats.Stats`), so LogME alone and the ``logme`` job's LogME are one
     computation. Other targets (stsb's score): one group, ``F^T Y`` accumulated in the pass.
     """
     classes = indicator_classes(Y)
@@ -363,3 +363,31 @@ def logme_baseline(F, Y, *, rcond=None, tol=1e-10, max_iter=1000) -> np.ndarray:
 
         out.append(fixed_point(N, D, sigma[:, None], np.array([y @ y]), update, tol, max_iter)[0][0])
     return np.array(out)
+
+
+def evidence_from_stats(st) -> np.ndarray:
+    """LogME's evidence per sample of every target (C,), from the shared pass of
+    :class:`ptmbench.estimators.stats.Stats` ``st``; cached on ``st``.
+
+    :func:`logme`'s algorithm (its spectrum and fixed point) on the shared statistics:
+    ``F^T F`` is the sum of the per-class Gram matrices and ``F^T Y`` the class sums (one-vs-rest
+    indicators) or, for regression, accumulated in the same pass: the very sums
+    :func:`gram` makes, so the value is :func:`logme`'s.
+    """
+    if "_logme_evidence" not in st.__dict__:
+        Y, B = st.Y, st.xty
+        yy = np.einsum("nc,nc->c", Y, Y)
+        sigma, V = spectrum(st.gram, st.N)
+        x2 = (V.T @ B) ** 2 / sigma[:, None]
+        res0 = np.maximum(yy - x2.sum(axis=0), 0.0)
+        sig = sigma[:, None]
+        st._logme_evidence, _ = fixed_point(st.N, st.D, sig, yy,
+                                            lambda t: updates(sig, x2, res0, t))
+    return st._logme_evidence
+
+
+def from_stats(st) -> float:
+    """LogME (You et al., ICML 2021), the registered estimator ``logme``: the mean over targets of the
+    maximised log evidence per sample (:func:`evidence_from_stats`), the value the ``logme`` job publishes."""
+    return float(evidence_from_stats(st).mean())
+

@@ -33,7 +33,10 @@ sum is dominated by S_etf (which grows as sqrt(N)); rank PTMs with :func:`ncti_z
 PTM's terms are at hand.
 
 Kinds: classification only. Cost: one D x D scatter pass over every example (O(N D^2)) and its
-eigendecomposition, then O(N d^2) with d = 64; no subsample.
+eigendecomposition, then O(N d^2) with d = 64; no subsample. In the registry (:func:`from_stats`)
+the PCA, the class means and the within and total scatter come from the shared pass
+(:class:`ptmbench.estimators.stats.Stats`) and the LDA is solved on d x d matrices; the only work on
+the rows is one N x D x (2K - 1) product for the posteriors and the discriminant coordinates.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import eigh, svd
 
-from ._common import class_stats, classification_inputs, pca_basis, project
+from ._common import check_components, class_stats, classification_inputs, pca_basis, project
 
 KINDS = ("classification",)
 DEFAULTS = {"n_components": 64, "shrink_components": 32}
@@ -129,6 +132,95 @@ def ncti_terms(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
     s_ncc = P[np.arange(N), y].mean()
     s_vc = np.log(sum(_nuclear(P[y == c]) for c in range(K)))
     return NCTITerms(_nuclear(H), float(s_ncc), float(s_vc))
+
+
+def _terms_from_scatter(rows, Sw, St, means, priors, counts, y, s, K):
+    """The three terms from d x d statistics: ``rows(M)`` = X M for a d x q matrix M (X the N x d
+    centred PCA coordinates, never formed), ``Sw`` = sum_k pi_k Cov(X_k), ``St`` = X^T X / N, the K x d
+    class means, priors and counts, the codes y and the shrinkage s (the floor: the SVD solver)."""
+    d = Sw.shape[0]
+    q = min(K - 1, d)
+    if s == SHRINKAGE_FLOOR:  # scikit-learn's SVD solver, from the eigendecomposition of the scatter
+        std = np.sqrt(np.maximum(np.diag(Sw), 0))
+        std[std == 0] = 1.0
+        lam, U = np.linalg.eigh(Sw / np.outer(std, std))  # = the squared singular values of Xc / std / sqrt(N)
+        lam, U = lam[::-1], U[:, ::-1]
+        S = np.sqrt(np.maximum(lam, 0))
+        r = int(np.sum(S > 1e-4))
+        W = (U[:, :r].T / std).T / S[:r]
+        xbar = priors @ means
+        _, S2, Vt2 = svd((np.sqrt(counts / (K - 1))[:, None] * (means - xbar)) @ W, full_matrices=False,
+                         check_finite=False)
+        scalings = W @ Vt2.T[:, :int(np.sum(S2 > 1e-4 * S2[0]))]
+        coef = (means - xbar) @ scalings
+        intercept = -0.5 * np.sum(coef**2, axis=1) + np.log(priors)
+        coef = coef @ scalings.T
+        intercept = intercept - xbar @ coef.T
+        proj, shift = scalings[:, :q], xbar @ scalings[:, :q]
+    else:
+        Sw_s = (1 - s) * Sw
+        Sw_s[np.diag_indices(d)] += s * np.trace(Sw) / d
+        St_s = (1 - s) * St
+        St_s[np.diag_indices(d)] += s * np.trace(St) / d
+        try:
+            w, E = eigh(St_s - Sw_s, Sw_s)
+        except np.linalg.LinAlgError as err:
+            raise ValueError("ncti: the within-class scatter is singular (constant or duplicate features "
+                             "with too few examples?)") from err
+        E = E[:, np.argsort(w)[::-1]]
+        coef = means @ E @ E.T
+        intercept = -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
+        proj, shift = E[:, :q], np.zeros(q)
+    out = rows(np.hstack([coef.T, proj]))
+    logits = out[:, :K] + intercept
+    H = out[:, K:] - shift
+    logits -= logits.max(axis=1, keepdims=True)
+    P = np.exp(logits)
+    P /= P.sum(axis=1, keepdims=True)
+    H -= H.mean(axis=0)
+    N = len(y)
+    s_ncc = P[np.arange(N), y].mean()
+    s_vc = np.log(sum(_nuclear(P[y == c]) for c in range(K)))
+    return NCTITerms(_nuclear(H), float(s_ncc), float(s_vc))
+
+
+def terms_from_stats(st, n_components: int = 64, shrink_components: int = 32) -> NCTITerms:
+    """:func:`ncti_terms` from the shared statistics ``st`` (:class:`ptmbench.estimators.stats.Stats`): the
+    PCA from the shared covariance, the class means and the within scatter ``V^T (sum_k pi_k Cov_k) V``
+    from the per-class Gram matrices, so the rows are read once, by one N x D x (2K - 1) product
+    (posteriors and discriminant coordinates). The same terms as :func:`ncti_terms` up to rounding (a
+    test compares them); with fewer examples than dimensions (N <= D) it calls :func:`ncti_terms`."""
+    if isinstance(shrink_components, bool) or not isinstance(shrink_components, int) or shrink_components < 1:
+        raise ValueError(f"ncti.shrink_components must be an integer >= 1, got {shrink_components!r}")
+    check_components(n_components, "ncti")
+    if st.N <= st.D:
+        return ncti_terms(st.F, st.y, n_components, shrink_components)
+    st.require_variance("ncti")
+    N, K = st.N, st.K
+    w, V = st.leading(min(n_components, N - 1))
+    ev = w * N / (N - 1)
+    s = max(np.exp(-ev[:shrink_components].sum()), SHRINKAGE_FLOOR)
+    counts = st.counts.astype(np.float64)
+    priors = counts / N
+    means = (st.class_sum / counts[:, None] - st.mean) @ V
+    Sw = np.einsum("k,kij->ij", priors, st.class_cov(V))
+    St = V.T @ st.cov @ V
+    dtype = np.float32 if st.F.dtype == np.float32 else np.float64  # the features' precision, as project()
+
+    def rows(M):
+        W = (V @ M).astype(dtype)
+        out = np.empty((N, M.shape[1]))
+        for start in range(0, N, 8192):
+            out[start:start + 8192] = st.F[start:start + 8192] @ W
+        return out - st.mean @ (V @ M)
+
+    return _terms_from_scatter(rows, (Sw + Sw.T) / 2, (St + St.T) / 2, means, priors, counts, st.y, s, K)
+
+
+def from_stats(st, n_components: int = 64, shrink_components: int = 32) -> float:
+    """:func:`ncti` from the shared statistics (:func:`terms_from_stats`)."""
+    t = terms_from_stats(st, n_components, shrink_components)
+    return t.s_etf + t.s_ncc - t.s_vc
 
 
 def ncti(features: np.ndarray, labels: np.ndarray, n_components: int = 64, shrink_components: int = 32) -> float:

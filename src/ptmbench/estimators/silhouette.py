@@ -33,13 +33,23 @@ def silhouette(features: np.ndarray, labels: np.ndarray, max_examples: int | Non
     F, y, _ = classification_inputs(features, labels, "silhouette")
     idx = subsample(F.shape[0], max_examples, seed, "silhouette")
     X = (F if idx is None else F[idx]).astype(np.float64)
-    if idx is not None:
-        y = y[idx]
+    return _silhouette(X, y if idx is None else y[idx])
+
+
+def from_stats(st, max_examples: int | None = 2000, seed: int = 0) -> float:
+    """:func:`silhouette` on the shared statistics' subsample (``st.sample``: the same seeded rows, shared
+    with the estimators of the same cap and seed)."""
+    st.require_variance("silhouette")
+    return _silhouette(*st.sample("silhouette", max_examples, seed))
+
+
+def _silhouette(X, y):
+    """The mean silhouette of the rows of X (float64, not modified) for the class codes y."""
     classes, y = np.unique(y, return_inverse=True)
     K, n = len(classes), len(y)
     if K < 2:
         raise ValueError(f"silhouette: one class in the subsample of {n} examples; raise silhouette.max_examples")
-    X -= X.mean(axis=0)  # distances are unchanged; the Gram trick below loses less to rounding
+    X = X - X.mean(axis=0)  # distances are unchanged; the Gram trick below loses less to rounding
     sq = np.einsum("ij,ij->i", X, X)
     D2 = sq[:, None] + sq[None, :] - 2 * (X @ X.T)
     np.maximum(D2, 0, out=D2)

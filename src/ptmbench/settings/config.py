@@ -140,11 +140,11 @@ def _check_transferability(config: dict) -> None:
             raise ConfigError(f"config key 'transferability.estimators[{i}]': {name!r} is not allowed; "
                               f"allowed values: {list(tr.ESTIMATORS)}")
     for name, params in block.items():
-        if name == "estimators":
+        if name in ("estimators", "sweep"):  # the sweep's keys: the schema
             continue
         if name not in tr.DEFAULTS:
             raise ConfigError(f"config key 'transferability' has unknown key {name!r}; allowed keys: "
-                              f"{['estimators', *(n for n in tr.DEFAULTS if tr.DEFAULTS[n])]}")
+                              f"{['estimators', 'sweep', *(n for n in tr.DEFAULTS if tr.DEFAULTS[n])]}")
         unknown = sorted(set(params) - set(tr.DEFAULTS[name]))
         if unknown:
             raise ConfigError(f"config key 'transferability.{name}' has unknown key(s) {unknown}; "

@@ -365,10 +365,11 @@ def logme_table(logme: list[dict], bases):
 ESTIMATOR_FIELDS = ("score", "time_s", "applicable", "note")
 
 
-def estimators_table(logme: list[dict], bases):
+def estimators_table(logme: list[dict], bases, early_stop: list[dict] = ()):
     """One row per (PTM, GLUE task, estimator) of the LogME records' ``estimators``: its score, time,
     whether it applies to the task's kind and a note (why not). A not-applicable score is NaN (empty
-    in the CSV), never 0."""
+    in the CSV), never 0. ``early_stop``: the fine-tuning proxy's records (rule ``early_stop``,
+    :mod:`ptmbench.stages.early_stop`), one row each as estimator ``early_stop``."""
     import pandas as pd
 
     rows = []
@@ -390,8 +391,43 @@ def estimators_table(logme: list[dict], bases):
                                  "rerun its logme job")
             rows.append({**ids, "estimator": name, "score": float("nan") if score is None else float(score),
                          "time_s": e["time_s"], "applicable": bool(e["applicable"]), "note": e["note"]})
+    for r in early_stop:
+        if not isinstance(r.get("score"), (int, float)) or not math.isfinite(r["score"]):
+            raise ValueError(f"early_stop result of {r['ptm']!r} on {r['task']!r} has score {r.get('score')!r}; "
+                             "rerun its early_stop job")
+        rows.append({**_ids(r["ptm"], bases), "eval_task": r["task"], "estimator": r["estimator"],
+                     "score": float(r["score"]), "time_s": r["time_s"], "applicable": True,
+                     "note": f"validation {registry.get(r['task']).consumer_metric} after {r['train_steps']} "
+                             "optimiser steps of the fine-tune recipe"})
     cols = [*ID_COLUMNS, "eval_task", "estimator", "score", "time_s", "applicable", "note"]
     return pd.DataFrame(rows, columns=cols).astype({"score": "float64", "applicable": "bool"})
+
+
+SWEEP_COLUMNS = ("axis", "size", "estimator", "score", "time_s", "applicable", "note")
+
+
+def sweep_table(logme: list[dict], bases):
+    """One row per (PTM, GLUE task, axis, size, estimator) of the LogME records' ``sweep`` (config
+    ``transferability.sweep``; :mod:`ptmbench.estimators.sweep`): ``axis`` ``n`` (nested subsample of
+    ``size`` examples) or ``d`` (``size`` principal components), the score (NaN where the estimator
+    failed or does not apply, with the reason in ``note``, never 0) and its seconds. No rows when the
+    sweep is off."""
+    import pandas as pd
+
+    rows = []
+    for r in logme:
+        ids = {**_ids(r["ptm"], bases), "eval_task": r["task"]}
+        for e in r.get("sweep") or ():
+            missing = [f for f in SWEEP_COLUMNS if f not in e]
+            if missing:
+                raise ValueError(f"LogME result of {r['ptm']!r} on {r['task']!r}: a sweep row lacks {missing}; "
+                                 "rerun its logme job")
+            score = e["score"]
+            rows.append({**ids, **{f: e[f] for f in SWEEP_COLUMNS},
+                         "score": float("nan") if score is None else float(score)})
+    cols = [*ID_COLUMNS, "eval_task", *SWEEP_COLUMNS]
+    return pd.DataFrame(rows, columns=cols).astype({"score": "float64", "size": "int64", "time_s": "float64",
+                                                    "applicable": "bool"})
 
 
 def write_table(df, csv_path) -> None:
@@ -422,17 +458,26 @@ def seeds_of(primary: list[dict], extra: list[dict]) -> dict:
 
 def export(finetune, logme, graphs, models, unseen, tasks, out_dir, performance_csv, logme_csv,
            feature_length: int = 128, link: bool = True, estimators_csv=None, finetune_seeds=(),
-           export_names: dict | None = None) -> dict:
+           export_names: dict | None = None,
+           sweep_csv=None, early_stop=()) -> dict:
     """Rule ``export``: the ``ptm_model_bench`` folder (the primary seed's fine-tunes ``finetune``) and
     the tidy performance / LogME tables (performance: every seed, ``finetune_seeds`` too), and the
-    estimators table when ``estimators_csv`` is given."""
+    estimators table when ``estimators_csv`` is given, the sweep table (:func:`sweep_table`) when
+    ``sweep_csv`` is; ``early_stop``: the fine-tuning proxy's JSON files, rows of the estimators table."""
     ft, lm = read_finetune(finetune), read_logme(logme)
     extra = read_finetune(finetune_seeds, seeded=True)
     seeds = seeds_of(ft, extra)
     bases = [*models, *unseen]
-    est = None if estimators_csv is None else estimators_table(lm, bases)  # checked before anything is written
+    stopped = []
+    for p in map(Path, early_stop):
+        rec = _read_json(p)
+        _check_fields(rec, p, ("ptm", "task", "score", "estimator", "train_steps", "time_s"), p.parent.name, p.stem)
+        stopped.append(rec)
+    est = None if estimators_csv is None else estimators_table(lm, bases, stopped)  # checked before anything is written
     write_table(performance_table([*ft, *extra], bases), performance_csv)
     write_table(logme_table(lm, bases), logme_csv)
     if est is not None:
         write_table(est, estimators_csv)
+    if sweep_csv is not None:
+        write_table(sweep_table(lm, bases), sweep_csv)
     return write_bench(out_dir, ft, lm, graphs, models, unseen, tasks, feature_length, link, seeds, export_names)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Sampler, SequentialSampler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from ptmbench.core import tasks as registry
 from ptmbench.core.finetune_params import FinetuneParams
@@ -238,6 +238,19 @@ class BenchTrainer(Trainer):
         return SequentialSampler(eval_dataset)
 
 
+class StopAfterSteps(TrainerCallback):
+    """Ends training after ``steps`` optimiser steps of the unchanged recipe (its learning-rate schedule
+    still spans every epoch): the fine-tuning proxy ``early_stop`` (:mod:`ptmbench.stages.early_stop`)."""
+
+    def __init__(self, steps: int):
+        self.steps = int(steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.steps:
+            control.should_training_stop = True
+        return control
+
+
 def load_task_model(model_dir, task: str, label_names=None, **model_kwargs):
     """The task model on top of the PTM encoder in ``model_dir`` (new head, seeded by the caller).
 
@@ -341,7 +354,8 @@ def retry_out_of_memory(run, batch_split: int, batch_size: int, max_retries: int
 
 def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams | dict, metrics_path, save_dir=None,
              batch_split: int = 1, switches: dict | None = None, base: str | None = None,
-             trainer_class: type[BenchTrainer] = BenchTrainer, report_to="none") -> dict:
+             trainer_class: type[BenchTrainer] = BenchTrainer, report_to="none",
+             stop_after_steps: int | None = None) -> dict:
     """Fine-tune PTM ``model_dir`` on ``task`` (features in ``tokenized_dir``); write ``metrics_path``.
 
     ``metrics.json``: ``{"ptm", "base", "task", "metrics": {split: {key: value}}, "diverged",
@@ -353,6 +367,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
     metrics record. ``hp``: :class:`~ptmbench.core.finetune_params.FinetuneParams` (or its mapping, a
     rule's ``params.hp``). ``trainer_class``: :class:`BenchTrainer` or a subclass (its hooks). ``report_to``: config
     ``finetune.report_to``, the experiment trackers the ``Trainer`` reports to (:mod:`ptmbench.stages.tracking`).
+    ``stop_after_steps``: stop after that many optimiser steps of the same recipe (:class:`StopAfterSteps`;
+    the fine-tuning proxy ``early_stop``), then evaluate as usual.
     """
     import datasets
     from transformers import DataCollatorWithPadding, set_seed
@@ -398,6 +414,8 @@ def finetune(ptm: str, model_dir, tokenized_dir, task: str, hp: FinetuneParams |
                 model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok,
                 train_lengths=lengths(train).tolist())
             tracking.attach(trainer, tracking.start(trackers, metrics_path))
+            if stop_after_steps is not None:
+                trainer.add_callback(StopAfterSteps(stop_after_steps))
             trainer.add_callback(progress.trainer_callback(f"training {ptm} on {task}"))  # steady lines, ETA
             log.info("training %s on %s: %d examples, %s epochs, per-device batch %d x %d accumulation, %s",
                      ptm, task, len(train), hp.epochs, args.per_device_train_batch_size,

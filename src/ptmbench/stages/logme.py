@@ -15,7 +15,7 @@ import numpy as np
 
 from ptmbench.core import tasks as registry
 from ptmbench.data.tokenized import subsample
-from ptmbench.estimators import features
+from ptmbench.estimators import features, sweep
 from ptmbench.estimators import transferability as tr
 from ptmbench.estimators.logme import targets
 from ptmbench.io.provenance import provenance, write_json
@@ -45,6 +45,23 @@ def estimator_scores(F, labels, task: str, transferability: dict | None = None, 
     except ValueError as err:
         raise ValueError(f"PTM {ptm!r}, task {task!r}: {err}") from err
     return {n: scores[n] for n in names}, tr.logme_evidence(st), scores["logme"]["time_s"]
+
+
+def sweep_scores(F, labels, task: str, transferability: dict | None = None, ptm: str = "?") -> list[dict] | None:
+    """The config block's sweep (``transferability.sweep``: ``sizes``, ``dims``, ``seed``) of every
+    estimator the block lists, on nested subsamples and PCA projections of ``F``
+    (:func:`ptmbench.estimators.sweep.sweep`); None when the sweep is off (no sizes and no dims)."""
+    block = transferability or {}
+    cfg = block.get("sweep") or {}
+    if not (cfg.get("sizes") or cfg.get("dims")):
+        return None
+    names = list(block.get("estimators", tr.ESTIMATORS))
+    params = {n: block[n] for n in names if block.get(n)}
+    try:
+        return sweep.sweep(F, labels, task, names, params, cfg.get("sizes") or (), cfg.get("dims") or (),
+                           cfg.get("seed", 0))
+    except ValueError as err:
+        raise ValueError(f"PTM {ptm!r}, task {task!r}: {err}") from err
 
 
 def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examples: int | None = None,
@@ -81,6 +98,8 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
     F = features.extract(model_dir, train, batch_size=batch_size, precision=precision)
     feature_time = time.perf_counter() - start
     estimators, per_target, logme_time = estimator_scores(F, labels, task, transferability, ptm)
+    sweep_start = time.perf_counter()
+    swept = sweep_scores(F, labels, task, transferability, ptm)
     score = float(per_target.mean())
     result = {
         "ptm": ptm, "base": base, "task": task, "score": score,
@@ -90,6 +109,7 @@ def score_ptm(ptm: str, model_dir, tokenized_dir, task: str, out_path, max_examp
         "logme_time_s": logme_time, "max_examples": max_examples,
         "precision": features.precision_on(precision),
         "estimators": estimators,
+        **({} if swept is None else {"sweep": swept, "sweep_time_s": time.perf_counter() - sweep_start}),
         "provenance": provenance(model_dir=str(model_dir), tokenized_dir=str(tokenized_dir),
                                  batch_size=batch_size, seed=seed,
                                  evidence_per_target=per_target.tolist(), transferability=transferability),

@@ -27,6 +27,7 @@ from ptmbench.core import tasks as registry
 from ptmbench.evaluation import judging
 from ptmbench.evaluation.chance import chance_metrics
 from ptmbench.io.provenance import atomic_dir, atomic_file, atomic_path
+from ptmbench.stages import sweep_plot
 from ptmbench.stages.export import ID_COLUMNS
 from ptmbench.stages.tokenize import read_squad
 
@@ -685,7 +686,7 @@ def page_label(wildcards) -> dict:
 
 
 PLOT_GROUPS = (("logme_vs_", "LogME vs performance"), ("estimators_", "Estimators per task"),
-               ("merged_heatmap_", "Merged PTMs (heat maps)"))
+               ("merged_heatmap_", "Merged PTMs (heat maps)"), ("sweep_", "Sweeps (sample size, dimension)"))
 
 
 def plot_group(wildcards) -> str:
@@ -981,7 +982,7 @@ def judge_all(est, cons_seeds, parameters, judging_config=None):
 
 def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt, *, estimators_csv=None,
            leaderboard_csv=None, judging_csv=None, noise_csv=None, html_dir=None, data=None, demo_data=(),
-           extra_summaries=(), judging_config=None, docs_md=DOCS_MD) -> None:
+           extra_summaries=(), judging_config=None, docs_md=DOCS_MD, sweep_csv=None) -> None:
     """Rule ``report``: every table, plot and the summary (module docstring).
 
     ``estimators_csv``: the tidy estimators table (None: LogME alone, from ``logme_csv``). ``data``:
@@ -989,8 +990,9 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
     data sets that are generated demo data (:func:`demo_sources`): a banner says so. ``extra_summaries``:
     text files appended to the summary (the published bench's judging, the comparison with it).
     ``judging_config``: config ``judging`` (the bootstrap intervals, :func:`judge_all`). ``docs_md``: the
-    checkout's docs/report.md, shown as the report's definitions page. Outputs given as None are not
-    written."""
+    checkout's docs/report.md, shown as the report's definitions page. ``sweep_csv``: the sweep table (config
+    ``transferability.sweep``): one ``sweep_{task}.png`` per task (:mod:`ptmbench.stages.sweep_plot`). Outputs
+    given as None are not written."""
     perf, logme = read_tables(performance_csv, logme_csv)
     est = read_estimators(estimators_csv) if estimators_csv is not None else logme.assign(
         estimator="logme", applicable=True)
@@ -1020,6 +1022,8 @@ def report(performance_csv, logme_csv, correlations_csv, plots_dir, summary_txt,
         lim = heatmap_scale(gains)  # one colour scale for every base model
         for base in gains:
             plot_merge_heatmap(cons, base, tmp, lim, gains)
+        if sweep_csv is not None:
+            sweep_plot.write_sweep_plots(sweep_csv, est, cons, tmp, order=naming.ordered)
     if html_dir is not None:
         with atomic_dir(html_dir) as tmp:
             write_html_pieces(tmp, board, judg, noise, corr, text, chance, banner, cons, est, docs_md)
