@@ -23,7 +23,12 @@ def _by(rows, axis, size, name):
 def test_subsamples_are_nested_and_seeded():
     F, y = class_features(N=300, D=20)
     rows = sweep.sweep(F, y, "mnli", ["logme", "hscore"], sizes=[50, 120, 300, 999], seed=3)
-    assert {r["size"] for r in rows} == {50, 120}  # sizes at or above N are the full data: skipped
+    assert {r["size"] for r in rows} == {50, 120, 300, 999}
+    full = tr.score_all(F, y, "mnli", ["logme", "hscore"])
+    for n in (300, 999):  # at or above N: the full data, so every PTM of a zoo has a row at every size
+        for name in ("logme", "hscore"):
+            assert _by(rows, "n", n, name)["score"] == pytest.approx(full[name]["score"], rel=1e-12)
+            assert _by(rows, "n", n, name)["note"] == "n >= N = 300: all examples"
     order = np.random.default_rng(3).permutation(300)
     assert set(order[:50]) < set(order[:120])
     for n in (50, 120):
@@ -36,7 +41,11 @@ def test_subsamples_are_nested_and_seeded():
 def test_projections_are_the_leading_principal_components():
     F, y = class_features(N=400, D=30)
     rows = sweep.sweep(F, y, "mnli", ["hscore", "transrate"], dims=[5, 12, 30])
-    assert {r["size"] for r in rows} == {5, 12}
+    assert {r["size"] for r in rows} == {5, 12, 30}
+    full = tr.score_all(F, y, "mnli", ["hscore", "transrate"])  # d >= D: the features themselves
+    assert _by(rows, "d", 30, "hscore")["score"] == pytest.approx(full["hscore"]["score"], rel=1e-12)
+    assert _by(rows, "d", 30, "transrate")["note"] == "d >= D = 30: the features themselves"
+    assert _by(rows, "d", 5, "hscore")["note"] in (None, "")
     for d in (5, 12):
         Z = PCA(n_components=d).fit_transform(F)  # sign and centring do not change either score
         want = tr.score_all(Z, y, "mnli", ["hscore", "transrate"])

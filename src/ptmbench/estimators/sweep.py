@@ -10,6 +10,11 @@ both.) :func:`sweep` scores the estimators of one (PTM, task) again:
   features (exact PCA of the covariance of every example: :meth:`ptmbench.estimators.stats.Stats.leading`;
   the N x N Gram matrix when N <= D), for each d of ``dims`` below D.
 
+A size at or above the data's own (n >= N, or d >= D: a zoo mixes 384-, 768- and 1024-dimensional
+models) is the full data, scored again and marked in ``note``: every PTM has a row at every point of
+the sweep, so the rank correlation at a point always compares the same PTMs (without them, d = 64
+would rank only the PTMs wider than 64 against the full data's ranking of all of them).
+
 Each point is the registry's :func:`ptmbench.estimators.transferability.score_all` on that data, one
 estimator at a time with one shared :class:`ptmbench.estimators.stats.Stats` per point, so ``time_s``
 is what the estimator costs there (the first one that needs the shared pass pays for it, as in the
@@ -38,31 +43,38 @@ def nested_order(N: int, seed: int) -> np.ndarray:
 
 
 def _points(F, labels, task, sizes, dims, seed, stats):
+    """(axis, size, data, note) of every point: ``data()`` gives its (features, labels)."""
     N, D = F.shape
     order = nested_order(N, seed)
+    full = lambda: (F, labels)  # noqa: E731
     for n in sorted(set(sizes)):
         if n < N:
             idx = np.sort(order[:n])
-            yield "n", n, lambda idx=idx: (F[idx], labels[idx])
+            yield "n", n, lambda idx=idx: (F[idx], labels[idx]), ""
+        else:
+            yield "n", n, full, f"n >= N = {N}: all examples"
     big = [d for d in sorted(set(dims)) if d < D]
-    if not big:
-        return
-    if N > D:
-        _, V = (stats if stats is not None else Stats(F, labels, task)).leading(big[-1])
-        mean = F.mean(axis=0, dtype=np.float64)
-    else:
-        mean, V = pca_basis(F, big[-1], "sweep")
-    dtype = np.float32 if F.dtype == np.float32 else np.float64
-    for d in big:
-        if d <= V.shape[1]:
-            yield "d", d, lambda d=d: (project(F, mean, V[:, :d]).astype(dtype), labels)
+    if big:
+        if N > D:
+            _, V = (stats if stats is not None else Stats(F, labels, task)).leading(big[-1])
+            mean = F.mean(axis=0, dtype=np.float64)
+        else:
+            mean, V = pca_basis(F, big[-1], "sweep")
+        dtype = np.float32 if F.dtype == np.float32 else np.float64
+    for d in sorted(set(dims)):
+        if d >= D:
+            yield "d", d, full, f"d >= D = {D}: the features themselves"
+        elif d <= V.shape[1]:
+            yield "d", d, lambda d=d: (project(F, mean, V[:, :d]).astype(dtype), labels), ""
+        else:  # fewer principal components than d (N <= d < D): the Gram matrix has rank N at most
+            yield "d", d, full, f"only {V.shape[1]} principal components (N = {N}): the features themselves"
 
 
 def sweep(features, labels, task: str, names, params=None, sizes=(), dims=(), seed: int = 0,
           stats: Stats | None = None) -> list[dict]:
     """Rows ``{axis, size, estimator, score, time_s, applicable, note}`` of every estimator in ``names``
     (with ``params``, as :func:`ptmbench.estimators.transferability.score_all`) at every size of
-    ``sizes`` (axis ``n``) and ``dims`` (axis ``d``) below the data's own (module docstring).
+    ``sizes`` (axis ``n``) and ``dims`` (axis ``d``); at or above the data's own, the full data (module docstring).
     ``stats``: the full data's :class:`Stats` if already built (its PCA is reused)."""
     F, labels = np.asarray(features), np.asarray(labels)
     for key, values in (("sizes", sizes), ("dims", dims)):
@@ -72,7 +84,7 @@ def sweep(features, labels, task: str, names, params=None, sizes=(), dims=(), se
                              f"{2 if key == 'sizes' else 1}")
     params = params or {}
     rows = []
-    for axis, size, data in _points(F, labels, task, sizes, dims, seed, stats):
+    for axis, size, data, point_note in _points(F, labels, task, sizes, dims, seed, stats):
         X, y = data()
         try:
             st = Stats(X, y, task)
@@ -86,5 +98,6 @@ def sweep(features, labels, task: str, names, params=None, sizes=(), dims=(), se
                 res = score_all(X, y, task, [name], {name: params.get(name, {})}, stats=st)[name]
             except (EstimatorError, ValueError, ArithmeticError) as err:
                 res = {"score": None, "time_s": time.perf_counter() - t0, "applicable": True, "note": str(err)}
-            rows.append({"axis": axis, "size": size, "estimator": name, **res})
+            note = "; ".join(filter(None, [point_note, res.get("note")]))
+            rows.append({"axis": axis, "size": size, "estimator": name, **res, "note": note or res.get("note")})
     return rows
