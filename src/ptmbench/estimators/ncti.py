@@ -64,12 +64,9 @@ def _nuclear(A):
     return float(np.sqrt(np.maximum(np.linalg.eigvalsh(A.T @ A), 0)).sum())
 
 
-def _lda_eigen(X, y, K, counts, means, priors, s):
-    """scikit-learn's LDA 'eigen' solver with shrinkage s: (logits N x K, discriminant coordinates)."""
-    N, d = X.shape
-    R = (X - means[y]) * np.sqrt(priors / counts)[y][:, None]
-    Sw = R.T @ R  # sum_k pi_k Cov(X_k), biased
-    St = X.T @ X / N  # X is centred
+def _shrunk_eigvecs(Sw, St, s, d):
+    """The generalised eigenvectors of (S_t - S_w, S_w) after shrinking both towards ``trace/d``
+    (scikit-learn's 'eigen' solver), by decreasing eigenvalue."""
     Sw_s = (1 - s) * Sw
     Sw_s[np.diag_indices(d)] += s * np.trace(Sw) / d
     St_s = (1 - s) * St
@@ -79,7 +76,16 @@ def _lda_eigen(X, y, K, counts, means, priors, s):
     except np.linalg.LinAlgError as err:
         raise ValueError("ncti: the within-class scatter is singular (constant or duplicate features with "
                          "too few examples?)") from err
-    E = E[:, np.argsort(w)[::-1]]
+    return E[:, np.argsort(w)[::-1]]
+
+
+def _lda_eigen(X, y, K, counts, means, priors, s):
+    """scikit-learn's LDA 'eigen' solver with shrinkage s: (logits N x K, discriminant coordinates)."""
+    N, d = X.shape
+    R = (X - means[y]) * np.sqrt(priors / counts)[y][:, None]
+    Sw = R.T @ R  # sum_k pi_k Cov(X_k), biased
+    St = X.T @ X / N  # X is centred
+    E = _shrunk_eigvecs(Sw, St, s, d)
     coef = means @ E @ E.T  # mu_k^T S_w^-1
     logits = X @ coef.T - 0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
     return logits, X @ E[:, :min(K - 1, d)]
@@ -158,16 +164,7 @@ def _terms_from_scatter(rows, Sw, St, means, priors, counts, y, s, K):
         intercept = intercept - xbar @ coef.T
         proj, shift = scalings[:, :q], xbar @ scalings[:, :q]
     else:
-        Sw_s = (1 - s) * Sw
-        Sw_s[np.diag_indices(d)] += s * np.trace(Sw) / d
-        St_s = (1 - s) * St
-        St_s[np.diag_indices(d)] += s * np.trace(St) / d
-        try:
-            w, E = eigh(St_s - Sw_s, Sw_s)
-        except np.linalg.LinAlgError as err:
-            raise ValueError("ncti: the within-class scatter is singular (constant or duplicate features "
-                             "with too few examples?)") from err
-        E = E[:, np.argsort(w)[::-1]]
+        E = _shrunk_eigvecs(Sw, St, s, d)
         coef = means @ E @ E.T
         intercept = -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
         proj, shift = E[:, :q], np.zeros(q)
