@@ -1,1 +1,1 @@
-"""Stages: one module per workflow stage (acquire, tokenize, finetune, merge, graph, logme, export, report)."""
+"""Stages: one module per workflow stage (acquire, tokenize, finetune, early_stop, merge, graph, logme, export, published, compare, report, card)."""
