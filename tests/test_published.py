@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from ptmbench.core import paths
@@ -125,12 +126,17 @@ def test_judging_equals_an_independent_computation(tables, fixture_bench):
 
 
 def test_param_counts_table_covers_every_base_and_agrees_with_the_planner():
-    from ptmbench.cluster.plan import MODELS
+    from ptmbench.cluster.plan import MODELS, MODELS_BY_ID
 
     table = pd.read_csv(SHIPPED / pub.PARAM_COUNTS, comment="#")
     assert len(table) == 12 + 32 and table["source"].notna().all()  # every base model, a source for each
+    assert table["parameters"].notna().all()  # every one known: param_count covers all 584 published PTMs
     counts = pub.read_param_counts(SHIPPED / pub.PARAM_COUNTS)
     assert {k: v for k, v in counts.items() if k in MODELS} == {k: float(v[0]) for k, v in MODELS.items()}
+    unseen = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["unseen_models"]
+    for name, spec in unseen.items():  # by the hub id the paper config fine-tunes
+        want = MODELS_BY_ID.get(spec["id"]) or MODELS[name.removesuffix("-unseen")]
+        assert counts[spec.get("export_name", name)] == float(want[0]), name
 
 
 @pytest.fixture
